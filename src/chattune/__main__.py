@@ -1,0 +1,3 @@
+from chattune.cli.main import main
+
+main()
