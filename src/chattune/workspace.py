@@ -122,10 +122,15 @@ class Workspace:
         if not ws.config_path.exists():
             config = {"database": f"sqlite:///{ws.db_path}", "host": "127.0.0.1"}
             write_atomic(ws.config_path, yaml.safe_dump(config, sort_keys=False))
-        with ws.db() as conn:
+        conn = sqlite3.connect(ws.db_path, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 conn.executescript(_SCHEMA)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.commit()
+        finally:
+            conn.close()
         return ws
 
     @property

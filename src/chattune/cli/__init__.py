@@ -1,0 +1,1 @@
+"""The `chattune` command: one module per noun, each a thin layer over the SDK."""

@@ -1,0 +1,33 @@
+"""What every CLI module shares: the client, the console, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from chattune.client import Client
+
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceOpt = typer.Option(
+    None, "--workspace", "-w", envvar="CHATTUNE_WORKSPACE", help="Workspace folder.",
+    show_default="./.chattune",
+)
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def get_client(workspace: str | None = None) -> Client:
+    """The SDK client every command calls (workspace from option, env or ./.chattune)."""
+    from chattune.client import Client
+
+    return Client(workspace=workspace)
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout (no colour, no wrapping), for ``--json``."""
+    typer.echo(json.dumps(value, indent=2, default=str))
