@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     status TEXT NOT NULL,
     traffic TEXT NOT NULL DEFAULT '{}',
     mirror_traffic TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deployments (
@@ -90,6 +91,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     model_path TEXT NOT NULL,
     settings TEXT NOT NULL DEFAULT '{}',
     status TEXT NOT NULL,
+    instances TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
     created_at REAL NOT NULL,
     PRIMARY KEY (endpoint, name)
 );

@@ -1,0 +1,112 @@
+"""Foundation-model catalog: the built-in model cards (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chattune.errors import NotFoundError
+
+
+class ModelCard(BaseModel):
+    """One foundation model in the catalog."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    source: str = Field(description="hf://org/id, or offline:NAME for a fetched offline asset")
+    description: str
+    license: str
+    context_length: int
+    parameters: str = Field(description="Parameter count, human readable")
+    labels: list[str] = Field(default_factory=lambda: ["latest"])
+    tags: dict[str, object] = Field(default_factory=dict)
+
+
+_CPU_AND_GPU = ["local-cpu", "local-gpu"]
+
+CATALOG: tuple[ModelCard, ...] = (
+    ModelCard(
+        name="Phi-3-mini-4k-instruct",
+        version="1",
+        source="hf://microsoft/Phi-3-mini-4k-instruct",
+        description="Microsoft Phi-3 mini, 3.8B, 4k context; the reference model (needs the hub).",
+        license="MIT",
+        context_length=4096,
+        parameters="3.8B",
+        tags={
+            "finetune_compute_allow_list": ["local-gpu"],
+            "inference_compute_allow_list": ["local-gpu", "local-cpu"],
+            "model_specific_defaults": {
+                "apply_lora": True,
+                "apply_deepspeed": True,
+                "deepspeed_stage": 2,
+                "precision": "bf16",
+                "lora_target_modules": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+            },
+        },
+    ),
+    ModelCard(
+        name="SmolLM2-135M-Instruct",
+        version="1",
+        source="offline:SmolLM2-135M-Instruct",
+        description="HuggingFace SmolLM2 135M instruct; offline default, fine-tunes on a laptop CPU.",
+        license="Apache-2.0",
+        context_length=8192,
+        parameters="135M",
+        tags={
+            "finetune_compute_allow_list": _CPU_AND_GPU,
+            "inference_compute_allow_list": _CPU_AND_GPU,
+            "model_specific_defaults": {
+                "apply_lora": True,
+                "learning_rate": 2e-4,
+                "max_seq_length": 512,
+                "lora_target_modules": [
+                    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                ],
+            },
+        },
+    ),
+    ModelCard(
+        name="tiny-random-phi3",
+        version="1",
+        source="offline:tiny-random-phi3",
+        description="Phi-3 architecture, real Phi-3 tokenizer and template, 2 layers of width 64, "
+        "seeded random weights; for tests.",
+        license="MIT",
+        context_length=4096,
+        parameters="4.2M",
+        tags={
+            "finetune_compute_allow_list": _CPU_AND_GPU,
+            "inference_compute_allow_list": _CPU_AND_GPU,
+            "model_specific_defaults": {
+                "apply_lora": True,
+                "learning_rate": 1e-3,
+                "max_seq_length": 256,
+                "lora_target_modules": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+            },
+        },
+    ),
+)
+
+
+def get_card(name: str, label: str | None = None, version: str | None = None) -> ModelCard:
+    """The catalog card named ``name`` (at ``label`` or ``version``)."""
+    for card in CATALOG:
+        if card.name.lower() != name.lower():
+            continue
+        if version is not None and card.version != version:
+            raise NotFoundError(
+                f"model {card.name} has no version {version!r} in the catalog",
+                f"use version {card.version} or label 'latest'",
+            )
+        if label is not None and label not in card.labels:
+            raise NotFoundError(
+                f"model {card.name} has no label {label!r}", f"use one of {card.labels}"
+            )
+        return card
+    names = ", ".join(c.name for c in CATALOG)
+    raise NotFoundError(
+        f"unknown model {name!r}: not in the catalog",
+        f"use one of {names}, a local model folder, or hf://org/id (`chattune models catalog`)",
+    )

@@ -1,0 +1,63 @@
+"""Compute: what this machine has, and whether a model fits it for a fine-tuning method."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chattune.catalog import sources
+from chattune.workspace import Workspace
+
+# Bytes per parameter while training: weights (fp32) + grads + two Adam moments when the
+# parameter trains; LoRA trains ~1% of them. Activations are bounded separately.
+_BYTES_FULL = 16
+_BYTES_FROZEN = 4
+_PARAMS = {"135M": 135e6, "3.8B": 3.8e9, "4.2M": 4.2e6}
+
+
+class ComputeAPI:
+    """``client.compute``: ``show()`` and ``check(model, method)``."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+
+    def show(self) -> dict[str, Any]:
+        """CPU cores, memory and GPUs of this machine (``local`` compute)."""
+        import psutil
+
+        info: dict[str, Any] = {
+            "name": "local",
+            "cpu_cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "memory_available_gb": round(psutil.virtual_memory().available / 2**30, 1),
+            "gpus": [],
+        }
+        import torch
+
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                info["gpus"].append({"index": i, "name": props.name,
+                                     "memory_gb": round(props.total_memory / 2**30, 1)})
+        info["kind"] = "local-gpu" if info["gpus"] else "local-cpu"
+        return info
+
+    def check(self, model: str, method: str = "lora") -> dict[str, Any]:
+        """Estimate training memory for ``model`` and say whether this machine fits it."""
+        ref = sources.parse(model)
+        hw = self.show()
+        params = _PARAMS.get(ref.card.parameters, 0.0) if ref.card else 0.0
+        per_param = _BYTES_FROZEN + (0.01 * _BYTES_FULL if method == "lora" else _BYTES_FULL)
+        need_gb = round(params * per_param / 2**30 * 1.2, 2)  # 20% for activations and buffers
+        allowed = ref.card.tags.get("finetune_compute_allow_list", []) if ref.card else []
+        target = hw["kind"]
+        room = max((g["memory_gb"] for g in hw["gpus"]), default=hw["memory_available_gb"])
+        fits = need_gb <= room if params else None
+        reasons = []
+        if allowed and target not in allowed:  # type: ignore[operator]
+            reasons.append(f"{ref.display} allows fine-tuning on {allowed}, this machine is {target}")
+        if fits is False:
+            reasons.append(f"needs ~{need_gb} GB, {room} GB available")
+        return {"model": ref.display, "method": method, "compute": target,
+                "estimated_memory_gb": need_gb or None, "available_gb": room,
+                "ok": not reasons, "reasons": reasons}

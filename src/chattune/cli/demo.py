@@ -1,0 +1,207 @@
+"""`chattune demo`: the whole flow on the offline default, narrated step by step.
+
+Foundation model → compute → data (5%) → pipeline job → metrics → register → endpoint →
+deployment → traffic → invoke → delete; ends with a summary table (step, time, result).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chattune.cli.common import WorkspaceOpt, console, get_client
+from chattune.errors import NotFoundError
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+class Narrator:
+    """Prints each step as it starts and records (step, time, result) for the summary."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float, str]] = []
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[Callable[[str], None]]:
+        console.rule(f"[bold]{len(self.rows) + 1}. {title}")
+        result = {"text": ""}
+        started = time.time()
+        yield lambda text: result.__setitem__("text", text)
+        took = time.time() - started
+        self.rows.append((title, took, result["text"]))
+        console.print(f"[green]✓[/] {result['text']}  [dim]({took:.1f}s)[/]")
+
+    def summary(self) -> Table:
+        table = Table("step", "time", "result", title="chattune demo")
+        for title, took, text in self.rows:
+            table.add_row(title, f"{took:.1f}s", text)
+        table.add_row("[bold]total", f"{sum(r[1] for r in self.rows):.1f}s", "")
+        return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        model: str = typer.Option("SmolLM2-135M-Instruct", "--model", help="Catalog model"),
+        split_pc: float = typer.Option(5, "--split-pc", help="Percent of each split to use"),
+        spec: Path = typer.Option(EXAMPLES / "job.yaml", "--spec", help="Job spec to run"),
+        request: Path = typer.Option(EXAMPLES / "sample_score.json", "--request-file",
+                                     help="Request shape to send (its conversation is replaced "
+                                     "by one from test_gen)"),
+        workspace: str = WorkspaceOpt,
+    ) -> None:
+        """Run the whole fine-tune → serve flow on the offline model and data, narrated.
+
+        Example: chattune demo
+        """
+        run_demo(get_client(workspace), model, split_pc, spec, request)
+
+
+def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path) -> None:
+    """The demo flow; every step is one SDK call plus printing."""
+    from chattune.catalog import assets
+
+    for path in (spec, request):
+        if not path.exists():
+            raise NotFoundError(f"{path} not found", "run the demo from a clone of chattune")
+    n = Narrator()
+    ws = client.workspace
+    with n.step("workspace") as done:
+        done(str(ws.root))
+    with n.step("offline assets") as done:
+        assets.fetch(progress=lambda m: console.print(f"  {m}"))
+        done("SmolLM2-135M-Instruct, tiny-random-phi3, ultrachat-sample")
+    with n.step("foundation model") as done:
+        card = client.models.get(model, label="latest")
+        console.print(f"  {card.name} v{card.version}: {card.description}")
+        done(f"{card.name}:{card.version} ({card.parameters}, {card.license})")
+    with n.step("compute") as done:
+        check = client.compute.check(model, method="lora")
+        console.print(f"  {json.dumps(check)}")
+        done(f"{check['compute']}, needs ~{check['estimated_memory_gb']} GB: "
+             + ("ok" if check["ok"] else "; ".join(check["reasons"])))
+    data_dir = ws.root / "demo" / "ultrachat_200k_dataset"
+    with n.step(f"data: ultrachat-sample, {split_pc:g}% split") as done:
+        splits = client.data.download("ultrachat-sample", split_pc=split_pc, out=data_dir)
+        rows = {name: _rows(info) for name, info in splits.items()}
+        console.print(f"  {rows}  →  {data_dir}")
+        done(", ".join(f"{k} {v}" for k, v in rows.items()))
+    with n.step("fine-tuning pipeline") as done:
+        job = client.jobs.create(spec, overrides={
+            "name": f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
+            "model": model,
+            "data": {"train": str(data_dir / "train_sft.jsonl"),
+                     "test": str(data_dir / "test_sft.jsonl")},
+        })
+        console.print(f"  job {job.name} started (pid {job.pid}); following it")
+        job = follow(client, job.name)
+        if job.status != "completed":
+            raise typer.Exit(_fail(client, job))
+        done(f"job {job.name} completed")
+    with n.step("metrics") as done:
+        final = client.jobs.metrics(job.name, plot=ws.job_dir(job.name) / "loss.png")["final"]
+        base, tuned = final["base_test_loss"], final["test_loss"]
+        console.print(f"  eval loss on test_sft: base {base:.4f} → fine-tuned {tuned:.4f}")
+        console.print(f"  token accuracy: {final['base_test_token_accuracy']:.3f} → "
+                      f"{final['test_token_accuracy']:.3f}; loss curve {ws.job_dir(job.name)}/loss.png")
+        done(f"eval loss base {base:.4f} → fine-tuned {tuned:.4f}")
+    with n.step("register model") as done:
+        registered = client.models.register(job=job.name, name=f"{model}-ultrachat",
+                                            version=time.strftime("%Y%m%d%H%M%S"))
+        done(registered.ref)
+    endpoint = "chattune-demo"
+    eps = client.endpoints
+    try:
+        with n.step("create endpoint") as done:
+            if any(e["name"] == endpoint for e in _dicts(eps.list())):
+                eps.delete(endpoint)
+            info = _dict(eps.create(endpoint))
+            done(f"{endpoint} at {info.get('scoring_uri')}")
+        with n.step("create deployment") as done:
+            eps.create_deployment(endpoint, "demo", registered.ref, instance_count=1)
+            done(f"demo serving {registered.ref}")
+        with n.step("route traffic") as done:
+            eps.update(endpoint, traffic={"demo": 100})
+            done("demo=100")
+        with n.step("invoke") as done:
+            body = json.loads(request.read_text())
+            body["input_data"]["input_string"] = _test_conversation(data_dir / "test_gen.jsonl")
+            console.print(f"  user: {body['input_data']['input_string'][-1]['content'][:200]}")
+            answer = eps.invoke(endpoint, body)
+            console.print(f"  assistant: {answer['output']}", markup=False)
+            done(f"{len(answer['output'])} chars answered")
+    finally:
+        with n.step("delete endpoint") as done:
+            if any(e["name"] == endpoint for e in _dicts(eps.list())):
+                eps.delete(endpoint)
+            done(f"{endpoint} deleted")
+    console.print(n.summary())
+
+
+def follow(client: Any, name: str) -> Any:
+    """Render a job's stages and training steps as progress bars until it finishes."""
+    columns = (TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as bars:
+        tasks: dict[str, Any] = {}
+        while True:
+            job = client.jobs.get(name)
+            live = client.jobs.progress(name)
+            for s in job.stages:
+                if s.status == "queued":
+                    continue
+                task = tasks.get(s.name)
+                if task is None:
+                    task = tasks[s.name] = bars.add_task(s.name, total=1, info="")
+                info = s.note or s.status
+                if s.name == "finetune" and s.status == "running" and live.get("total"):
+                    loss = live.get("loss")
+                    bars.update(task, total=live["total"], completed=live.get("step", 0),
+                                info=f"step {live.get('step')}/{live['total']}"
+                                + (f" loss {loss:.3f}" if loss is not None else ""))
+                    continue
+                if s.status in ("completed", "failed", "canceled"):
+                    total = bars.tasks[task].total or 1
+                    bars.update(task, completed=total if s.status == "completed" else 0,
+                                info=s.error or info)
+                else:
+                    bars.update(task, info=info)
+            if job.done:
+                return job
+            time.sleep(0.5)
+
+
+def _fail(client: Any, job: Any) -> int:
+    console.print(f"[red]job {job.name} {job.status}[/]: {job.error}", markup=False)
+    console.print(f"log: {client.workspace.job_dir(job.name) / 'job.log'}")
+    return 1
+
+
+def _rows(info: Any) -> int:
+    return int(info["rows"] if isinstance(info, dict) else info.rows)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    return value.to_dict() if hasattr(value, "to_dict") else vars(value)
+
+
+def _dicts(values: Any) -> list[dict[str, Any]]:
+    return [_dict(v) for v in values]
+
+
+def _test_conversation(path: Path) -> list[dict[str, str]]:
+    """The first test_gen conversation, cut before its first assistant turn."""
+    with open(path) as f:
+        messages = json.loads(f.readline())["messages"]
+    first_assistant = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return [{"role": m["role"], "content": m["content"]} for m in messages[:first_assistant]]

@@ -1,0 +1,172 @@
+"""`chattune jobs`: create a fine-tuning pipeline job, follow it, read its metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.table import Table
+
+from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, print_json
+
+if TYPE_CHECKING:
+    from chattune.jobs.store import Job
+
+app = typer.Typer(help="Fine-tuning pipeline jobs: validate → model_import → preprocess → "
+                  "finetune → evaluate → package.", no_args_is_help=True)
+
+_STYLE = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan"}
+
+
+@app.command("create")
+def create(
+    file: str = typer.Option(..., "--file", "-f", help="Job spec YAML (see examples/job.yaml)"),
+    name: str = typer.Option(None, "--name", help="Override the spec's name"),
+    stream: bool = typer.Option(False, "--stream", help="Follow the job after creating it"),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Validate the spec and start the job in its own process; prints the job name at once.
+
+    The job outlives the terminal. Parameters (defaults in brackets): num_train_epochs[1],
+    max_steps[-1], per_device_train_batch_size[1], learning_rate[2e-5], lr_scheduler_type[linear],
+    warmup_steps[0], optim[adamw_torch], precision[32], max_seq_length[-1], packing[true],
+    evaluation_strategy[epoch], apply_lora[true], lora_r[8], lora_alpha[128], apply_early_stopping,
+    apply_deepspeed, ... (full list: DESIGN.md §2).
+
+    Example: chattune jobs create -f examples/job.yaml
+    """
+    client = get_client(workspace)
+    job = client.jobs.create(file, overrides={"name": name} if name else None)
+    if json:
+        print_json(job_dict(job))
+    else:
+        console.print(f"created job [bold]{job.name}[/] (pid {job.pid}); "
+                      f"follow it with: chattune jobs stream {job.name}")
+    if stream:
+        _stream(client, job.name)
+
+
+@app.command("stream")
+def stream(name: str, workspace: str = WorkspaceOpt) -> None:
+    """Follow a job's log until it reaches a final status (exit 1 unless completed).
+
+    Example: chattune jobs stream phi3-ultrachat
+    """
+    _stream(get_client(workspace), name)
+
+
+@app.command("show")
+def show(
+    name: str,
+    metrics: bool = typer.Option(False, "--metrics", help="Metrics table and loss-curve PNG"),
+    plot: str = typer.Option(None, "--plot", help="Where to save the loss curve PNG"),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Show a job's status and stages; with --metrics its MLflow metrics and loss curve.
+
+    Example: chattune jobs show phi3-ultrachat --metrics
+    """
+    client = get_client(workspace)
+    job = client.jobs.get(name)
+    data: dict[str, Any] = job_dict(job)
+    if metrics:
+        target = plot or str(client.workspace.job_dir(name) / "loss.png")
+        data["metrics"] = client.jobs.metrics(name, plot=target)
+    if json:
+        print_json(data)
+        return
+    print_job(job)
+    if metrics:
+        table = Table("metric", "value")
+        for key, value in sorted(data["metrics"]["final"].items()):
+            table.add_row(key, f"{value:.6g}")
+        console.print(table)
+        console.print(f"loss curve: {data['metrics']['plot']}")
+
+
+@app.command("list")
+def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
+    """List jobs, newest first.
+
+    Example: chattune jobs list
+    """
+    jobs = get_client(workspace).jobs.list()
+    if json:
+        print_json([job_dict(j) for j in jobs])
+        return
+    table = Table("name", "status", "model", "created", "current stage")
+    for j in jobs:
+        current = next((s.name for s in j.stages if s.status == "running"), "")
+        table.add_row(j.name, _status(j.status), j.spec.get("model", ""),
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)), current)
+    console.print(table)
+
+
+@app.command("cancel")
+def cancel(name: str, workspace: str = WorkspaceOpt) -> None:
+    """Stop a running job (it can be resumed later).
+
+    Example: chattune jobs cancel phi3-ultrachat
+    """
+    job = get_client(workspace).jobs.cancel(name)
+    console.print(f"job {name}: {_status(job.status)}")
+
+
+@app.command("resume")
+def resume(
+    name: str,
+    stream: bool = typer.Option(False, "--stream", help="Follow the job after resuming it"),
+    workspace: str = WorkspaceOpt,
+) -> None:
+    """Run a failed or canceled job again: finished stages are reused, training resumes.
+
+    Example: chattune jobs resume phi3-ultrachat --stream
+    """
+    client = get_client(workspace)
+    job = client.jobs.resume(name)
+    console.print(f"resumed job [bold]{job.name}[/] (pid {job.pid})")
+    if stream:
+        _stream(client, name)
+
+
+@app.command("logs")
+def logs(name: str, workspace: str = WorkspaceOpt) -> None:
+    """Print a job's full log.
+
+    Example: chattune jobs logs phi3-ultrachat
+    """
+    typer.echo(get_client(workspace).jobs.logs(name), nl=False)
+
+
+def _stream(client: Any, name: str) -> None:
+    job = client.jobs.stream(name, on_line=lambda line: console.print(line, markup=False,
+                                                                        highlight=False))
+    print_job(job)
+    if job.status != "completed":
+        raise typer.Exit(1)
+
+
+def print_job(job: Job) -> None:
+    """Rich table of a job's stages."""
+    console.print(f"job [bold]{job.name}[/]: {_status(job.status)}  (model {job.spec.get('model')})")
+    if job.error:
+        console.print(f"  error: {job.error}", markup=False)
+    table = Table("stage", "status", "time", "note")
+    for s in job.stages:
+        took = f"{s.duration:.1f}s" if s.duration is not None else ""
+        table.add_row(s.name, _status(s.status), took, s.error or s.note or "")
+    console.print(table)
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(job)
+
+
+def _status(status: str) -> str:
+    style = _STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status

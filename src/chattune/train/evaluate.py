@@ -1,0 +1,79 @@
+"""Stage `evaluate`: loss, perplexity and token accuracy on the test split, base vs fine-tuned.
+
+Both models are scored on the same preprocessed examples (assistant tokens only), so the
+difference is what fine-tuning bought.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from chattune.jobs.context import StageContext
+from chattune.train.packing import collate
+from chattune.train.preprocess import read_examples
+from chattune.train.template import Example
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    """Score the base and the fine-tuned model; log ``test_*`` and ``base_test_*`` metrics."""
+    splits = ctx.outputs["preprocess"]["splits"]
+    if "test" not in splits:
+        ctx.log.info("no data.test: nothing to evaluate")
+        return {"skipped": "no test data"}
+    examples = read_examples(splits["test"]["file"])
+    tuned = ctx.outputs["finetune"]
+    batch = ctx.params.per_device_eval_batch_size
+    base = score(load_model(tuned["base_model_dir"]), examples, batch)
+    fine = score(load_model(tuned["final_model"], tuned["base_model_dir"] if tuned["adapter_only"] else None), examples, batch)
+    metrics = {f"test_{k}": v for k, v in fine.items()}
+    metrics |= {f"base_test_{k}": v for k, v in base.items()}
+    ctx.log_metrics(metrics, None)
+    ctx.log.info("base: loss %.4f ppl %.2f acc %.3f | fine-tuned: loss %.4f ppl %.2f acc %.3f",
+                 base["loss"], base["perplexity"], base["token_accuracy"],
+                 fine["loss"], fine["perplexity"], fine["token_accuracy"])
+    return {"metrics": metrics, "examples": len(examples)}
+
+
+def load_model(folder: str, base_dir: str | None = None) -> Any:
+    """A model for scoring: a full folder, or ``base_dir`` with the LoRA adapter in ``folder``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if base_dir is None:
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, folder).eval()
+
+
+def score(model: Any, examples: list[Example], batch_size: int = 1) -> dict[str, float]:
+    """Token-weighted loss, perplexity and next-token accuracy on assistant tokens."""
+    import torch
+
+    total_loss, correct, count = 0.0, 0, 0
+    pad = getattr(model.config, "pad_token_id", None) or 0
+    with torch.inference_mode():
+        for i in range(0, len(examples), batch_size):
+            batch = collate([[e] for e in examples[i : i + batch_size]], pad)
+            logits = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"],
+            ).logits[:, :-1].float()
+            target = batch["labels"][:, 1:]
+            keep = target != -100
+            losses = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), target.clamp(min=0), reduction="none"
+            )
+            total_loss += losses[keep].sum().item()
+            correct += (logits.argmax(-1) == target)[keep].sum().item()
+            count += keep.sum().item()
+    loss = total_loss / max(count, 1)
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 50)),
+        "token_accuracy": correct / max(count, 1),
+        "tokens": float(count),
+    }

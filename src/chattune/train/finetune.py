@@ -1,0 +1,190 @@
+"""Stage `finetune`: LoRA or full fine-tuning with the transformers Trainer.
+
+Read top to bottom: load → wrap with LoRA → pack → train (checkpoints, eval, early stopping,
+metrics to MLflow) → save the final model (merged when ``merge_lora_weights``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from chattune.jobs.context import StageContext
+from chattune.jobs.spec import TrainParams
+from chattune.train.packing import collate, pack
+from chattune.train.preprocess import read_examples
+from chattune.train.template import Example
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    """Train on the preprocessed train split; return where the final model is."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, Trainer
+
+    p = ctx.params
+    model_dir = ctx.outputs["model_import"]["model_dir"]
+    prep = ctx.outputs["preprocess"]
+    out_dir = ctx.stage_dir("finetune")
+    torch.manual_seed(p.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dtype = torch.bfloat16 if p.precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    if p.apply_lora:
+        model = add_lora(model, p)
+    trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
+    total = sum(t.numel() for t in model.parameters())
+    ctx.log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
+
+    max_len = prep["max_seq_length"]
+    train_rows = rows(read_examples(prep["splits"]["train"]["file"]), max_len, p.packing)
+    eval_split = "validation" if "validation" in prep["splits"] else "test"
+    eval_rows = None
+    if eval_split in prep["splits"] and p.evaluation_strategy != "no":
+        eval_rows = rows(read_examples(prep["splits"][eval_split]["file"]), max_len, p.packing)
+
+    args = training_arguments(p, out_dir / "checkpoints", has_eval=eval_rows is not None)
+    callbacks: list[Any] = [MetricsCallback(ctx)]
+    if p.apply_early_stopping and eval_rows is not None:
+        callbacks.append(EarlyStoppingCallback(p.early_stopping_patience, p.early_stopping_threshold))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        data_collator=lambda batch: collate(batch, tokenizer.pad_token_id),
+        callbacks=callbacks,
+    )
+    resume = p.resume_from_checkpoint or (ctx.resuming and has_checkpoint(args.output_dir))
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    ctx.log.info("trained %d steps in %.1fs, train loss %.4f",
+                 result.global_step, time.time() - started, result.training_loss)
+
+    final = out_dir / "final"
+    save_final(trainer.model, tokenizer, final, p)
+    return {
+        "final_model": str(final),
+        "adapter_only": p.apply_lora and not p.merge_lora_weights,
+        "base_model_dir": model_dir,
+        "checkpoints_dir": str(args.output_dir),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "global_step": result.global_step,
+        "train_loss": result.training_loss,
+        "train_rows": len(train_rows),
+    }
+
+
+def rows(examples: list[Example], max_len: int, packing: bool) -> list[list[Example]]:
+    """Training rows: packed groups of examples, or one example per row."""
+    if not packing:
+        return [[e] for e in examples]
+    return [[examples[i] for i in group] for group in pack([len(e.input_ids) for e in examples], max_len)]
+
+
+def add_lora(model: Any, p: TrainParams) -> Any:
+    """Wrap ``model`` with LoRA adapters (Phi-3's fused qkv_proj/gate_up_proj included)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=p.lora_r,
+        lora_alpha=p.lora_alpha,
+        lora_dropout=p.lora_dropout,
+        target_modules=p.lora_target_modules or "all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
+    """Map the job's parameters onto transformers' TrainingArguments."""
+    from transformers import TrainingArguments
+
+    eval_strategy = p.evaluation_strategy if has_eval else "no"
+    early = p.apply_early_stopping and has_eval
+    save_strategy = eval_strategy if early else "steps"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=p.num_train_epochs,
+        max_steps=p.max_steps,
+        per_device_train_batch_size=p.per_device_train_batch_size,
+        per_device_eval_batch_size=p.per_device_eval_batch_size,
+        gradient_accumulation_steps=p.gradient_accumulation_steps,
+        learning_rate=p.learning_rate,
+        lr_scheduler_type=p.lr_scheduler_type,
+        warmup_steps=p.warmup_steps,
+        optim=p.optim,
+        weight_decay=p.weight_decay,
+        adam_beta1=p.adam_beta1,
+        adam_beta2=p.adam_beta2,
+        adam_epsilon=p.adam_epsilon,
+        max_grad_norm=p.max_grad_norm,
+        bf16=p.precision == "bf16",
+        fp16=p.precision == "16",
+        seed=p.seed,
+        eval_strategy=eval_strategy,
+        eval_steps=p.eval_steps,
+        logging_steps=p.logging_steps,
+        logging_first_step=True,
+        save_strategy=save_strategy,
+        save_steps=p.eval_steps if early and eval_strategy == "steps" else p.save_steps,
+        save_total_limit=None if p.save_total_limit < 0 else p.save_total_limit,
+        load_best_model_at_end=early,
+        metric_for_best_model=f"eval_{p.metric_for_best_model}" if early else None,
+        greater_is_better=False if early else None,
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="all",
+    )
+
+
+def has_checkpoint(output_dir: str) -> bool:
+    return any(Path(output_dir).glob("checkpoint-*"))
+
+
+def save_final(model: Any, tokenizer: Any, out: Path, p: TrainParams) -> None:
+    """Save a loadable model folder: merged weights, or the adapter alone, plus the tokenizer.
+
+    Weights keep the training dtype: rounding merged fp32 weights to bf16 would erase part
+    of the small LoRA update that evaluation just measured.
+    """
+    if p.apply_lora and p.merge_lora_weights:
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        gen.save_pretrained(out)
+
+
+class MetricsCallback(TrainerCallback):
+    """Trainer callback: metrics to MLflow (loss, eval_loss, perplexity, lr, tokens/s) and progress."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self._tick = (time.time(), 0)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
+               **_: Any) -> None:
+        logs = dict(logs or {})
+        seen = logs.pop("num_input_tokens_seen", None)
+        if seen is not None:
+            now = time.time()
+            dt = now - self._tick[0]
+            if dt > 0 and seen > self._tick[1]:
+                logs["tokens_per_second"] = (seen - self._tick[1]) / dt
+            self._tick = (now, seen)
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50))
+        metrics = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+        self.ctx.log_metrics(metrics, state.global_step)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        self.ctx.log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
+        self.ctx.progress(stage="finetune", step=state.global_step, total=state.max_steps,
+                          loss=metrics.get("loss"), eval_loss=metrics.get("eval_loss"))

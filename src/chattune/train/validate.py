@@ -1,0 +1,55 @@
+"""Stage `validate`: the data, model and compute are usable before anything expensive runs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from chattune.catalog import sources
+from chattune.errors import ValidationError
+from chattune.jobs.context import StageContext
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    """Parse the model reference, read and check every data file; return counts and hashes."""
+    from chattune.data.readers import load_conversations
+
+    ref = sources.parse(ctx.spec.model)
+    counts, hashes = {}, {}
+    for split, path in ctx.spec.data.model_dump().items():
+        if path is None:
+            continue
+        convs = load_conversations(path)
+        if split == "train" and not convs:
+            raise ValidationError(f"data.train {path}: no conversations", "point to chat data")
+        counts[split] = len(convs)
+        hashes[split] = file_digest(Path(path))
+        ctx.log.info("data.%s: %d conversations (%s)", split, len(convs), path)
+    if ctx.params.apply_deepspeed or (ctx.params.number_of_gpu_to_use_finetuning or 0) > 1:
+        _check_gpus(ctx)
+    ctx.log.info("model: %s", ref.display)
+    return {"model": ref.display, "rows": counts, "data_sha256": hashes}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's files in name order (stage cache keys use it)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _check_gpus(ctx: StageContext) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValidationError(
+            "parameters.apply_deepspeed / number_of_gpu_to_use_finetuning need CUDA GPUs, "
+            "and this machine has none",
+            "set apply_deepspeed: false and leave number_of_gpu_to_use_finetuning unset",
+        )

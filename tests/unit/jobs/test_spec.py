@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from chattune.errors import ValidationError
+from chattune.jobs.spec import TrainParams, effective_parameters, load_spec, parse_spec, spec_json
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_spec_parses(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.model and spec.data.train
+
+
+def test_unknown_key_is_named_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "job.yaml"
+    bad.write_text("model: tiny-random-phi3\ndata:\n  train: t.jsonl\nparameters:\n"
+                   "  lerning_rate: 0.1\n")
+    with pytest.raises(ValidationError) as err:
+        load_spec(bad)
+    assert str(err.value).startswith(f"{bad}:5: parameters.lerning_rate: unknown key")
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as err:
+        parse_spec({"data": {"train": "x"}, "parameters": {"lr_scheduler_type": "cosin",
+                                                           "lora_r": 0}})
+    text = str(err.value)
+    assert "model: Field required" in text
+    assert "parameters.lr_scheduler_type" in text
+    assert "parameters.lora_r" in text
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "job.yaml"
+    bad.write_text("model: x\ndata: [\n")
+    with pytest.raises(ValidationError, match=r"job.yaml:\d+: not valid YAML"):
+        load_spec(bad)
+
+
+def test_model_defaults_fill_only_what_the_spec_leaves_out() -> None:
+    spec = parse_spec({"model": "m", "data": {"train": "t"}, "parameters": {"lora_r": 4}})
+    params = effective_parameters(spec.parameters, {"lora_r": 16, "learning_rate": 1e-3})
+    assert params.lora_r == 4
+    assert params.learning_rate == 1e-3
+    assert params.num_train_epochs == TrainParams().num_train_epochs
+
+
+def test_stored_spec_keeps_only_user_set_parameters() -> None:
+    spec = parse_spec({"model": "m", "data": {"train": "t"}, "parameters": {"lora_r": 4}})
+    again = parse_spec(__import__("json").loads(spec_json(spec)))
+    assert again.parameters.model_fields_set == {"lora_r"}
+    assert again.name == spec.name
+
+
+def test_precision_accepts_numbers_like_the_reference_pipeline() -> None:
+    spec = parse_spec({"model": "m", "data": {"train": "t"}, "parameters": {"precision": 16}})
+    assert spec.parameters.precision == "16"
