@@ -23,11 +23,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from chattune.cli import assets, data, demo, endpoints, jobs, models, workspace
+    from chattune.cli import assets, compute, data, demo, endpoints, jobs, models, workspace
 
     workspace.register(app)
     app.add_typer(assets.app, name="assets")
     app.add_typer(models.app, name="models")
+    app.add_typer(compute.app, name="compute")
     app.add_typer(data.app, name="data")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(endpoints.app, name="endpoints")

@@ -1,0 +1,102 @@
+"""`chattune data` commands and `client.data`, end to end on the fixture sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chattune.cli.data import app
+from chattune.client import Client
+from chattune.data.schema import DataValidationError
+from chattune.errors import NotFoundError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def ws(tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setenv("CHATTUNE_ULTRACHAT_SAMPLE", str(sample_dir))
+    return ["-w", str(tmp_path / "ws")]
+
+
+def test_download_validate_show(ws: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    result = runner.invoke(app, ["download", "ultrachat-sample", "--split-pc", "50", "--out",
+                                 str(out), *ws])
+    assert result.exit_code == 0, result.output
+    assert "train_sft" in result.stdout and "test_gen" in result.stdout
+    result = runner.invoke(app, ["download", "ultrachat-sample", "--split-pc", "50", "--out",
+                                 str(out), "--json", *ws])
+    info = json.loads(result.stdout)
+    assert list(info) == ["train_sft", "test_sft", "train_gen", "test_gen"]
+    assert info["train_sft"]["path"] == str(out / "train_sft.jsonl")
+
+    result = runner.invoke(app, ["validate", str(out / "train_sft.jsonl"), *ws])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"ok: {out / 'train_sft.jsonl'}: {info['train_sft']['rows']} ")
+
+    plot = tmp_path / "len.png"
+    result = runner.invoke(app, ["show", str(out / "train_sft.jsonl"), "-n", "1", "--plot",
+                                 str(plot), *ws])
+    assert result.exit_code == 0, result.output
+    assert "duplicate prompt_ids" in result.stdout and "conversation 1" in result.stdout
+    assert plot.is_file()
+    shown = json.loads(runner.invoke(app, ["show", str(out / "train_sft.jsonl"), "--json", *ws])
+                       .stdout)
+    assert shown["stats"]["rows"] == info["train_sft"]["rows"]
+    assert len(shown["conversations"]) == min(3, shown["stats"]["rows"])
+
+
+def test_validate_error_is_a_chattune_error(ws: list[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "assistant", "content": "x"}]}\n')
+    result = runner.invoke(app, ["validate", str(bad), *ws])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, DataValidationError)  # main() prints it as one line
+    assert result.exception.message == (
+        "line 1 of bad.jsonl: messages[0]: the conversation must start with a user turn, got "
+        "assistant")
+
+
+def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>")
+    tokenizer.chat_template = (  # drops system messages, as Phi-3's does
+        "{% for m in messages %}{% if m['role'] != 'system' %}{{ m['content'] + ' ' }}{% endif %}"
+        "{% endfor %}")
+    tokenizer.save_pretrained(tmp_path / "model")
+    data = Client(ws[1]).data
+    result = data.show(sample_dir, n=0, model_dir=tmp_path / "model")
+    assert result["conversations"] == []
+    assert result["stats"]["tokens"]["min"] > 0
+    assert result["stats"]["system_folded"] == result["stats"]["roles"]["system"]
+    with pytest.raises(NotFoundError, match="no model folder or offline model named 'nope'"):
+        data.show(sample_dir, model_dir="nope")
+
+
+def test_cli_module_imports_no_heavy_libraries() -> None:
+    code = ("import sys, chattune.cli.data; "
+            "print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow', 'matplotlib') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unfetched_sample_says_how_to_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHATTUNE_ULTRACHAT_SAMPLE", raising=False)
+    monkeypatch.setenv("CHATTUNE_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(NotFoundError) as info:
+        Client(tmp_path / "ws").data.download("ultrachat-sample", 5, tmp_path / "out")
+    assert "'ultrachat-sample'" in info.value.message and "assets fetch" in info.value.hint
+    assert not (tmp_path / "out").exists()
