@@ -117,4 +117,7 @@ def load_tokenizer(model: str | Path) -> Any:
 
     from chattune.catalog import sources
 
-    return AutoTokenizer.from_pretrained(sources.materialize(sources.parse(str(model))))
+    folder = Path(model).expanduser()
+    if not folder.is_dir():  # a tokenizer-only folder is enough here, unlike for training
+        folder = sources.materialize(sources.parse(str(model)))
+    return AutoTokenizer.from_pretrained(folder)
