@@ -79,7 +79,7 @@ def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir:
     assert result["conversations"] == []
     assert result["stats"]["tokens"]["min"] > 0
     assert result["stats"]["system_folded"] == result["stats"]["roles"]["system"]
-    with pytest.raises(NotFoundError, match="no model folder or offline model named 'nope'"):
+    with pytest.raises(NotFoundError, match="unknown model 'nope': not in the catalog"):
         data.show(sample_dir, model_dir="nope")
 
 
