@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
+from pathlib import Path
 from types import FrameType
 
+from chattune.jobs import store
 from chattune.jobs.runner import Canceled, run_job
 from chattune.workspace import Workspace
 
@@ -26,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _cancel)
-    status = run_job(Workspace(args.workspace), args.name, resuming=args.resume)
+    ws = Workspace(Path(args.workspace))
+    try:
+        status = run_job(ws, args.name, resuming=args.resume)
+    except BaseException as exc:  # outside any stage: still never leave the job "running"
+        store.update_job(ws, args.name, status="failed", finished_at=time.time(),
+                         error=f"job process: {type(exc).__name__}: {exc}")
+        raise
     return 0 if status == "completed" else 1
 
 

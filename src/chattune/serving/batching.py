@@ -1,0 +1,276 @@
+"""Batched generation over transformers: the default :class:`~chattune.serving.engine.Engine`.
+
+Requests land in a queue; one generation thread takes the oldest, waits a few milliseconds
+for others with the same :class:`GenerationParams`, and runs them as one left-padded
+``generate`` call (bounded by ``max_batch_size``). A streamer splits each step's tokens per
+row, so streaming and plain requests share the batch. Each row stops on the model's
+``generation_config`` end tokens; a cancelled request (client gone, timeout) stops its row.
+
+>>> engine = TransformersEngine("models/demo/1", model_name="demo:1")
+>>> engine.start()  # loads in the background; engine.is_ready() turns True when done
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chattune.serving.engine import Delta, GenerationParams, Message, PromptTooLong
+
+log = logging.getLogger("chattune.serving.engine")
+
+
+@dataclass(eq=False)
+class _Job:
+    messages: list[Message]
+    params: GenerationParams
+    loop: asyncio.AbstractEventLoop
+    deltas: asyncio.Queue[Delta | BaseException] = field(default_factory=asyncio.Queue)
+    cancelled: bool = False
+
+    def send(self, item: Delta | BaseException) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.deltas.put_nowait, item)
+        except RuntimeError:  # the request's event loop is gone: nobody is listening
+            self.cancelled = True
+
+
+class TransformersEngine:
+    """Loads a HuggingFace model folder and answers conversations in batches."""
+
+    def __init__(
+        self, model_path: str | Path, model_name: str, *, device: str | None = None,
+        max_batch_size: int = 8, batch_window_ms: float = 10.0,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.model_name = model_name
+        self.device = device
+        self.max_batch_size = max_batch_size
+        self.batch_window = batch_window_ms / 1000
+        self.load_error: str | None = None
+        self._ready = threading.Event()
+        self._pending: queue.Queue[_Job | None] = queue.Queue()
+        self._backlog: deque[_Job] = deque()
+        self.tokenizer: Any = None
+        self.model: Any = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        """Load the model and serve the queue in a daemon thread (readiness when loaded)."""
+        thread = threading.Thread(target=self._main, name="generation", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._pending.put(None)
+
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.monotonic()
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # bf16 halves memory on GPUs; CPUs run float32 much faster than bf16.
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.tokenizer.padding_side = "left"  # decoder-only: new tokens follow the prompt
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
+        self.model = model.to(device).eval()
+        config = self.model.generation_config
+        eos = config.eos_token_id
+        eos = self.tokenizer.eos_token_id if eos is None else eos
+        self.eos_ids: set[int] = set(eos if isinstance(eos, list) else [eos])
+        self.pad_id = next(
+            x for x in (config.pad_token_id, self.tokenizer.pad_token_id, min(self.eos_ids))
+            if x is not None
+        )
+        self.context = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        log.info("loaded %s on %s in %.1fs", self.model_path, device, time.monotonic() - started)
+
+    def _main(self) -> None:
+        try:
+            self.load()
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("could not load model from %s", self.model_path)
+            return
+        self._ready.set()
+        while (batch := self._collect()) is not None:
+            if batch:
+                self._run(batch)
+
+    # --- requests -----------------------------------------------------------------------
+
+    async def stream(
+        self, messages: list[Message], params: GenerationParams
+    ) -> AsyncIterator[Delta]:
+        """Answer deltas for one conversation; closing the iterator cancels its row."""
+        job = _Job(messages, params.normalized(), asyncio.get_running_loop())
+        self._pending.put(job)
+        try:
+            while True:
+                item = await job.deltas.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            job.cancelled = True
+
+    def _collect(self) -> list[_Job] | None:
+        """The oldest job plus same-params jobs arriving within the batch window."""
+        first = self._backlog.popleft() if self._backlog else self._pending.get()
+        if first is None:
+            return None
+        batch = [first]
+        for job in list(self._backlog):
+            if len(batch) < self.max_batch_size and job.params == first.params:
+                batch.append(job)
+                self._backlog.remove(job)
+        deadline = time.monotonic() + self.batch_window
+        while len(batch) < self.max_batch_size:
+            try:
+                job = self._pending.get(timeout=max(deadline - time.monotonic(), 1e-4))
+            except queue.Empty:
+                break
+            if job is None:
+                self._pending.put(None)  # shut down after this batch
+                break
+            (batch if job.params == first.params else self._backlog).append(job)
+        return [job for job in batch if not job.cancelled]
+
+    def _run(self, batch: list[_Job]) -> None:
+        import torch
+
+        rows, prompts = [], []
+        for job in batch:
+            try:
+                prompts.append(self._encode(job.messages))
+                rows.append(job)
+            except PromptTooLong as exc:
+                job.send(exc)
+        if not rows:
+            return
+        params = rows[0].params
+        padded = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        longest = padded["input_ids"].shape[1]
+        config = copy.deepcopy(self.model.generation_config)
+        config.max_new_tokens = min(params.max_new_tokens, self.context - longest)
+        config.do_sample = params.do_sample
+        config.temperature = params.temperature if params.do_sample else None
+        config.top_p = params.top_p if params.do_sample else None
+        config.top_k = None
+        config.eos_token_id = sorted(self.eos_ids)
+        config.pad_token_id = self.pad_id
+        streamer = _RowStreamer(self, rows, [len(p) for p in prompts], config.max_new_tokens)
+        try:
+            with torch.inference_mode():
+                self.model.generate(
+                    input_ids=padded["input_ids"].to(self.model.device),
+                    attention_mask=padded["attention_mask"].to(self.model.device),
+                    generation_config=config, streamer=streamer,
+                    stopping_criteria=[_Cancelled(rows)],
+                )
+        except Exception as exc:
+            log.exception("generation failed for a batch of %d", len(rows))
+            for job in rows:
+                job.send(RuntimeError(f"generation failed: {type(exc).__name__}"))
+            return
+        streamer.finish_all()
+
+    def _encode(self, messages: list[Message]) -> list[int]:
+        from chattune.data.chat import prepare_messages
+
+        text = self.tokenizer.apply_chat_template(
+            prepare_messages(self.tokenizer, messages), tokenize=False, add_generation_prompt=True
+        )
+        # The template already writes the special tokens (e.g. Phi-3's <s>).
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= self.context:
+            raise PromptTooLong(
+                f"prompt is {len(ids)} tokens; the model's context is {self.context} tokens, "
+                "so shorten the conversation"
+            )
+        return ids
+
+
+class _Cancelled:
+    """Stopping criterion: a row whose request was cancelled stops generating."""
+
+    def __init__(self, rows: list[_Job]) -> None:
+        self.rows = rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        flags = [job.cancelled for job in self.rows]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+class _RowStreamer:
+    """Receives each step's tokens for the whole batch and sends text deltas per row."""
+
+    def __init__(self, engine: TransformersEngine, rows: list[_Job], prompt_lens: list[int],
+                 max_new: int) -> None:
+        self.engine = engine
+        self.rows = rows
+        self.prompt_lens = prompt_lens
+        self.max_new = max_new
+        self.tokens: list[list[int]] = [[] for _ in rows]
+        self.sent = [0] * len(rows)
+        self.done = [False] * len(rows)
+        self.seen_prompt = False
+
+    def put(self, value: Any) -> None:
+        if not self.seen_prompt:  # generate() first pushes the prompt ids
+            self.seen_prompt = True
+            return
+        for i, token in enumerate(value.reshape(-1).tolist()):
+            if self.done[i]:
+                continue
+            if token in self.engine.eos_ids:
+                self._finish(i, "stop")
+                continue
+            self.tokens[i].append(token)
+            if len(self.tokens[i]) >= self.max_new:
+                self._finish(i, "length")
+            else:
+                self._flush(i)
+
+    def end(self) -> None:
+        pass
+
+    def finish_all(self) -> None:
+        for i in range(len(self.rows)):
+            if not self.done[i]:
+                self._finish(i, "stop" if self.rows[i].cancelled else "length")
+
+    def _flush(self, i: int) -> None:
+        text = self.engine.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
+        # A trailing U+FFFD is half of a multi-byte character: wait for the rest.
+        if len(text) > self.sent[i] and not text.endswith("\ufffd"):
+            self.rows[i].send(self._delta(i, text[self.sent[i]:], None))
+            self.sent[i] = len(text)
+
+    def _finish(self, i: int, reason: str) -> None:
+        self.done[i] = True
+        text = self.engine.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
+        self.rows[i].send(self._delta(i, text[self.sent[i]:], reason))
+        self.sent[i] = len(text)
+
+    def _delta(self, i: int, text: str, reason: str | None) -> Delta:
+        return Delta(text, reason, self.prompt_lens[i], len(self.tokens[i]))

@@ -1,0 +1,86 @@
+"""What a worker needs from a generation engine, as a small protocol.
+
+Handlers depend on :class:`Engine` only, so they test with a fake engine and a deployment can
+swap the engine (transformers batching here; vLLM on GPUs) without touching HTTP code.
+
+>>> async def answer(engine: Engine) -> str:
+...     done = await complete(engine, [{"role": "user", "content": "Hi"}], GenerationParams())
+...     return done.text
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Generation settings; requests batch together only when these are equal."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def normalized(self) -> GenerationParams:
+        """Greedy requests ignore temperature/top_p, so they batch regardless of them."""
+        if not self.do_sample or self.temperature == 0.0:
+            return GenerationParams(self.max_new_tokens, False, 1.0, 1.0)
+        return self
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of the answer; the last one of a stream has ``finish_reason`` set."""
+
+    text: str
+    finish_reason: str | None = None
+    """``stop`` (end-of-turn token) or ``length`` (max_new_tokens reached) on the last delta."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class PromptTooLong(ValueError):
+    """The rendered prompt does not fit the model's context (a client error, 400)."""
+
+
+class Engine(Protocol):
+    """A loaded model that streams answers to conversations."""
+
+    model_name: str
+    """Name reported by ``/v1/models`` and in completions (``NAME:VERSION``)."""
+
+    def is_ready(self) -> bool:
+        """True once the model is loaded and can answer."""
+        ...
+
+    def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        """Answer deltas for ``messages`` (ending with a user turn); closing it cancels."""
+        ...
+
+
+async def complete(engine: Engine, messages: list[Message], params: GenerationParams) -> Completion:
+    """Run :meth:`Engine.stream` to the end and join the text."""
+    parts: list[str] = []
+    last = Delta("")
+    stream = engine.stream(messages, params)
+    try:
+        async for delta in stream:
+            parts.append(delta.text)
+            last = delta
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    return Completion("".join(parts), last.finish_reason or "stop", last.prompt_tokens,
+                      last.completion_tokens)

@@ -1,0 +1,167 @@
+"""Request handlers of a worker: protocol in, engine call, protocol out; no HTTP routing.
+
+The engine is injected, so these run in tests with a fake engine. Limits from the deployment
+settings are enforced here: a request waits at most ``max_queue_wait_ms`` for one of the
+``max_concurrent_requests_per_instance`` slots (else 429), then has ``request_timeout_ms`` to
+finish (else 408, and its generation row is cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from chattune.serving import protocol
+from chattune.serving.engine import Engine, GenerationParams, PromptTooLong, complete
+from chattune.serving.http import ApiError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request settings of a deployment (Azure ML names, milliseconds)."""
+
+    request_timeout_ms: int = 90_000
+    max_concurrent_requests_per_instance: int = 1
+    max_queue_wait_ms: int = 500
+
+
+class Handlers:
+    """``/score``, ``/v1/chat/completions`` and ``/v1/models`` over one engine."""
+
+    def __init__(self, engine: Engine, deployment: str, limits: Limits = Limits()) -> None:
+        self.engine = engine
+        self.deployment = deployment
+        self.limits = limits
+        self.created = int(time.time())
+        self._slots = asyncio.Semaphore(limits.max_concurrent_requests_per_instance)
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold one concurrency slot; 503 while loading, 429 when none frees up in time."""
+        if not self.engine.is_ready():
+            raise ApiError(503, "not_ready", f"deployment {self.deployment} is still loading")
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.limits.max_queue_wait_ms / 1000)
+        except TimeoutError:
+            raise ApiError(
+                429, "too_many_requests",
+                f"deployment {self.deployment} is busy: max_concurrent_requests_per_instance="
+                f"{self.limits.max_concurrent_requests_per_instance} and no slot freed within "
+                f"max_queue_wait_ms={self.limits.max_queue_wait_ms}; retry later",
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _timed(self, work: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(work, self.limits.request_timeout_ms / 1000)
+        except TimeoutError:
+            raise ApiError(
+                408, "request_timeout",
+                f"deployment {self.deployment} did not answer within request_timeout_ms="
+                f"{self.limits.request_timeout_ms}; ask for fewer max_new_tokens or raise "
+                "the timeout",
+            ) from None
+        except PromptTooLong as exc:
+            raise ApiError(400, "prompt_too_long", str(exc)) from None
+
+    async def score(self, body: bytes) -> dict[str, object]:
+        """``{"output": str}``, or ``{"output": [str, ...]}`` for a batch of conversations."""
+        request = protocol.parse_request(protocol.ScoreRequest, body)
+        p = request.input_data.parameters
+        params = GenerationParams(p.max_new_tokens, p.do_sample, p.temperature, p.top_p)
+        conversations = [_plain(c) for c in request.conversations()]
+        async with self.admitted():
+            # Conversations of one request run concurrently, so the engine batches them.
+            work = asyncio.gather(*(complete(self.engine, c, params) for c in conversations))
+            done = await self._timed(work)
+        texts = [c.text for c in done]
+        return {"output": texts if request.is_batch else texts[0]}
+
+    async def chat_completion(self, body: bytes) -> dict[str, object] | AsyncIterator[bytes]:
+        """An OpenAI completion object, or SSE chunks when ``stream`` is true."""
+        request = protocol.parse_request(protocol.ChatCompletionRequest, body)
+        params = GenerationParams(
+            max_new_tokens=request.max_completion_tokens or request.max_tokens
+            or protocol.DEFAULT_MAX_NEW_TOKENS,
+            do_sample=request.temperature > 0,
+            temperature=request.temperature,
+            top_p=request.top_p,
+        )
+        messages = _plain(request.messages)
+        if request.stream:
+            # Take the slot before the response starts, so 429/503 are real HTTP statuses.
+            slot = self.admitted()
+            await slot.__aenter__()
+            return _release_after(slot, self._stream(messages, params))
+        async with self.admitted():
+            done = await self._timed(asyncio.ensure_future(complete(self.engine, messages, params)))
+        return protocol.chat_completion_body(
+            cid=protocol.completion_id(), model=self.engine.model_name, text=done.text,
+            finish_reason=done.finish_reason, prompt_tokens=done.prompt_tokens,
+            completion_tokens=done.completion_tokens,
+        )
+
+    async def _stream(
+        self, messages: list[dict[str, str]], params: GenerationParams
+    ) -> AsyncIterator[bytes]:
+        """SSE chunks; a timeout or error mid-stream becomes a final error event."""
+        cid, model = protocol.completion_id(), self.engine.model_name
+        deadline = time.monotonic() + self.limits.request_timeout_ms / 1000
+        yield protocol.sse(protocol.chat_chunk_body(
+            cid=cid, model=model, delta={"role": "assistant", "content": ""}, finish_reason=None))
+        stream = self.engine.stream(messages, params)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    delta = await asyncio.wait_for(anext(stream), max(remaining, 0.001))
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    yield protocol.sse(protocol.error_body(
+                        "request_timeout", f"stream exceeded request_timeout_ms="
+                        f"{self.limits.request_timeout_ms}"))
+                    break
+                except PromptTooLong as exc:
+                    yield protocol.sse(protocol.error_body("prompt_too_long", str(exc)))
+                    break
+                usage = None
+                if delta.finish_reason is not None:
+                    usage = {"prompt_tokens": delta.prompt_tokens,
+                             "completion_tokens": delta.completion_tokens,
+                             "total_tokens": delta.prompt_tokens + delta.completion_tokens}
+                content = {"content": delta.text} if delta.text else {}
+                if content or usage:
+                    yield protocol.sse(protocol.chat_chunk_body(
+                        cid=cid, model=model, delta=content, finish_reason=delta.finish_reason,
+                        usage=usage))
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        yield protocol.sse("[DONE]")
+
+    def models(self) -> dict[str, object]:
+        return protocol.models_body(self.engine.model_name, self.created, "chattune")
+
+
+async def _release_after(
+    slot: AbstractAsyncContextManager[None], chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await slot.__aexit__(None, None, None)
+
+
+def _plain(messages: list[protocol.ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+

@@ -1,0 +1,124 @@
+"""Process and port helpers for gateways and workers (POSIX).
+
+A gateway runs in its own session, so its process-group id is its pid and its workers share
+it: killing that group is the backstop that leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+
+def spawn(
+    cmd: Sequence[str], log_path: Path, *, new_session: bool = False,
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with stdout and stderr appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            list(cmd), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=new_session, pass_fds=tuple(pass_fds), close_fds=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def listen_socket(host: str, port: int = 0) -> socket.socket:
+    """A listening TCP socket that a child can inherit (port 0: the OS picks a free one)."""
+    sock = socket.create_server((host, port), backlog=128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def alive(pid: int | None, marker: str | None = None) -> bool:
+    """True when ``pid`` runs (not a zombie) and, if given, ``marker`` is in its command line.
+
+    The marker guards against a recycled pid belonging to an unrelated process.
+    """
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return marker is None or marker in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def port_open(host: str, port: int | None, timeout: float = 0.3) -> bool:
+    if not port:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def group_members(pgid: int, marker: str | None = None) -> list[psutil.Process]:
+    """Live (non-zombie) processes in process group ``pgid`` (with ``marker`` in argv)."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status", "cmdline"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or os.getpgid(proc.pid) != pgid:
+                continue
+            if marker is None or marker in " ".join(proc.info["cmdline"] or []):
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def wait_gone(pids: Sequence[int], timeout: float) -> bool:
+    """Wait until none of ``pids`` is alive; True if they all went within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def kill_group(pgid: int, marker: str, grace: float = 5.0) -> None:
+    """SIGTERM, then after ``grace`` seconds SIGKILL, the group's processes showing ``marker``.
+
+    Members are signalled one by one, not with killpg: should the group be gone and its id
+    reused, no unrelated process is touched.
+    """
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        members = [p.pid for p in group_members(pgid, marker)]
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        wait_gone(members, wait)
+
+
+def reap(proc: subprocess.Popen[bytes] | None) -> None:
+    """Collect a finished child so it does not linger as a zombie."""
+    if proc is not None:
+        with contextlib.suppress(Exception):
+            proc.poll()
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a text file ('' when absent)."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(size - 256 * 1024, 0))
+        text = f.read().decode(errors="replace")
+    return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""

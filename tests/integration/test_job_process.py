@@ -1,0 +1,67 @@
+"""A job is a real process: create returns at once, a killed job shows failed and resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from chattune import Client
+from chattune.errors import ConflictError
+
+
+def _spec(data: Path, **params: object) -> dict[str, object]:
+    return {
+        "model": "tiny-random-phi3",
+        "data": {"train": str(data / "train_sft.jsonl"), "test": str(data / "test_sft.jsonl")},
+        "parameters": {"max_steps": 3, "max_seq_length": 128, "logging_steps": 1, **params},
+    }
+
+
+@pytest.fixture
+def client_and_data(workspace: Path, tmp_path: Path, ultrachat_sample_dir: Path,
+                    tiny_model_dir: Path) -> tuple[Client, Path]:
+    client = Client(workspace)
+    client.data.download("ultrachat-sample", split_pc=5, out=tmp_path / "data")
+    return client, tmp_path / "data"
+
+
+def test_killed_job_shows_failed_and_resume_reuses_finished_stages(client_and_data) -> None:
+    client, data = client_and_data
+    job = client.jobs.create(_spec(data) | {"name": "killme"})
+    assert job.status in ("queued", "running") and job.pid
+    deadline = time.time() + 120
+    while client.jobs.get("killme").stage("preprocess").status != "completed":
+        assert time.time() < deadline, client.jobs.logs("killme")
+        time.sleep(0.2)
+    os.kill(job.pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while (dead := client.jobs.get("killme")).status != "failed":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert "died" in (dead.error or "")
+
+    client.jobs.resume("killme")
+    final = client.jobs.wait("killme", timeout=240)
+    assert final.status == "completed", client.jobs.logs("killme")
+    notes = {s.name: s.note for s in final.stages}
+    assert notes["validate"] == notes["model_import"] == notes["preprocess"] == "reused"
+    metrics = client.jobs.metrics("killme")["final"]
+    assert {"loss", "test_loss", "base_test_loss", "test_token_accuracy"} <= set(metrics)
+    with pytest.raises(ConflictError):
+        client.jobs.resume("killme")
+
+
+def test_stage_failure_is_recorded_with_its_message(client_and_data, tmp_path: Path) -> None:
+    client, data = client_and_data
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    job = client.jobs.create(_spec(data) | {"name": "bad", "data": {"train": str(bad)}})
+    final = client.jobs.wait(job.name, timeout=120)
+    assert final.status == "failed"
+    assert final.stage("validate").status == "failed"
+    assert "line 1 of bad.jsonl" in (final.stage("validate").error or "")
+    assert all(s.status == "canceled" for s in final.stages[1:])

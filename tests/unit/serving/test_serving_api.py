@@ -1,0 +1,95 @@
+"""EndpointsAPI checks that need no process: names, conflicts, traffic, dead gateways."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chattune.errors import ConflictError, NotFoundError, ValidationError
+from chattune.serving.api import EndpointsAPI
+from chattune.workspace import Workspace
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> EndpointsAPI:
+    def resolve(ref: str) -> tuple[str, Path]:
+        raise NotFoundError(f"model {ref} not found", "register it")
+
+    return EndpointsAPI(Workspace.init(tmp_path / "ws"), resolve_model=resolve)
+
+
+def add_endpoint(api: EndpointsAPI, name: str, pid: int | None, deployments: list[str],
+                 traffic: dict[str, int] | None = None) -> None:
+    """Rows as a gateway would leave them, without starting one."""
+    with api.ws.db() as conn:
+        conn.execute("INSERT INTO endpoints (name, host, port, pid, auth_mode, status, traffic, "
+                     "created_at) VALUES (?, '127.0.0.1', 1, ?, 'key', 'running', ?, ?)",
+                     (name, pid, json.dumps(traffic or {}), time.time()))
+        for d in deployments:
+            conn.execute("INSERT INTO deployments (endpoint, name, model, model_path, status, "
+                         "created_at) VALUES (?, ?, 'm:1', '/m', 'ready', ?)",
+                         (name, d, time.time()))
+
+
+def test_invalid_name_and_auth_mode_are_refused(api: EndpointsAPI) -> None:
+    with pytest.raises(ValidationError, match="endpoint name 'x' is invalid"):
+        api.create("x")
+    with pytest.raises(ValidationError, match="auth_mode 'aad_token' is not supported"):
+        api.create("my-ep", auth_mode="aad_token")
+
+
+def test_existing_name_is_a_conflict(api: EndpointsAPI) -> None:
+    add_endpoint(api, "my-ep", None, [])
+    with pytest.raises(ConflictError, match="endpoint my-ep already exists"):
+        api.create("my-ep")
+
+
+def test_missing_things_are_not_found_with_hints(api: EndpointsAPI) -> None:
+    with pytest.raises(NotFoundError, match="endpoint nope not found"):
+        api.get("nope")
+    add_endpoint(api, "my-ep", None, [])
+    with pytest.raises(NotFoundError, match="deployment demo not found on endpoint my-ep"):
+        api.get_deployment("my-ep", "demo")
+    with pytest.raises(NotFoundError, match=r"request file .*missing\.json not found"):
+        api.invoke("my-ep", "missing.json")
+
+
+def test_gateway_that_died_shows_dead(api: EndpointsAPI) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that no longer runs
+    add_endpoint(api, "my-ep", proc.pid, [])
+    info = api.get("my-ep")
+    assert info.status == "dead"
+    assert f"gateway process {proc.pid} is not running" in (info.error or "")
+
+
+def test_update_validates_traffic(api: EndpointsAPI) -> None:
+    add_endpoint(api, "my-ep", None, ["blue", "green"])
+    with pytest.raises(ValidationError, match="weights sum to 90; they must sum to 100"):
+        api.update("my-ep", traffic={"blue": 90})
+    with pytest.raises(ValidationError, match="unknown deployment 'pink'"):
+        api.update("my-ep", traffic={"pink": 100})
+    with pytest.raises(ValidationError, match="blue has live traffic"):
+        api.update("my-ep", traffic={"blue": 100}, mirror_traffic={"blue": 10})
+    info = api.update("my-ep", traffic={"blue": 100}, mirror_traffic={"green": 20})
+    assert (info.traffic, info.mirror_traffic) == ({"blue": 100}, {"green": 20})
+    assert api.update("my-ep", traffic={"green": 100}, mirror_traffic={}).traffic == {"green": 100}
+
+
+def test_deployment_with_traffic_cannot_be_deleted(api: EndpointsAPI) -> None:
+    add_endpoint(api, "my-ep", None, ["blue"], traffic={"blue": 100})
+    with pytest.raises(ConflictError, match="deployment blue still gets traffic"):
+        api.delete_deployment("my-ep", "blue")
+
+
+def test_create_deployment_checks_settings_and_endpoint(api: EndpointsAPI) -> None:
+    add_endpoint(api, "my-ep", None, [])
+    with pytest.raises(ValidationError, match="instance_count must be >= 1, got 0"):
+        api.create_deployment("my-ep", "demo", "m:1", instance_count=0)
+    with pytest.raises(ConflictError, match="endpoint my-ep is dead, not running"):
+        api.create_deployment("my-ep", "demo", "m:1")

@@ -1,0 +1,96 @@
+"""Request parsing: each bad request gets one message naming where the problem is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chattune.serving.http import ApiError
+from chattune.serving.protocol import ChatCompletionRequest, ScoreRequest, parse_request
+
+
+def _score(input_string: object, **parameters: object) -> bytes:
+    return json.dumps({"input_data": {"input_string": input_string, "parameters": parameters},
+                       "params": {}}).encode()
+
+
+def _error(model: type, body: bytes) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        parse_request(model, body)
+    return caught.value
+
+
+def user(text: str = "hi") -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str = "hello") -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+def test_single_conversation_parses_with_parameters() -> None:
+    body = _score([{"role": "system", "content": "be brief"}, user()], temperature=0.6,
+                  top_p=0.9, do_sample=True, max_new_tokens=64)
+    request = parse_request(ScoreRequest, body)
+    assert not request.is_batch
+    assert [m.role for m in request.conversations()[0]] == ["system", "user"]
+    assert request.input_data.parameters.max_new_tokens == 64
+
+
+def test_batch_of_conversations_parses() -> None:
+    request = parse_request(ScoreRequest, _score([[user("a")], [user(), assistant(), user()]]))
+    assert request.is_batch
+    assert [len(c) for c in request.conversations()] == [1, 3]
+
+
+@pytest.mark.parametrize(("conversation", "message"), [
+    ([user(), user()], "input_string[0][1]: two user turns in a row"),
+    ([user(), assistant()], "input_string[0][1]: conversation must end with a user turn, "
+                            "got assistant"),
+    ([user(), {"role": "system", "content": "x"}, user()],
+     "input_string[0][1]: system message is only allowed first"),
+    ([assistant(), user()], "input_string[0][0]: conversation must start with a user turn"),
+    ([user("  ")], "input_string[0][0]: user message has empty content"),
+    ([], "input_string[0]: conversation is empty"),
+])
+def test_bad_conversation_is_422_naming_the_index(conversation: list, message: str) -> None:
+    error = _error(ScoreRequest, _score([conversation, [user()]]))
+    assert error.status == 422
+    assert message in error.message
+
+
+def test_single_conversation_index_has_no_batch_level() -> None:
+    error = _error(ScoreRequest, _score([user(), assistant(), assistant()]))
+    assert error.message.startswith("input_string[2]: two assistant turns in a row")
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    error = _error(ScoreRequest, _score([[user(), user()], [assistant()]]))
+    assert "input_string[0][1]" in error.message
+    assert "input_string[1][0]" in error.message
+
+
+def test_schema_errors_name_the_field() -> None:
+    assert "input_string[0].role: Input should be 'system', 'user' or 'assistant'" in _error(
+        ScoreRequest, _score([{"role": "bot", "content": "x"}])).message
+    assert "input_data.parameters.temperature" in _error(
+        ScoreRequest, _score([user()], temperature=5)).message
+    assert "input_data.parameters.beam_width: unknown field" in _error(
+        ScoreRequest, _score([user()], beam_width=2)).message
+    assert "input_data: Field required" in _error(ScoreRequest, b'{"params": {}}').message
+
+
+def test_invalid_json_is_400() -> None:
+    error = _error(ScoreRequest, b"{not json")
+    assert (error.status, error.code) == (400, "invalid_json")
+    assert _error(ScoreRequest, b"[1, 2]").message == "request body must be a JSON object"
+
+
+def test_openai_request_ignores_unknown_fields_and_rejects_n() -> None:
+    body = {"model": "m", "messages": [user()], "user": "abc", "presence_penalty": 0}
+    assert parse_request(ChatCompletionRequest, json.dumps(body).encode()).stream is False
+    error = _error(ChatCompletionRequest, json.dumps({**body, "n": 2}).encode())
+    assert "n: only n=1 is supported, got 2" in error.message
+    error = _error(ChatCompletionRequest, json.dumps({"messages": [user(), user()]}).encode())
+    assert error.message == "messages[1]: two user turns in a row"
