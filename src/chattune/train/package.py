@@ -56,7 +56,11 @@ def save_mlflow_model(hf_dir: Path, dest: Path, base_model: str) -> None:
 
 def hf_folder(mlflow_model_folder: str | Path) -> Path:
     """The transformers folder inside a packaged MLflow model (what serving loads)."""
-    return Path(mlflow_model_folder) / "artifacts" / "model"
+    import yaml
+
+    root = Path(mlflow_model_folder)
+    mlmodel = yaml.safe_load((root / "MLmodel").read_text())
+    return root / mlmodel["flavors"]["python_function"]["artifacts"]["model"]["path"]
 
 
 def merged_copy(tuned: dict[str, Any], dest: Path) -> Path:
