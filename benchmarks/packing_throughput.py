@@ -51,14 +51,21 @@ def main() -> None:
 
     groups = pack([len(e.input_ids) for e in examples], args.max_len)
     packed_rows = [[examples[i] for i in g] for g in groups]
-    packed = [collate(packed_rows[i : i + args.batch], pad) for i in range(0, len(packed_rows), args.batch)]
-    single = [collate([[e] for e in examples[i : i + args.batch]], pad)
-              for i in range(0, len(examples), args.batch)]
+    packed = [
+        collate(packed_rows[i : i + args.batch], pad)
+        for i in range(0, len(packed_rows), args.batch)
+    ]
+    single = [
+        collate([[e] for e in examples[i : i + args.batch]], pad)
+        for i in range(0, len(examples), args.batch)
+    ]
     epoch_seconds(model, packed[:1])  # warm-up
     ours = epoch_seconds(model, packed)
     base = epoch_seconds(model, single)
-    print(f"model {args.model}, {len(examples)} conversations, {target} assistant tokens, "
-          f"max_len {args.max_len}, batch {args.batch}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {args.model}, {len(examples)} conversations, {target} assistant tokens, "
+        f"max_len {args.max_len}, batch {args.batch}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'variant':<28}{'steps':>7}{'seconds':>10}{'target tok/s':>14}")
     print(f"{'padding (baseline)':<28}{len(single):>7}{base:>10.2f}{target / base:>14.1f}")
     print(f"{'packing (chattune)':<28}{len(packed):>7}{ours:>10.2f}{target / ours:>14.1f}")

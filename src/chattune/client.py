@@ -28,7 +28,9 @@ class Client:
     """Entry point of the SDK; the CLI is this object plus printing."""
 
     def __init__(self, workspace: str | os.PathLike[str] | Workspace | None = None) -> None:
-        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace.find(workspace)
+        self.workspace = (
+            workspace if isinstance(workspace, Workspace) else Workspace.find(workspace)
+        )
 
     @cached_property
     def data(self) -> DataAPI:

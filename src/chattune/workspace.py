@@ -107,7 +107,10 @@ class Workspace:
 
     @classmethod
     def find(cls, path: str | os.PathLike[str] | None = None) -> Workspace:
-        """The workspace at ``path``, ``$CHATTUNE_WORKSPACE`` or ``./.chattune``; created if absent."""
+        """The workspace at ``path``, else ``$CHATTUNE_WORKSPACE``, else ``./.chattune``.
+
+        Created if absent, like ``mlruns/``.
+        """
         chosen = path or os.environ.get(ENV_VAR) or DEFAULT_DIR
         return cls.init(chosen)
 

@@ -8,13 +8,21 @@ import sys
 from pathlib import Path
 
 
-def chattune(*args: str, cwd: Path | None = None, check: bool = True,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def chattune(
+    *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """``chattune ARGS`` with the test's CHATTUNE_WORKSPACE; fails the test on a non-zero exit."""
-    proc = subprocess.run([sys.executable, "-m", "chattune", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout, env=dict(os.environ),
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "chattune", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        env=dict(os.environ),
+        stdin=subprocess.DEVNULL,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"chattune {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"chattune {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc

@@ -24,22 +24,27 @@ def _one_clean_line(proc: subprocess.CompletedProcess[str]) -> str:
     ("args", "expected"),
     [
         (["models", "show", "no-such-model"], "no-such-model"),
-        (["data", "download", "no-such-dataset", "--split-pc", "5", "--out", "d"], "no-such-dataset"),
+        (
+            ["data", "download", "no-such-dataset", "--split-pc", "5", "--out", "d"],
+            "no-such-dataset",
+        ),
         (["jobs", "show", "no-such-job"], "unknown job 'no-such-job'"),
         (["endpoints", "show", "no-such-ep"], "no-such-ep"),
         (["jobs", "create", "-f", "missing.yaml"], "missing.yaml not found"),
     ],
 )
-def test_unknown_things_are_named(workspace: Path, tmp_path: Path, args: list[str],
-                                  expected: str) -> None:
+def test_unknown_things_are_named(
+    workspace: Path, tmp_path: Path, args: list[str], expected: str
+) -> None:
     line = _one_clean_line(chattune(*args, cwd=tmp_path, check=False))
     assert expected in line
 
 
 def test_malformed_spec_names_file_line_and_key(workspace: Path, tmp_path: Path) -> None:
     spec = tmp_path / "job.yaml"
-    spec.write_text("model: tiny-random-phi3\ndata:\n  train: t.jsonl\nparameters:\n"
-                    "  num_train_epoch: 2\n")
+    spec.write_text(
+        "model: tiny-random-phi3\ndata:\n  train: t.jsonl\nparameters:\n  num_train_epoch: 2\n"
+    )
     line = _one_clean_line(chattune("jobs", "create", "-f", str(spec), check=False))
     assert f"{spec}:5: parameters.num_train_epoch: unknown key" in line
 
@@ -53,9 +58,11 @@ def test_unknown_model_in_spec(workspace: Path, tmp_path: Path) -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    code = ("import sys, time; t = time.time(); sys.argv = ['chattune', '--help']\n"
-            "from chattune.cli.main import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', time.time() - t)")
+    code = (
+        "import sys, time; t = time.time(); sys.argv = ['chattune', '--help']\n"
+        "from chattune.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', time.time() - t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1].startswith("NO-TORCH")

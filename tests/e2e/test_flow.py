@@ -34,17 +34,26 @@ def _serving_processes(workspace: Path) -> list[psutil.Process]:
     return found
 
 
-def test_fine_tune_register_serve_invoke_delete(workspace: Path, tmp_path: Path,
-                                                tiny_model_dir: Path,
-                                                ultrachat_sample_dir: Path) -> None:
+def test_fine_tune_register_serve_invoke_delete(
+    workspace: Path, tmp_path: Path, tiny_model_dir: Path, ultrachat_sample_dir: Path
+) -> None:
     shutil.copy(EXAMPLES / "job-tiny.yaml", tmp_path / "job.yaml")
     chattune("init")
-    chattune("data", "download", "ultrachat-sample", "--split-pc", "5",
-             "--out", "ultrachat_200k_dataset", cwd=tmp_path)
+    chattune(
+        "data",
+        "download",
+        "ultrachat-sample",
+        "--split-pc",
+        "5",
+        "--out",
+        "ultrachat_200k_dataset",
+        cwd=tmp_path,
+    )
 
     started = time.time()
-    created = json.loads(chattune("jobs", "create", "-f", "job.yaml", "--name", "e2e", "--json",
-                                  cwd=tmp_path).stdout)
+    created = json.loads(
+        chattune("jobs", "create", "-f", "job.yaml", "--name", "e2e", "--json", cwd=tmp_path).stdout
+    )
     assert time.time() - started < 30  # returns while the job runs on (measured: ~1.5 s)
     assert created["status"] in ("queued", "running")
     streamed = chattune("jobs", "stream", "e2e", timeout=300)
@@ -66,8 +75,9 @@ def test_fine_tune_register_serve_invoke_delete(workspace: Path, tmp_path: Path,
         body = json.loads((EXAMPLES / "sample_score.json").read_text())
         body["input_data"]["parameters"]["max_new_tokens"] = 8
         url = endpoint["scoring_uri"]
-        ok = httpx.post(url, json=body, timeout=60,
-                        headers={"Authorization": f"Bearer {keys['primary_key']}"})
+        ok = httpx.post(
+            url, json=body, timeout=60, headers={"Authorization": f"Bearer {keys['primary_key']}"}
+        )
         assert ok.status_code == 200, ok.text
         assert isinstance(ok.json()["output"], str)
         assert ok.headers["azureml-model-deployment"] == "demo"
@@ -75,8 +85,9 @@ def test_fine_tune_register_serve_invoke_delete(workspace: Path, tmp_path: Path,
         assert denied.status_code == 401
         assert set(denied.json()["error"]) == {"code", "message"}
 
-        invoked = chattune("endpoints", "invoke", "e2e-ep", "--request-file",
-                           str(EXAMPLES / "sample_score.json"))
+        invoked = chattune(
+            "endpoints", "invoke", "e2e-ep", "--request-file", str(EXAMPLES / "sample_score.json")
+        )
         assert invoked.stdout.strip()
     finally:
         chattune("endpoints", "delete", "e2e-ep", check=False)

@@ -18,8 +18,13 @@ from chattune.serving import procs
 from chattune.serving.api import EndpointsAPI
 from chattune.workspace import Workspace
 
-SCORE = {"input_data": {"input_string": [{"role": "user", "content": "Hello!"}],
-                        "parameters": {"max_new_tokens": 8}}, "params": {}}
+SCORE = {
+    "input_data": {
+        "input_string": [{"role": "user", "content": "Hello!"}],
+        "parameters": {"max_new_tokens": 8},
+    },
+    "params": {},
+}
 
 
 @pytest.fixture
@@ -41,8 +46,10 @@ def serving_processes(ws: Workspace) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and "chattune.serving" in cmdline and (
-            str(ws.root) in cmdline or "--exit-with-parent" in cmdline
+        if (
+            proc.info["status"] != psutil.STATUS_ZOMBIE
+            and "chattune.serving" in cmdline
+            and (str(ws.root) in cmdline or "--exit-with-parent" in cmdline)
         ):
             found.append(proc)
     return found
@@ -65,8 +72,9 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
 
     api.update("it-ep", traffic={"demo": 100})
     key = api.get_keys("it-ep")["primary_key"]
-    answer = httpx.post(endpoint.scoring_uri, json=SCORE,
-                        headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    answer = httpx.post(
+        endpoint.scoring_uri, json=SCORE, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
     assert answer.status_code == 200
     assert isinstance(answer.json()["output"], str) and answer.json()["output"]
     assert answer.headers["azureml-model-deployment"] == "demo"
@@ -76,8 +84,13 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
     assert anonymous.json()["error"]["code"] == "unauthorized"
 
     body = {"messages": SCORE["input_data"]["input_string"], "max_tokens": 4, "stream": True}
-    with httpx.stream("POST", endpoint.openai_base_url + "/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {key}"}, timeout=60) as streamed:
+    with httpx.stream(
+        "POST",
+        endpoint.openai_base_url + "/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    ) as streamed:
         assert streamed.headers["content-type"].startswith("text/event-stream")
         events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]"
@@ -86,8 +99,7 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
     request_file = tmp_path / "score.json"
     request_file.write_text(json.dumps(SCORE))
     assert isinstance(api.invoke("it-ep", request_file, deployment="demo")["output"], str)
-    chat = api.invoke("it-ep", {"messages": SCORE["input_data"]["input_string"],
-                                "max_tokens": 4})
+    chat = api.invoke("it-ep", {"messages": SCORE["input_data"]["input_string"], "max_tokens": 4})
     assert chat["usage"]["completion_tokens"] <= 4
 
     # A worker that dies is restarted by the gateway.
@@ -104,14 +116,16 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
 
     # A regenerated key replaces the old one at once.
     api.regenerate_keys("it-ep", "primary")
-    old = httpx.post(endpoint.scoring_uri, json=SCORE,
-                     headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    old = httpx.post(
+        endpoint.scoring_uri, json=SCORE, headers={"Authorization": f"Bearer {key}"}, timeout=10
+    )
     assert old.status_code == 401
 
     pids = [endpoint.pid, now["pid"]]
     api.delete("it-ep")
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                   for p in pids)
+    assert not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
+    )
     assert serving_processes(api.ws) == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{endpoint.host}:{endpoint.port}/health/live", timeout=2)

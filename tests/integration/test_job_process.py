@@ -22,8 +22,9 @@ def _spec(data: Path, **params: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def client_and_data(workspace: Path, tmp_path: Path, ultrachat_sample_dir: Path,
-                    tiny_model_dir: Path) -> tuple[Client, Path]:
+def client_and_data(
+    workspace: Path, tmp_path: Path, ultrachat_sample_dir: Path, tiny_model_dir: Path
+) -> tuple[Client, Path]:
     client = Client(workspace)
     client.data.download("ultrachat-sample", split_pc=5, out=tmp_path / "data")
     return client, tmp_path / "data"

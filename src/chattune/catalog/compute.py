@@ -37,8 +37,13 @@ class ComputeAPI:
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 props = torch.cuda.get_device_properties(i)
-                info["gpus"].append({"index": i, "name": props.name,
-                                     "memory_gb": round(props.total_memory / 2**30, 1)})
+                info["gpus"].append(
+                    {
+                        "index": i,
+                        "name": props.name,
+                        "memory_gb": round(props.total_memory / 2**30, 1),
+                    }
+                )
         info["kind"] = "local-gpu" if info["gpus"] else "local-cpu"
         return info
 
@@ -55,9 +60,17 @@ class ComputeAPI:
         fits = need_gb <= room if params else None
         reasons = []
         if allowed and target not in allowed:  # type: ignore[operator]
-            reasons.append(f"{ref.display} allows fine-tuning on {allowed}, this machine is {target}")
+            reasons.append(
+                f"{ref.display} allows fine-tuning on {allowed}, this machine is {target}"
+            )
         if fits is False:
             reasons.append(f"needs ~{need_gb} GB, {room} GB available")
-        return {"model": ref.display, "method": method, "compute": target,
-                "estimated_memory_gb": need_gb or None, "available_gb": room,
-                "ok": not reasons, "reasons": reasons}
+        return {
+            "model": ref.display,
+            "method": method,
+            "compute": target,
+            "estimated_memory_gb": need_gb or None,
+            "available_gb": room,
+            "ok": not reasons,
+            "reasons": reasons,
+        }

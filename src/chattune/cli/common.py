@@ -15,7 +15,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 WorkspaceOpt = typer.Option(
-    None, "--workspace", "-w", envvar="CHATTUNE_WORKSPACE", help="Workspace folder.",
+    None,
+    "--workspace",
+    "-w",
+    envvar="CHATTUNE_WORKSPACE",
+    help="Workspace folder.",
     show_default="./.chattune",
 )
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")

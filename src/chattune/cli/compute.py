@@ -6,8 +6,9 @@ import typer
 
 from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, print_json
 
-app = typer.Typer(help="Compute: what this machine has; whether a model fits it.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Compute: what this machine has; whether a model fits it.", no_args_is_help=True
+)
 
 
 @app.command("show")
@@ -20,8 +21,10 @@ def show(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
     if json:
         print_json(info)
         return
-    console.print(f"local ({info['kind']}): {info['cpu_cores']} CPU cores, "
-                  f"{info['memory_gb']} GB memory ({info['memory_available_gb']} GB free)")
+    console.print(
+        f"local ({info['kind']}): {info['cpu_cores']} CPU cores, "
+        f"{info['memory_gb']} GB memory ({info['memory_available_gb']} GB free)"
+    )
     for gpu in info["gpus"]:
         console.print(f"  GPU {gpu['index']}: {gpu['name']}, {gpu['memory_gb']} GB")
 
@@ -46,8 +49,10 @@ def check(
         print_json(result)
     else:
         verdict = "[green]fits[/]" if result["ok"] else "[red]does not fit[/]"
-        console.print(f"{result['model']} ({method}) on {result['compute']}: {verdict}; "
-                      f"needs ~{result['estimated_memory_gb']} GB, {result['available_gb']} GB there")
+        console.print(
+            f"{result['model']} ({method}) on {result['compute']}: {verdict}; "
+            f"needs ~{result['estimated_memory_gb']} GB, {result['available_gb']} GB there"
+        )
         for reason in result["reasons"]:
             console.print(f"  - {reason}")
     if not result["ok"]:

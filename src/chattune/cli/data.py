@@ -68,7 +68,8 @@ def validate(
         f"[green]ok[/]: {file}: {report['rows']} conversations, {report['messages']} messages, "
         f"{report['assistant_turns']} assistant turns, "
         f"{report['rows_with_system']} with a system message",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -100,7 +101,8 @@ def show(
         console.print(
             f"note: {model}'s chat template drops system messages; {stats['system_folded']} rows "
             "will have their system text folded into the first user turn",
-            style="yellow", highlight=False,
+            style="yellow",
+            highlight=False,
         )
     for index, messages in enumerate(result["conversations"], start=1):
         _print_conversation(index, messages)
@@ -127,8 +129,10 @@ def _stats_table(stats: dict[str, Any], title: str) -> Any:
             limit = stats["tokens"]["model_max_length"]
             table.add_row(f"rows over {limit} tokens", str(stats["tokens"]["over_max_length"]))
     roles = stats["roles"]
-    table.add_row("messages system / user / assistant",
-                  f"{roles['system']} / {roles['user']} / {roles['assistant']}")
+    table.add_row(
+        "messages system / user / assistant",
+        f"{roles['system']} / {roles['user']} / {roles['assistant']}",
+    )
     table.add_row("rows with a system message", f"{stats['system_share']:.1%}")
     table.add_row("duplicate prompt_ids", str(stats["duplicate_prompt_ids"]))
     if "system_folded" in stats:

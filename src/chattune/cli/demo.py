@@ -53,9 +53,11 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("SmolLM2-135M-Instruct", "--model", help="Catalog model"),
         split_pc: float = typer.Option(5, "--split-pc", help="Percent of each split to use"),
         spec: Path = typer.Option(EXAMPLES / "job.yaml", "--spec", help="Job spec to run"),
-        request: Path = typer.Option(EXAMPLES / "sample_score.json", "--request-file",
-                                     help="Request shape to send (its conversation is replaced "
-                                     "by one from test_gen)"),
+        request: Path = typer.Option(
+            EXAMPLES / "sample_score.json",
+            "--request-file",
+            help="Request shape to send (its conversation is replaced by one from test_gen)",
+        ),
         workspace: str = WorkspaceOpt,
     ) -> None:
         """Run the whole fine-tune → serve flow on the offline model and data, narrated.
@@ -86,8 +88,10 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
     with n.step("compute") as done:
         check = client.compute.check(model, method="lora")
         console.print(f"  {json.dumps(check)}")
-        done(f"{check['compute']}, needs ~{check['estimated_memory_gb']} GB: "
-             + ("ok" if check["ok"] else "; ".join(check["reasons"])))
+        done(
+            f"{check['compute']}, needs ~{check['estimated_memory_gb']} GB: "
+            + ("ok" if check["ok"] else "; ".join(check["reasons"]))
+        )
     data_dir = ws.root / "demo" / "ultrachat_200k_dataset"
     with n.step(f"data: ultrachat-sample, {split_pc:g}% split") as done:
         splits = client.data.download("ultrachat-sample", split_pc=split_pc, out=data_dir)
@@ -95,12 +99,17 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
         console.print(f"  {rows}  →  {data_dir}")
         done(", ".join(f"{k} {v}" for k, v in rows.items()))
     with n.step("fine-tuning pipeline") as done:
-        job = client.jobs.create(spec, overrides={
-            "name": f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
-            "model": model,
-            "data": {"train": str(data_dir / "train_sft.jsonl"),
-                     "test": str(data_dir / "test_sft.jsonl")},
-        })
+        job = client.jobs.create(
+            spec,
+            overrides={
+                "name": f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
+                "model": model,
+                "data": {
+                    "train": str(data_dir / "train_sft.jsonl"),
+                    "test": str(data_dir / "test_sft.jsonl"),
+                },
+            },
+        )
         console.print(f"  job {job.name} started (pid {job.pid}); following it")
         job = follow(client, job.name)
         if job.status != "completed":
@@ -110,12 +119,15 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
         final = client.jobs.metrics(job.name, plot=ws.job_dir(job.name) / "loss.png")["final"]
         base, tuned = final["base_test_loss"], final["test_loss"]
         console.print(f"  eval loss on test_sft: base {base:.4f} → fine-tuned {tuned:.4f}")
-        console.print(f"  token accuracy: {final['base_test_token_accuracy']:.3f} → "
-                      f"{final['test_token_accuracy']:.3f}; loss curve {ws.job_dir(job.name)}/loss.png")
+        console.print(
+            f"  token accuracy: {final['base_test_token_accuracy']:.3f} → "
+            f"{final['test_token_accuracy']:.3f}; loss curve {ws.job_dir(job.name)}/loss.png"
+        )
         done(f"eval loss base {base:.4f} → fine-tuned {tuned:.4f}")
     with n.step("register model") as done:
-        registered = client.models.register(job=job.name, name=f"{model}-ultrachat",
-                                            version=time.strftime("%Y%m%d%H%M%S"))
+        registered = client.models.register(
+            job=job.name, name=f"{model}-ultrachat", version=time.strftime("%Y%m%d%H%M%S")
+        )
         done(registered.ref)
     endpoint = "chattune-demo"
     eps = client.endpoints
@@ -148,8 +160,12 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
 
 def follow(client: Any, name: str) -> Any:
     """Render a job's stages and training steps as progress bars until it finishes."""
-    columns = (TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as bars:
         tasks: dict[str, Any] = {}
         while True:
@@ -164,14 +180,21 @@ def follow(client: Any, name: str) -> Any:
                 info = s.note or s.status
                 if s.name == "finetune" and s.status == "running" and live.get("total"):
                     loss = live.get("loss")
-                    bars.update(task, total=live["total"], completed=live.get("step", 0),
-                                info=f"step {live.get('step')}/{live['total']}"
-                                + (f" loss {loss:.3f}" if loss is not None else ""))
+                    bars.update(
+                        task,
+                        total=live["total"],
+                        completed=live.get("step", 0),
+                        info=f"step {live.get('step')}/{live['total']}"
+                        + (f" loss {loss:.3f}" if loss is not None else ""),
+                    )
                     continue
                 if s.status in ("completed", "failed", "canceled"):
                     total = bars.tasks[task].total or 1
-                    bars.update(task, completed=total if s.status == "completed" else 0,
-                                info=s.error or info)
+                    bars.update(
+                        task,
+                        completed=total if s.status == "completed" else 0,
+                        info=s.error or info,
+                    )
                 else:
                     bars.update(task, info=info)
             if job.done:

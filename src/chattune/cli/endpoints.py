@@ -18,13 +18,23 @@ from chattune.errors import ValidationError
 if TYPE_CHECKING:
     from chattune.serving.state import DeploymentInfo, EndpointInfo
 
-app = typer.Typer(help="Online endpoints: a gateway with key auth and traffic routing.",
-                  no_args_is_help=True)
-deployments_app = typer.Typer(help="Deployments: a model served by workers behind an endpoint.",
-                              no_args_is_help=True)
+app = typer.Typer(
+    help="Online endpoints: a gateway with key auth and traffic routing.", no_args_is_help=True
+)
+deployments_app = typer.Typer(
+    help="Deployments: a model served by workers behind an endpoint.", no_args_is_help=True
+)
 
-_STYLE = {"running": "green", "ready": "green", "creating": "cyan", "failed": "red",
-          "dead": "red", "degraded": "yellow", "unhealthy": "yellow", "deleting": "yellow"}
+_STYLE = {
+    "running": "green",
+    "ready": "green",
+    "creating": "cyan",
+    "failed": "red",
+    "dead": "red",
+    "degraded": "yellow",
+    "unhealthy": "yellow",
+    "deleting": "yellow",
+}
 EndpointOpt = typer.Option(..., "--endpoint", "-e", help="Endpoint name.")
 
 
@@ -86,8 +96,13 @@ def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
         return
     table = Table("name", "status", "scoring uri", "traffic", "deployments")
     for i in infos:
-        table.add_row(i.name, _status(i.status), i.scoring_uri or "-", _weights(i.traffic),
-                      ", ".join(i.deployments) or "-")
+        table.add_row(
+            i.name,
+            _status(i.status),
+            i.scoring_uri or "-",
+            _weights(i.traffic),
+            ", ".join(i.deployments) or "-",
+        )
     console.print(table)
 
 
@@ -139,11 +154,18 @@ def regenerate_keys(
 @app.command("update")
 def update(
     name: str,
-    traffic: list[str] = typer.Option(None, "--traffic", help="NAME=PERCENT, repeatable; sum "
-                                      "100. Replaces the whole live traffic map."),
-    mirror_traffic: list[str] = typer.Option(None, "--mirror-traffic", help="NAME=PERCENT "
-                                             "(total <= 50) copied to a deployment with no "
-                                             "live traffic; its answers are dropped."),
+    traffic: list[str] = typer.Option(
+        None,
+        "--traffic",
+        help="NAME=PERCENT, repeatable; sum 100. Replaces the whole live traffic map.",
+    ),
+    mirror_traffic: list[str] = typer.Option(
+        None,
+        "--mirror-traffic",
+        help="NAME=PERCENT "
+        "(total <= 50) copied to a deployment with no "
+        "live traffic; its answers are dropped.",
+    ),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -157,8 +179,9 @@ def update(
     live = parse_weights(traffic, "--traffic") if traffic else None
     mirror = parse_weights(mirror_traffic, "--mirror-traffic") if mirror_traffic else None
     if live is None and mirror is None:
-        raise ValidationError("nothing to update", "give --traffic NAME=PERCENT and/or "
-                              "--mirror-traffic NAME=PERCENT")
+        raise ValidationError(
+            "nothing to update", "give --traffic NAME=PERCENT and/or --mirror-traffic NAME=PERCENT"
+        )
     info = get_client(workspace).endpoints.update(name, traffic=live, mirror_traffic=mirror)
     if json:
         print_json(info.to_dict())
@@ -169,10 +192,15 @@ def update(
 @app.command("invoke")
 def invoke(
     name: str,
-    request_file: str = typer.Option(..., "--request-file", "-r", help="JSON request body: "
-                                     "/score shape, or OpenAI shape with 'messages'."),
-    deployment: str = typer.Option(None, "--deployment", "-d",
-                                   help="Send to this deployment (azureml-model-deployment)."),
+    request_file: str = typer.Option(
+        ...,
+        "--request-file",
+        "-r",
+        help="JSON request body: /score shape, or OpenAI shape with 'messages'.",
+    ),
+    deployment: str = typer.Option(
+        None, "--deployment", "-d", help="Send to this deployment (azureml-model-deployment)."
+    ),
     workspace: str = WorkspaceOpt,
 ) -> None:
     """Call the endpoint over HTTP with its key and print the JSON answer.
@@ -186,8 +214,9 @@ def invoke(
 @app.command("logs")
 def logs(
     name: str,
-    deployment: str = typer.Option(None, "--deployment", "-d", help="A deployment's worker log "
-                                   "instead of the gateway log."),
+    deployment: str = typer.Option(
+        None, "--deployment", "-d", help="A deployment's worker log instead of the gateway log."
+    ),
     lines: int = typer.Option(100, "--lines", "-n", help="How many last lines."),
     workspace: str = WorkspaceOpt,
 ) -> None:
@@ -220,13 +249,17 @@ def _print_deployment(info: DeploymentInfo) -> None:
     s = info.settings
     console.print(f"deployment [bold]{info.name}[/] on {info.endpoint}: {_status(info.status)}")
     console.print(f"  model:     {info.model} ({info.model_path})")
-    console.print(f"  settings:  instance_count={s.instance_count} request_timeout_ms="
-                  f"{s.request_timeout_ms} max_concurrent_requests_per_instance="
-                  f"{s.max_concurrent_requests_per_instance} liveness_initial_delay="
-                  f"{s.liveness_probe.initial_delay:g}s")
+    console.print(
+        f"  settings:  instance_count={s.instance_count} request_timeout_ms="
+        f"{s.request_timeout_ms} max_concurrent_requests_per_instance="
+        f"{s.max_concurrent_requests_per_instance} liveness_initial_delay="
+        f"{s.liveness_probe.initial_delay:g}s"
+    )
     for inst in info.instances:
-        console.print(f"  instance {inst['index']}: pid {inst['pid']} port {inst['port']} "
-                      f"{inst['state']} (restarts {inst['restarts']})")
+        console.print(
+            f"  instance {inst['index']}: pid {inst['pid']} port {inst['port']} "
+            f"{inst['state']} (restarts {inst['restarts']})"
+        )
     if info.error:
         console.print(f"  [red]error:[/] {info.error}")
 
@@ -235,15 +268,19 @@ def _print_deployment(info: DeploymentInfo) -> None:
 def create_deployment(
     name: str = typer.Argument(..., help="Deployment name (3-32 letters, digits or '-')."),
     endpoint: str = EndpointOpt,
-    model: str = typer.Option(..., "--model", "-m", help="Registered model NAME:VERSION or "
-                              "NAME@label."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Registered model NAME:VERSION or NAME@label."
+    ),
     instance_count: int = typer.Option(1, "--instance-count", help="Worker processes."),
     request_timeout_ms: int = typer.Option(90_000, "--request-timeout-ms"),
     liveness_initial_delay: float = typer.Option(
-        600, "--liveness-initial-delay", help="Most seconds a worker may take to load; ready "
-        "is reported as soon as it has."),
-    max_concurrent: int = typer.Option(1, "--max-concurrent-requests",
-                                       help="max_concurrent_requests_per_instance"),
+        600,
+        "--liveness-initial-delay",
+        help="Most seconds a worker may take to load; ready is reported as soon as it has.",
+    ),
+    max_concurrent: int = typer.Option(
+        1, "--max-concurrent-requests", help="max_concurrent_requests_per_instance"
+    ),
     max_queue_wait_ms: int = typer.Option(500, "--max-queue-wait-ms"),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return before the model is loaded."),
     workspace: str = WorkspaceOpt,
@@ -264,10 +301,16 @@ def create_deployment(
             status.update(f"deployment {name}: {info.status} ({states}) {waited:.0f}s")
 
         info = client.endpoints.create_deployment(
-            endpoint, name, model, instance_count=instance_count,
-            request_timeout_ms=request_timeout_ms, liveness_initial_delay=liveness_initial_delay,
+            endpoint,
+            name,
+            model,
+            instance_count=instance_count,
+            request_timeout_ms=request_timeout_ms,
+            liveness_initial_delay=liveness_initial_delay,
             max_concurrent_requests_per_instance=max_concurrent,
-            max_queue_wait_ms=max_queue_wait_ms, wait=not no_wait, progress=progress,
+            max_queue_wait_ms=max_queue_wait_ms,
+            wait=not no_wait,
+            progress=progress,
         )
     if json:
         print_json(info.to_dict())
@@ -277,8 +320,9 @@ def create_deployment(
 
 
 @deployments_app.command("list")
-def list_deployments(endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt,
-                     json: bool = JsonOpt) -> None:
+def list_deployments(
+    endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt, json: bool = JsonOpt
+) -> None:
     """List an endpoint's deployments.
 
     Example: chattune deployments list --endpoint my-ep
@@ -290,14 +334,16 @@ def list_deployments(endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt,
     table = Table("name", "status", "model", "instances")
     for i in infos:
         ready = sum(x["state"] == "ready" for x in i.instances)
-        table.add_row(i.name, _status(i.status), i.model,
-                      f"{ready}/{i.settings.instance_count} ready")
+        table.add_row(
+            i.name, _status(i.status), i.model, f"{ready}/{i.settings.instance_count} ready"
+        )
     console.print(table)
 
 
 @deployments_app.command("show")
-def show_deployment(name: str, endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt,
-                    json: bool = JsonOpt) -> None:
+def show_deployment(
+    name: str, endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt, json: bool = JsonOpt
+) -> None:
     """Show a deployment: model, settings, instances, last error.
 
     Example: chattune deployments show demo --endpoint my-ep
@@ -311,7 +357,8 @@ def show_deployment(name: str, endpoint: str = EndpointOpt, workspace: str = Wor
 
 @deployments_app.command("logs")
 def deployment_logs(
-    name: str, endpoint: str = EndpointOpt,
+    name: str,
+    endpoint: str = EndpointOpt,
     lines: int = typer.Option(100, "--lines", "-n", help="How many last lines."),
     workspace: str = WorkspaceOpt,
 ) -> None:
@@ -323,8 +370,9 @@ def deployment_logs(
 
 
 @deployments_app.command("delete")
-def delete_deployment(name: str, endpoint: str = EndpointOpt,
-                      workspace: str = WorkspaceOpt) -> None:
+def delete_deployment(
+    name: str, endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt
+) -> None:
     """Stop a deployment's workers and remove it (move its traffic away first).
 
     Example: chattune deployments delete demo --endpoint my-ep

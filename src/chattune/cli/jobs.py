@@ -13,8 +13,11 @@ from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, prin
 if TYPE_CHECKING:
     from chattune.jobs.store import Job
 
-app = typer.Typer(help="Fine-tuning pipeline jobs: validate → model_import → preprocess → "
-                  "finetune → evaluate → package.", no_args_is_help=True)
+app = typer.Typer(
+    help="Fine-tuning pipeline jobs: validate → model_import → preprocess → "
+    "finetune → evaluate → package.",
+    no_args_is_help=True,
+)
 
 _STYLE = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan"}
 
@@ -42,8 +45,10 @@ def create(
     if json:
         print_json(job_dict(job))
     else:
-        console.print(f"created job [bold]{job.name}[/] (pid {job.pid}); "
-                      f"follow it with: chattune jobs stream {job.name}")
+        console.print(
+            f"created job [bold]{job.name}[/] (pid {job.pid}); "
+            f"follow it with: chattune jobs stream {job.name}"
+        )
     if stream:
         _stream(client, job.name)
 
@@ -97,11 +102,19 @@ def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
     if json:
         print_json([job_dict(j) for j in jobs])
         return
-    table = Table("name", "status", "model", "created", "current stage")
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    for column in ("status", "model", "created", "current stage"):
+        table.add_column(column)
     for j in jobs:
         current = next((s.name for s in j.stages if s.status == "running"), "")
-        table.add_row(j.name, _status(j.status), j.spec.get("model", ""),
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)), current)
+        table.add_row(
+            j.name,
+            _status(j.status),
+            j.spec.get("model", ""),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)),
+            current,
+        )
     console.print(table)
 
 
@@ -142,8 +155,9 @@ def logs(name: str, workspace: str = WorkspaceOpt) -> None:
 
 
 def _stream(client: Any, name: str) -> None:
-    job = client.jobs.stream(name, on_line=lambda line: console.print(line, markup=False,
-                                                                        highlight=False))
+    job = client.jobs.stream(
+        name, on_line=lambda line: console.print(line, markup=False, highlight=False)
+    )
     print_job(job)
     if job.status != "completed":
         raise typer.Exit(1)
@@ -151,7 +165,9 @@ def _stream(client: Any, name: str) -> None:
 
 def print_job(job: Job) -> None:
     """Rich table of a job's stages."""
-    console.print(f"job [bold]{job.name}[/]: {_status(job.status)}  (model {job.spec.get('model')})")
+    console.print(
+        f"job [bold]{job.name}[/]: {_status(job.status)}  (model {job.spec.get('model')})"
+    )
     if job.error:
         console.print(f"  error: {job.error}", markup=False)
     table = Table("stage", "status", "time", "note")

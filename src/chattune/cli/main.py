@@ -14,8 +14,7 @@ from chattune.errors import ChattuneError
 
 app = typer.Typer(
     name="chattune",
-    help="Fine-tune chat models and serve them, on your own machines.\n\n"
-    "Example: chattune demo",
+    help="Fine-tune chat models and serve them, on your own machines.\n\nExample: chattune demo",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

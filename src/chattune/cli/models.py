@@ -7,8 +7,9 @@ from rich.table import Table
 
 from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, print_json
 
-app = typer.Typer(help="Foundation-model catalog and registered (fine-tuned) models.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Foundation-model catalog and registered (fine-tuned) models.", no_args_is_help=True
+)
 
 
 @app.command("catalog")
@@ -92,6 +93,12 @@ def list_(
     table = Table("name", "version", "labels", "base model", "job", "test loss")
     for m in models:
         loss = m.lineage.get("metrics", {}).get("test_loss")
-        table.add_row(m.name, m.version, ",".join(m.labels), m.base_model or "", m.job or "",
-                      f"{loss:.4f}" if loss is not None else "")
+        table.add_row(
+            m.name,
+            m.version,
+            ",".join(m.labels),
+            m.base_model or "",
+            m.job or "",
+            f"{loss:.4f}" if loss is not None else "",
+        )
     console.print(table)

@@ -22,8 +22,11 @@ def register(app: typer.Typer) -> None:
         from chattune.workspace import Workspace
 
         ws = Workspace.find(directory)
-        info = {"workspace": str(ws.root), "database": str(ws.db_path),
-                "mlflow_tracking_uri": ws.mlflow_uri}
+        info = {
+            "workspace": str(ws.root),
+            "database": str(ws.db_path),
+            "mlflow_tracking_uri": ws.mlflow_uri,
+        }
         if json:
             print_json(info)
             return

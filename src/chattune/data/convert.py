@@ -30,8 +30,7 @@ from chattune.data.schema import Message
 
 SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 TOOLS_SYSTEM = (
-    "You are a helpful assistant with access to the following functions. "
-    "Use them if required -\n"
+    "You are a helpful assistant with access to the following functions. Use them if required -\n"
 )
 
 
@@ -63,8 +62,12 @@ def from_kto(row: dict[str, Any]) -> list[Message] | None:
     """``{"messages": [{role, content}], "label": bool}`` → messages, desirable rows only."""
     if row.get("label") is not True:
         return None
-    return _plain(row.get("messages"), "role", "content", {"user": "user", "assistant": "assistant",
-                                                           "system": "system"})
+    return _plain(
+        row.get("messages"),
+        "role",
+        "content",
+        {"user": "user", "assistant": "assistant", "system": "system"},
+    )
 
 
 def from_dpo(row: dict[str, Any]) -> list[Message] | None:

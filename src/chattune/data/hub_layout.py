@@ -55,9 +55,16 @@ def write_hub_folder(
         (tmp / "data").mkdir()
         for split, rows in splits.items():
             table = pa.Table.from_pylist(
-                [{"prompt": r["prompt"], "prompt_id": r["prompt_id"],
-                  "messages": [{"content": m["content"], "role": m["role"]} for m in r["messages"]]}
-                 for r in rows],
+                [
+                    {
+                        "prompt": r["prompt"],
+                        "prompt_id": r["prompt_id"],
+                        "messages": [
+                            {"content": m["content"], "role": m["role"]} for m in r["messages"]
+                        ],
+                    }
+                    for r in rows
+                ],
                 schema=schema,
             )
             pq.write_table(table, tmp / "data" / f"{split}-00000-of-00001.parquet")
@@ -65,9 +72,7 @@ def write_hub_folder(
             "configs": [
                 {
                     "config_name": "default",
-                    "data_files": [
-                        {"split": s, "path": f"data/{s}-*"} for s in splits
-                    ],
+                    "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits],
                 }
             ]
         }

@@ -56,8 +56,10 @@ def load_conversations(
             continue
         problem = shape_problem(row)
         messages, prompt, prompt_id = row_messages(row)
-        row_problems = [problem] if problem else validate_conversation(
-            messages, require_assistant=require_assistant
+        row_problems = (
+            [problem]
+            if problem
+            else validate_conversation(messages, require_assistant=require_assistant)
         )
         if row_problems:
             problems.extend(f"{where}: {p}" for p in row_problems)
@@ -180,7 +182,9 @@ def _iter_csv(path: Path, name: str) -> Iterator[tuple[str, Any]]:
 
 def _json_reason(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at column {exc.colno}" if exc.lineno == 1 else (
-            f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        return (
+            f"{exc.msg} at column {exc.colno}"
+            if exc.lineno == 1
+            else (f"{exc.msg} at line {exc.lineno} column {exc.colno}")
         )
     return str(exc)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,8 +31,9 @@ class JobsAPI:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
 
-    def create(self, spec: str | Path | dict[str, Any] | JobSpec,
-               overrides: dict[str, Any] | None = None) -> Job:
+    def create(
+        self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None
+    ) -> Job:
         """Validate ``spec`` (a YAML path, mapping or JobSpec) and start its job process."""
         if isinstance(spec, JobSpec):
             job_spec = spec
@@ -49,13 +51,23 @@ class JobsAPI:
         """The job, with a dead job process shown as failed (never running forever)."""
         job = store.get(self.ws, name)
         if not job.done and job.pid is not None and not _alive(job.pid):
-            store.update_job(self.ws, name, status="failed", finished_at=time.time(),
-                             error=f"job process {job.pid} died; resume with "
-                             f"`chattune jobs resume {name}`")
+            store.update_job(
+                self.ws,
+                name,
+                status="failed",
+                finished_at=time.time(),
+                error=f"job process {job.pid} died; resume with `chattune jobs resume {name}`",
+            )
             for stage in job.stages:
                 if stage.status == "running":
-                    store.update_stage(self.ws, name, stage.name, status="failed",
-                                       error="job process died", finished_at=time.time())
+                    store.update_stage(
+                        self.ws,
+                        name,
+                        stage.name,
+                        status="failed",
+                        error="job process died",
+                        finished_at=time.time(),
+                    )
             job = store.get(self.ws, name)
         return job
 
@@ -69,18 +81,17 @@ class JobsAPI:
         if job.done:
             raise ConflictError(f"job {name!r} is {job.status} already", "nothing to cancel")
         if job.pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(job.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         return self.wait(name, timeout=60)
 
     def resume(self, name: str) -> Job:
         """Run a failed or canceled job again; completed stages are reused, training resumes."""
         job = self.get(name)
         if not job.done or job.status == "completed":
-            raise ConflictError(f"job {name!r} is {job.status}",
-                                "only failed or canceled jobs can be resumed")
+            raise ConflictError(
+                f"job {name!r} is {job.status}", "only failed or canceled jobs can be resumed"
+            )
         store.update_job(self.ws, name, status="queued", error=None)
         self._spawn(name, resume=True)
         return self.get(name)
@@ -94,8 +105,7 @@ class JobsAPI:
             time.sleep(0.5)
         return job
 
-    def stream(self, name: str, on_line: Callable[[str], None] = print,
-               poll: float = 0.5) -> Job:
+    def stream(self, name: str, on_line: Callable[[str], None] = print, poll: float = 0.5) -> Job:
         """Follow the job's log from the start to its final status; return the final job."""
         for line in self.follow(name, poll):
             on_line(line)
@@ -146,7 +156,9 @@ class JobsAPI:
         cmd = [sys.executable, "-m", "chattune.jobs.worker", name, "--workspace", str(self.ws.root)]
         proc = subprocess.Popen(
             cmd + (["--resume"] if resume else []),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives the terminal and the CLI
         )
         log.close()

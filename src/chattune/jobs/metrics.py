@@ -18,8 +18,12 @@ def read_metrics(ws: Workspace, run_id: str, plot: str | Path | None = None) -> 
         key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
         for key in run.data.metrics
     }
-    result: dict[str, Any] = {"final": dict(run.data.metrics), "history": history,
-                              "run_id": run_id, "status": run.info.status}
+    result: dict[str, Any] = {
+        "final": dict(run.data.metrics),
+        "history": history,
+        "run_id": run_id,
+        "status": run.info.status,
+    }
     if plot is not None:
         result["plot"] = str(loss_plot(history, Path(plot)))
     return result

@@ -37,15 +37,23 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
     spec = JobSpec.model_validate(job.spec)
     job_dir = ws.job_dir(name)
     log = job_logger(name, job_dir / "job.log")
-    store.update_job(ws, name, status="running", pid=os.getpid(), started_at=time.time(),
-                     finished_at=None, error=None)
+    store.update_job(
+        ws,
+        name,
+        status="running",
+        pid=os.getpid(),
+        started_at=time.time(),
+        finished_at=None,
+        error=None,
+    )
     log.info("job %s %s (pid %d)", name, "resumed" if resuming else "started", os.getpid())
     tracker = Tracker(ws, spec, job.mlflow_run_id)
     store.update_job(ws, name, mlflow_run_id=tracker.run_id)
     params = resolve_parameters(spec)
     tracker.log_params(params)
-    ctx = StageContext(ws, spec, params, job_dir, log, log_metrics=tracker.log_metrics,
-                       resuming=resuming)
+    ctx = StageContext(
+        ws, spec, params, job_dir, log, log_metrics=tracker.log_metrics, resuming=resuming
+    )
     status, failed, key = "completed", False, ""
     for stage in store.STAGES:
         key = cache_key(stage, key, stage_inputs(stage, spec, params))
@@ -61,8 +69,9 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
         except Exception as exc:
             message = str(exc) if isinstance(exc, ChattuneError) else f"{type(exc).__name__}: {exc}"
             log.error("stage %s failed: %s\n%s", stage, message, traceback.format_exc())
-            store.update_stage(ws, name, stage, status="failed", error=message,
-                               finished_at=time.time())
+            store.update_stage(
+                ws, name, stage, status="failed", error=message, finished_at=time.time()
+            )
             store.update_job(ws, name, error=f"{stage}: {message}")
             status = "failed"
             failed = not spec.settings.continue_on_step_failure
@@ -79,19 +88,28 @@ def run_stage(ctx: StageContext, job: str, stage: str, key: str) -> dict[str, An
         reused = store.find_reusable(ws, stage, key)
         if reused and (reused[0] == job or stage in CROSS_JOB_REUSE) and outputs_exist(reused[1]):
             note = "reused" if reused[0] == job else f"reused from job {reused[0]}"
-            store.update_stage(ws, job, stage, status="completed", note=note, cache_key=key,
-                               outputs=reused[1])
+            store.update_stage(
+                ws, job, stage, status="completed", note=note, cache_key=key, outputs=reused[1]
+            )
             ctx.log.info("stage %s: %s (cache hit)", stage, note)
             return reused[1]
     now = time.time()
-    store.update_stage(ws, job, stage, status="running", started_at=now, finished_at=None,
-                       error=None, note=None, cache_key=key)
+    store.update_stage(
+        ws,
+        job,
+        stage,
+        status="running",
+        started_at=now,
+        finished_at=None,
+        error=None,
+        note=None,
+        cache_key=key,
+    )
     ctx.log.info("stage %s: running", stage)
     ctx.progress(stage=stage)
     module = importlib.import_module(f"chattune.train.{stage}")
     outputs = module.run(ctx)
-    store.update_stage(ws, job, stage, status="completed", outputs=outputs,
-                       finished_at=time.time())
+    store.update_stage(ws, job, stage, status="completed", outputs=outputs, finished_at=time.time())
     ctx.log.info("stage %s: completed in %.1fs", stage, time.time() - now)
     return outputs
 
@@ -111,8 +129,10 @@ def stage_inputs(stage: str, spec: JobSpec, params: TrainParams) -> dict[str, An
 
     if stage == "validate":
         data = {k: v for k, v in spec.data.model_dump().items() if v}
-        return {"model": spec.model, "data": {k: [v, file_digest(Path(v))]
-                                              for k, v in data.items() if Path(v).exists()}}
+        return {
+            "model": spec.model,
+            "data": {k: [v, file_digest(Path(v))] for k, v in data.items() if Path(v).exists()},
+        }
     if stage == "model_import":
         return {"model": spec.model}
     if stage == "preprocess":
@@ -165,12 +185,17 @@ class Tracker:
         mlflow.set_tracking_uri(ws.mlflow_uri)
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name(spec.experiment or "default")
-        exp_id = exp.experiment_id if exp else client.create_experiment(
-            spec.experiment or "default", artifact_location=ws.artifact_root
+        exp_id = (
+            exp.experiment_id
+            if exp
+            else client.create_experiment(
+                spec.experiment or "default", artifact_location=ws.artifact_root
+            )
         )
         if run_id is None:
-            run_id = client.create_run(exp_id, run_name=spec.name,
-                                       tags={"chattune.job": spec.name}).info.run_id
+            run_id = client.create_run(
+                exp_id, run_name=spec.name, tags={"chattune.job": spec.name}
+            ).info.run_id
         else:
             client.update_run(run_id, status="RUNNING")
         self.client, self.run_id = client, run_id
@@ -180,7 +205,9 @@ class Tracker:
 
         try:
             values = params.model_dump()
-            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in values.items()])
+            self.client.log_batch(
+                self.run_id, params=[Param(k, str(v)[:500]) for k, v in values.items()]
+            )
         except Exception:  # params are immutable in MLflow: a resumed run already has them
             pass
 

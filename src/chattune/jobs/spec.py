@@ -40,7 +40,11 @@ class TrainParams(BaseModel):
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(2e-5, gt=0)
     lr_scheduler_type: Literal[
-        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
         "constant_with_warmup",
     ] = "linear"
     warmup_steps: int = Field(0, ge=0)
@@ -115,9 +119,7 @@ class JobSpec(BaseModel):
     @model_validator(mode="after")
     def _names(self) -> JobSpec:
         if not re.fullmatch(r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}", self.name):
-            raise ValueError(
-                f"name {self.name!r} must be 1-63 letters, digits, '-', '_' or '.'"
-            )
+            raise ValueError(f"name {self.name!r} must be 1-63 letters, digits, '-', '_' or '.'")
         if self.experiment is None:
             self.experiment = f"chat_completion_{self.model.split('/')[-1].split('@')[0]}"
         return self
@@ -148,8 +150,9 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> JobS
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ValidationError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
-                              "fix the YAML syntax") from exc
+        raise ValidationError(
+            f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
+        ) from exc
     if not isinstance(raw, dict):
         raise ValidationError(f"{path}: expected a mapping of keys", "see examples/job.yaml")
     raw.update(overrides or {})

@@ -63,8 +63,10 @@ def insert(ws: Workspace, name: str, experiment: str, spec_json: str) -> None:
 
     with ws.db() as conn:
         if conn.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
-            raise ConflictError(f"job {name!r} exists already",
-                                "pick another `name:` in the spec or drop it to get a fresh one")
+            raise ConflictError(
+                f"job {name!r} exists already",
+                "pick another `name:` in the spec or drop it to get a fresh one",
+            )
         conn.execute(
             "INSERT INTO jobs (name, experiment, spec, status, created_at) VALUES (?,?,?,?,?)",
             (name, experiment, spec_json, "queued", time.time()),
@@ -84,13 +86,27 @@ def get(ws: Workspace, name: str) -> Job:
             "SELECT * FROM stages WHERE job = ? ORDER BY position", (name,)
         ).fetchall()
     return Job(
-        name=row["name"], experiment=row["experiment"], spec=json.loads(row["spec"]),
-        status=row["status"], pid=row["pid"], mlflow_run_id=row["mlflow_run_id"],
-        error=row["error"], created_at=row["created_at"], started_at=row["started_at"],
+        name=row["name"],
+        experiment=row["experiment"],
+        spec=json.loads(row["spec"]),
+        status=row["status"],
+        pid=row["pid"],
+        mlflow_run_id=row["mlflow_run_id"],
+        error=row["error"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
         finished_at=row["finished_at"],
         stages=[
-            Stage(s["stage"], s["status"], s["note"], s["error"], s["started_at"],
-                  s["finished_at"], json.loads(s["outputs"]), s["cache_key"])
+            Stage(
+                s["stage"],
+                s["status"],
+                s["note"],
+                s["error"],
+                s["started_at"],
+                s["finished_at"],
+                json.loads(s["outputs"]),
+                s["cache_key"],
+            )
             for s in stages
         ],
     )
@@ -112,8 +128,9 @@ def update_stage(ws: Workspace, job: str, stage: str, **fields: Any) -> None:
         fields["outputs"] = dumps(fields["outputs"])
     sets = ", ".join(f"{k} = ?" for k in fields)
     with ws.db() as conn:
-        conn.execute(f"UPDATE stages SET {sets} WHERE job = ? AND stage = ?",
-                     (*fields.values(), job, stage))
+        conn.execute(
+            f"UPDATE stages SET {sets} WHERE job = ? AND stage = ?", (*fields.values(), job, stage)
+        )
 
 
 def find_reusable(ws: Workspace, stage: str, cache_key: str) -> tuple[str, dict[str, Any]] | None:

@@ -33,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = run_job(ws, args.name, resuming=args.resume)
     except BaseException as exc:  # outside any stage: still never leave the job "running"
-        store.update_job(ws, args.name, status="failed", finished_at=time.time(),
-                         error=f"job process: {type(exc).__name__}: {exc}")
+        store.update_job(
+            ws,
+            args.name,
+            status="failed",
+            finished_at=time.time(),
+            error=f"job process: {type(exc).__name__}: {exc}",
+        )
         raise
     return 0 if status == "completed" else 1
 

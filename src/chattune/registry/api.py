@@ -59,43 +59,72 @@ class ModelsAPI:
         """A foundation model card (``label="latest"`` resolves)."""
         return get_card(name, label=label, version=version)
 
-    def register(self, job: str, name: str, version: str | None = None, description: str = "",
-                 tags: dict[str, str] | None = None) -> RegisteredModel:
+    def register(
+        self,
+        job: str,
+        name: str,
+        version: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> RegisteredModel:
         """Register a completed job's packaged MLflow model as ``name:version``."""
         from chattune.jobs.api import JobsAPI
 
         if not _NAME.match(name):
-            raise ValidationError(f"model name {name!r} is not valid",
-                                  "use letters, digits, '-', '_' or '.' (max 128)")
+            raise ValidationError(
+                f"model name {name!r} is not valid",
+                "use letters, digits, '-', '_' or '.' (max 128)",
+            )
         done = JobsAPI(self.ws).get(job)
         if done.status != "completed" or not done.stage("package").outputs:
-            raise ConflictError(f"job {job!r} is {done.status}, its model is not packaged",
-                                f"wait for it with `chattune jobs stream {job}`")
+            raise ConflictError(
+                f"job {job!r} is {done.status}, its model is not packaged",
+                f"wait for it with `chattune jobs stream {job}`",
+            )
         version = version or self._next_version(name)
         if not _NAME.match(version):
-            raise ValidationError(f"version {version!r} is not valid",
-                                  "use letters, digits, '-', '_' or '.' (e.g. a timestamp)")
+            raise ValidationError(
+                f"version {version!r} is not valid",
+                "use letters, digits, '-', '_' or '.' (e.g. a timestamp)",
+            )
         source = Path(done.stage("package").outputs["mlflow_model_folder"])
         dest = self.ws.model_dir(name, version)
         if dest.exists() or self._row(name, version):
-            raise ConflictError(f"model {name}:{version} exists already",
-                                "pick another --version (or omit it for the next number)")
+            raise ConflictError(
+                f"model {name}:{version} exists already",
+                "pick another --version (or omit it for the next number)",
+            )
         tmp = dest.with_name(f".{version}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp)
         tmp.replace(dest)
         evaluate = done.stage("evaluate").outputs.get("metrics", {})
         validate = done.stage("validate").outputs
-        lineage = {"job": job, "base_model": validate.get("model"), "spec": done.spec,
-                   "data_sha256": validate.get("data_sha256", {}),
-                   "mlflow_run_id": done.mlflow_run_id, "metrics": evaluate}
+        lineage = {
+            "job": job,
+            "base_model": validate.get("model"),
+            "spec": done.spec,
+            "data_sha256": validate.get("data_sha256", {}),
+            "mlflow_run_id": done.mlflow_run_id,
+            "metrics": evaluate,
+        }
         with self.ws.db() as conn:
             conn.execute("UPDATE models SET labels = '[]' WHERE name = ?", (name,))
             conn.execute(
                 "INSERT INTO models (name, version, path, job, base_model, description, tags, "
                 "labels, lineage, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (name, version, str(dest), job, validate.get("model"), description,
-                 dumps(tags or {}), dumps(["latest"]), dumps(lineage), time.time()),
+                (
+                    name,
+                    version,
+                    str(dest),
+                    job,
+                    validate.get("model"),
+                    description,
+                    dumps(tags or {}),
+                    dumps(["latest"]),
+                    dumps(lineage),
+                    time.time(),
+                ),
             )
         return self.show(name, version)
 
@@ -103,10 +132,14 @@ class ModelsAPI:
         """Registered model versions (newest first), optionally of one name."""
         query = "SELECT * FROM models" + (" WHERE name = ?" if name else "")
         with self.ws.db() as conn:
-            rows = conn.execute(query + " ORDER BY created_at DESC", (name,) if name else ()).fetchall()
+            rows = conn.execute(
+                query + " ORDER BY created_at DESC", (name,) if name else ()
+            ).fetchall()
         return [_model(r) for r in rows]
 
-    def show(self, name: str, version: str | None = None, label: str | None = None) -> RegisteredModel:
+    def show(
+        self, name: str, version: str | None = None, label: str | None = None
+    ) -> RegisteredModel:
         """One registered version: by version, by label (``latest``), or the latest."""
         if version is not None:
             row = self._row(name, version)
@@ -118,8 +151,9 @@ class ModelsAPI:
                 return candidates[0]
         if row is None:
             known = sorted({m.name for m in self.list()})
+            wanted = f"{name}:{version}" if version else f"{name}@{label or 'latest'}"
             raise NotFoundError(
-                f"no registered model {name}{':' + version if version else '@' + (label or 'latest')}",
+                f"unknown model {wanted}: not in the catalog and not registered",
                 f"registered: {', '.join(known) or 'none'}; register one with "
                 "`chattune models register --job JOB --name NAME`",
             )
@@ -139,8 +173,9 @@ class ModelsAPI:
 
     def _row(self, name: str, version: str) -> Any:
         with self.ws.db() as conn:
-            return conn.execute("SELECT * FROM models WHERE name = ? AND version = ?",
-                                (name, version)).fetchone()
+            return conn.execute(
+                "SELECT * FROM models WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
 
     def _next_version(self, name: str) -> str:
         numbers = [int(m.version) for m in self.list(name) if m.version.isdigit()]
@@ -149,8 +184,14 @@ class ModelsAPI:
 
 def _model(row: Any) -> RegisteredModel:
     return RegisteredModel(
-        name=row["name"], version=row["version"], path=row["path"], job=row["job"],
-        base_model=row["base_model"], description=row["description"],
-        tags=json.loads(row["tags"]), labels=json.loads(row["labels"]),
-        lineage=json.loads(row["lineage"]), created_at=row["created_at"],
+        name=row["name"],
+        version=row["version"],
+        path=row["path"],
+        job=row["job"],
+        base_model=row["base_model"],
+        description=row["description"],
+        tags=json.loads(row["tags"]),
+        labels=json.loads(row["labels"]),
+        lineage=json.loads(row["lineage"]),
+        created_at=row["created_at"],
     )

@@ -71,24 +71,34 @@ class EndpointsAPI(DeploymentsMixin):
         """
         check_name("endpoint", name)
         if auth_mode not in AUTH_MODES:
-            raise ValidationError(f"auth_mode {auth_mode!r} is not supported",
-                                  f"use one of: {', '.join(AUTH_MODES)}")
+            raise ValidationError(
+                f"auth_mode {auth_mode!r} is not supported", f"use one of: {', '.join(AUTH_MODES)}"
+            )
         host = str(self.ws.config.get("host") or "127.0.0.1")
         with self.ws.db() as conn:
             if state.endpoint_row(conn, name) is not None:
-                raise ConflictError(f"endpoint {name} already exists",
-                                    f"pick another name or `chattune endpoints delete {name}`")
+                raise ConflictError(
+                    f"endpoint {name} already exists",
+                    f"pick another name or `chattune endpoints delete {name}`",
+                )
             conn.execute(
                 "INSERT INTO endpoints (name, host, auth_mode, status, created_at) "
-                "VALUES (?, ?, ?, 'creating', ?)", (name, host, auth_mode, time.time()),
+                "VALUES (?, ?, ?, 'creating', ?)",
+                (name, host, auth_mode, time.time()),
             )
         folder = self.ws.endpoint_dir(name)
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an endpoint of that name
         folder.mkdir(parents=True)
-        keyfile.write_keys(folder / "keys.json",
-                           {k: keyfile.new_key() for k in keyfile.KEY_TYPES})
-        cmd = [sys.executable, "-m", GATEWAY_MARKER, "--workspace", str(self.ws.root),
-               "--endpoint", name]
+        keyfile.write_keys(folder / "keys.json", {k: keyfile.new_key() for k in keyfile.KEY_TYPES})
+        cmd = [
+            sys.executable,
+            "-m",
+            GATEWAY_MARKER,
+            "--workspace",
+            str(self.ws.root),
+            "--endpoint",
+            name,
+        ]
         proc = procs.spawn(cmd, folder / "gateway.log", new_session=True)
         self._gateways[name] = proc
         state.set_endpoint(self.ws, name, pid=proc.pid)
@@ -103,8 +113,12 @@ class EndpointsAPI(DeploymentsMixin):
             if info.status == "running" and procs.port_open(info.host, info.port):
                 return
             if proc.poll() is not None:
-                state.set_endpoint(self.ws, name, status="failed",
-                                   error=f"gateway exited with code {proc.returncode}")
+                state.set_endpoint(
+                    self.ws,
+                    name,
+                    status="failed",
+                    error=f"gateway exited with code {proc.returncode}",
+                )
                 raise RuntimeFailure(
                     f"gateway of endpoint {name} exited with code {proc.returncode}: "
                     f"{self._last_line(name, None)}",
@@ -112,16 +126,17 @@ class EndpointsAPI(DeploymentsMixin):
                     f"{name}` and retry",
                 )
             time.sleep(POLL)
-        raise RuntimeFailure(f"gateway of endpoint {name} did not start within {timeout:g}s",
-                             f"see `chattune endpoints logs {name}`")
+        raise RuntimeFailure(
+            f"gateway of endpoint {name} did not start within {timeout:g}s",
+            f"see `chattune endpoints logs {name}`",
+        )
 
     def get(self, name: str) -> EndpointInfo:
         """Endpoint ``name``; its status is ``dead`` when the gateway process is gone."""
         with self.ws.db() as conn:
             row = state.endpoint_row(conn, name)
             if row is None:
-                raise NotFoundError(f"endpoint {name} not found",
-                                    "see `chattune endpoints list`")
+                raise NotFoundError(f"endpoint {name} not found", "see `chattune endpoints list`")
             deployments = [r["name"] for r in state.deployment_rows(conn, name)]
         return self._info(row, deployments)
 
@@ -129,8 +144,9 @@ class EndpointsAPI(DeploymentsMixin):
         """Every endpoint of the workspace, oldest first."""
         with self.ws.db() as conn:
             rows = conn.execute("SELECT * FROM endpoints ORDER BY created_at").fetchall()
-            names = {r["name"]: [d["name"] for d in state.deployment_rows(conn, r["name"])]
-                     for r in rows}
+            names = {
+                r["name"]: [d["name"] for d in state.deployment_rows(conn, r["name"])] for r in rows
+            }
         return [self._info(row, names[row["name"]]) for row in rows]
 
     def _info(self, row: Any, deployments: list[str]) -> EndpointInfo:
@@ -139,13 +155,22 @@ class EndpointsAPI(DeploymentsMixin):
         started = status == "running" or (status == "creating" and row["pid"])
         if started and not procs.alive(row["pid"], GATEWAY_MARKER):
             status = "dead"
-            error = (f"gateway process {row['pid']} is not running; delete the endpoint and "
-                     "create it again")
+            error = (
+                f"gateway process {row['pid']} is not running; delete the endpoint and "
+                "create it again"
+            )
         return EndpointInfo(
-            name=row["name"], status=status, auth_mode=row["auth_mode"], host=row["host"],
-            port=row["port"], pid=row["pid"], traffic=json.loads(row["traffic"]),
-            mirror_traffic=json.loads(row["mirror_traffic"]), deployments=deployments,
-            error=error, created_at=row["created_at"],
+            name=row["name"],
+            status=status,
+            auth_mode=row["auth_mode"],
+            host=row["host"],
+            port=row["port"],
+            pid=row["pid"],
+            traffic=json.loads(row["traffic"]),
+            mirror_traffic=json.loads(row["mirror_traffic"]),
+            deployments=deployments,
+            error=error,
+            created_at=row["created_at"],
         )
 
     def get_keys(self, name: str) -> dict[str, str]:
@@ -153,26 +178,34 @@ class EndpointsAPI(DeploymentsMixin):
         self.get(name)
         path = self.ws.endpoint_dir(name) / "keys.json"
         if not path.exists():
-            raise NotFoundError(f"keys file {path} of endpoint {name} is missing",
-                                f"`chattune endpoints regenerate-keys {name}` writes new keys")
+            raise NotFoundError(
+                f"keys file {path} of endpoint {name} is missing",
+                f"`chattune endpoints regenerate-keys {name}` writes new keys",
+            )
         stored = keyfile.read_keys(path)
         return {f"{k}_key": stored[k] for k in keyfile.KEY_TYPES}
 
     def regenerate_keys(self, name: str, key_type: str = "primary") -> dict[str, str]:
         """Replace one key; the old one stops working on the gateway's next request."""
         if key_type not in keyfile.KEY_TYPES:
-            raise ValidationError(f"key type {key_type!r} is not known",
-                                  "use 'primary' or 'secondary'")
+            raise ValidationError(
+                f"key type {key_type!r} is not known", "use 'primary' or 'secondary'"
+            )
         self.get(name)
         path = self.ws.endpoint_dir(name) / "keys.json"
-        stored = keyfile.read_keys(path) if path.exists() else {
-            k: keyfile.new_key() for k in keyfile.KEY_TYPES}
+        stored = (
+            keyfile.read_keys(path)
+            if path.exists()
+            else {k: keyfile.new_key() for k in keyfile.KEY_TYPES}
+        )
         stored[key_type] = keyfile.new_key()
         keyfile.write_keys(path, stored)
         return self.get_keys(name)
 
     def update(
-        self, name: str, traffic: dict[str, int] | None = None,
+        self,
+        name: str,
+        traffic: dict[str, int] | None = None,
         mirror_traffic: dict[str, int] | None = None,
     ) -> EndpointInfo:
         """Set live and/or mirror traffic (each given map replaces the old one).
@@ -184,20 +217,27 @@ class EndpointsAPI(DeploymentsMixin):
         new_mirror = info.mirror_traffic if mirror_traffic is None else dict(mirror_traffic)
         problems = traffic_problems(new_traffic, new_mirror, info.deployments)
         if problems:
-            hint = (f"e.g. `chattune endpoints update {name} --traffic {info.deployments[0]}=100`"
-                    if info.deployments else
-                    f"create one first: `chattune deployments create NAME --endpoint {name} "
-                    "--model M:V`")
+            hint = (
+                f"e.g. `chattune endpoints update {name} --traffic {info.deployments[0]}=100`"
+                if info.deployments
+                else f"create one first: `chattune deployments create NAME --endpoint {name} "
+                "--model M:V`"
+            )
             raise ValidationError(f"endpoint {name}: " + "; ".join(problems), hint)
         with self.ws.db() as conn:
-            conn.execute("UPDATE endpoints SET traffic = ?, mirror_traffic = ? WHERE name = ?",
-                         (dumps(new_traffic), dumps(new_mirror), name))
+            conn.execute(
+                "UPDATE endpoints SET traffic = ?, mirror_traffic = ? WHERE name = ?",
+                (dumps(new_traffic), dumps(new_mirror), name),
+            )
         self._nudge(name)
         return self.get(name)
 
     def invoke(
-        self, name: str, request: dict[str, Any] | str | os.PathLike[str],
-        deployment: str | None = None, timeout: float = 300.0,
+        self,
+        name: str,
+        request: dict[str, Any] | str | os.PathLike[str],
+        deployment: str | None = None,
+        timeout: float = 300.0,
     ) -> dict[str, Any]:
         """Call the endpoint over HTTP with its key; the answer's JSON.
 
@@ -210,18 +250,20 @@ class EndpointsAPI(DeploymentsMixin):
         body = request if isinstance(request, dict) else _read_request(Path(request))
         info = self.get(name)
         if info.status != "running" or not info.base_url:
-            raise ConflictError(f"endpoint {name} is {info.status}, not running",
-                                info.error or f"see `chattune endpoints show {name}`")
+            raise ConflictError(
+                f"endpoint {name} is {info.status}, not running",
+                info.error or f"see `chattune endpoints show {name}`",
+            )
         path = "/v1/chat/completions" if "messages" in body else "/score"
         headers = {"Authorization": f"Bearer {self.get_keys(name)['primary_key']}"}
         if deployment:
             headers["azureml-model-deployment"] = deployment
         try:
-            answer = httpx.post(info.base_url + path, json=body, headers=headers,
-                                timeout=timeout)
+            answer = httpx.post(info.base_url + path, json=body, headers=headers, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise RuntimeFailure(f"endpoint {name} did not answer: {exc}",
-                                 f"see `chattune endpoints logs {name}`") from None
+            raise RuntimeFailure(
+                f"endpoint {name} did not answer: {exc}", f"see `chattune endpoints logs {name}`"
+            ) from None
         if answer.status_code != 200:
             raise _answer_error(name, answer)
         return answer.json()
@@ -272,8 +314,11 @@ class EndpointsAPI(DeploymentsMixin):
             return
         key = self.get_keys(name)["primary_key"]
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{info.base_url}/.chattune/reconcile", timeout=10,
-                       headers={"Authorization": f"Bearer {key}"})
+            httpx.post(
+                f"{info.base_url}/.chattune/reconcile",
+                timeout=10,
+                headers={"Authorization": f"Bearer {key}"},
+            )
 
     def _reap(self, name: str) -> None:
         procs.reap(self._gateways.get(name))
@@ -283,23 +328,29 @@ class EndpointsAPI(DeploymentsMixin):
         return folder / (f"{deployment}.log" if deployment else "gateway.log")
 
     def _last_line(self, endpoint: str, deployment: str | None) -> str:
-        lines = [x for x in procs.tail(self._log_path(endpoint, deployment), 20).splitlines()
-                 if x.strip()]
+        lines = [
+            x
+            for x in procs.tail(self._log_path(endpoint, deployment), 20).splitlines()
+            if x.strip()
+        ]
         return lines[-1].strip()[:300] if lines else "(no log output)"
 
 
 def _read_request(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise NotFoundError(f"request file {path} not found",
-                            "pass a JSON file, e.g. examples/sample_score.json")
+        raise NotFoundError(
+            f"request file {path} not found", "pass a JSON file, e.g. examples/sample_score.json"
+        )
     try:
         body = json.loads(path.read_text())
     except ValueError as exc:
-        raise ValidationError(f"request file {path} is not valid JSON: {exc}",
-                              "fix the JSON syntax") from None
+        raise ValidationError(
+            f"request file {path} is not valid JSON: {exc}", "fix the JSON syntax"
+        ) from None
     if not isinstance(body, dict):
-        raise ValidationError(f"request file {path} must hold a JSON object",
-                              'start it with {"input_data": ...}')
+        raise ValidationError(
+            f"request file {path} must hold a JSON object", 'start it with {"input_data": ...}'
+        )
     return body
 
 

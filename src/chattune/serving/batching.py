@@ -48,8 +48,13 @@ class TransformersEngine:
     """Loads a HuggingFace model folder and answers conversations in batches."""
 
     def __init__(
-        self, model_path: str | Path, model_name: str, *, device: str | None = None,
-        max_batch_size: int = 8, batch_window_ms: float = 10.0,
+        self,
+        model_path: str | Path,
+        model_name: str,
+        *,
+        device: str | None = None,
+        max_batch_size: int = 8,
+        batch_window_ms: float = 10.0,
     ) -> None:
         self.model_path = Path(model_path)
         self.model_name = model_name
@@ -94,7 +99,8 @@ class TransformersEngine:
         eos = self.tokenizer.eos_token_id if eos is None else eos
         self.eos_ids: set[int] = set(eos if isinstance(eos, list) else [eos])
         self.pad_id = next(
-            x for x in (config.pad_token_id, self.tokenizer.pad_token_id, min(self.eos_ids))
+            x
+            for x in (config.pad_token_id, self.tokenizer.pad_token_id, min(self.eos_ids))
             if x is not None
         )
         self.context = getattr(self.model.config, "max_position_embeddings", None) or 2048
@@ -182,7 +188,8 @@ class TransformersEngine:
                 self.model.generate(
                     input_ids=padded["input_ids"].to(self.model.device),
                     attention_mask=padded["attention_mask"].to(self.model.device),
-                    generation_config=config, streamer=streamer,
+                    generation_config=config,
+                    streamer=streamer,
                     stopping_criteria=[_Cancelled(rows)],
                 )
         except Exception as exc:
@@ -224,8 +231,9 @@ class _Cancelled:
 class _RowStreamer:
     """Receives each step's tokens for the whole batch and sends text deltas per row."""
 
-    def __init__(self, engine: TransformersEngine, rows: list[_Job], prompt_lens: list[int],
-                 max_new: int) -> None:
+    def __init__(
+        self, engine: TransformersEngine, rows: list[_Job], prompt_lens: list[int], max_new: int
+    ) -> None:
         self.engine = engine
         self.rows = rows
         self.prompt_lens = prompt_lens
@@ -263,13 +271,13 @@ class _RowStreamer:
         text = self.engine.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
         # A trailing U+FFFD is half of a multi-byte character: wait for the rest.
         if len(text) > self.sent[i] and not text.endswith("\ufffd"):
-            self.rows[i].send(self._delta(i, text[self.sent[i]:], None))
+            self.rows[i].send(self._delta(i, text[self.sent[i] :], None))
             self.sent[i] = len(text)
 
     def _finish(self, i: int, reason: str) -> None:
         self.done[i] = True
         text = self.engine.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
-        self.rows[i].send(self._delta(i, text[self.sent[i]:], reason))
+        self.rows[i].send(self._delta(i, text[self.sent[i] :], reason))
         self.sent[i] = len(text)
 
     def _delta(self, i: int, text: str, reason: str | None) -> Delta:

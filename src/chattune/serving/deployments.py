@@ -29,15 +29,26 @@ class DeploymentsMixin:
     resolve_model: Callable[[str], tuple[str, Path]]
 
     if TYPE_CHECKING:
+
         def get(self, name: str) -> EndpointInfo: ...
         def _nudge(self, name: str) -> None: ...
 
     def create_deployment(
-        self, endpoint: str, name: str, model: str, *, instance_count: int = 1,
-        request_timeout_ms: int = 90_000, liveness_initial_delay: float = 600.0,
-        max_concurrent_requests_per_instance: int = 1, max_queue_wait_ms: int = 500,
-        liveness_probe: ProbeSettings | None = None, readiness_probe: ProbeSettings | None = None,
-        max_batch_size: int = 8, wait: bool = True, timeout: float | None = None,
+        self,
+        endpoint: str,
+        name: str,
+        model: str,
+        *,
+        instance_count: int = 1,
+        request_timeout_ms: int = 90_000,
+        liveness_initial_delay: float = 600.0,
+        max_concurrent_requests_per_instance: int = 1,
+        max_queue_wait_ms: int = 500,
+        liveness_probe: ProbeSettings | None = None,
+        readiness_probe: ProbeSettings | None = None,
+        max_batch_size: int = 8,
+        wait: bool = True,
+        timeout: float | None = None,
         progress: Progress | None = None,
     ) -> DeploymentInfo:
         """Deploy ``model`` (``NAME:VERSION`` or ``NAME@label``) as ``name`` on ``endpoint``.
@@ -48,34 +59,49 @@ class DeploymentsMixin:
         >>> client.endpoints.create_deployment("my-ep", "demo", "phi3-ultrachat:1")
         """
         check_name("deployment", name)
-        problems = [f"{label} must be >= 1, got {value}" for label, value in (
-            ("instance_count", instance_count), ("request_timeout_ms", request_timeout_ms),
-            ("max_concurrent_requests_per_instance", max_concurrent_requests_per_instance),
-            ("max_batch_size", max_batch_size)) if value < 1]
+        problems = [
+            f"{label} must be >= 1, got {value}"
+            for label, value in (
+                ("instance_count", instance_count),
+                ("request_timeout_ms", request_timeout_ms),
+                ("max_concurrent_requests_per_instance", max_concurrent_requests_per_instance),
+                ("max_batch_size", max_batch_size),
+            )
+            if value < 1
+        ]
         problems += ["max_queue_wait_ms must be >= 0"] if max_queue_wait_ms < 0 else []
         problems += ["liveness_initial_delay must be > 0"] if liveness_initial_delay <= 0 else []
         if problems:
-            raise ValidationError(f"deployment {name}: " + "; ".join(problems),
-                                  "see `chattune deployments create --help`")
+            raise ValidationError(
+                f"deployment {name}: " + "; ".join(problems),
+                "see `chattune deployments create --help`",
+            )
         info = self.get(endpoint)
         if info.status != "running":
-            raise ConflictError(f"endpoint {endpoint} is {info.status}, not running",
-                                info.error or f"see `chattune endpoints show {endpoint}`")
+            raise ConflictError(
+                f"endpoint {endpoint} is {info.status}, not running",
+                info.error or f"see `chattune endpoints show {endpoint}`",
+            )
         canonical, path = self.resolve_model(model)
         live = liveness_probe or ProbeSettings(liveness_initial_delay)
         settings = DeploymentSettings(
-            instance_count=instance_count, request_timeout_ms=request_timeout_ms,
+            instance_count=instance_count,
+            request_timeout_ms=request_timeout_ms,
             max_concurrent_requests_per_instance=max_concurrent_requests_per_instance,
-            max_queue_wait_ms=max_queue_wait_ms, liveness_probe=live,
-            readiness_probe=readiness_probe or ProbeSettings(0.0), max_batch_size=max_batch_size,
+            max_queue_wait_ms=max_queue_wait_ms,
+            liveness_probe=live,
+            readiness_probe=readiness_probe or ProbeSettings(0.0),
+            max_batch_size=max_batch_size,
         )
         with self.ws.db() as conn:
-            if conn.execute("SELECT 1 FROM deployments WHERE endpoint = ? AND name = ?",
-                            (endpoint, name)).fetchone():
+            if conn.execute(
+                "SELECT 1 FROM deployments WHERE endpoint = ? AND name = ?", (endpoint, name)
+            ).fetchone():
                 raise ConflictError(
                     f"deployment {name} already exists on endpoint {endpoint}",
                     f"pick another name or `chattune deployments delete {name} --endpoint "
-                    f"{endpoint}`")
+                    f"{endpoint}`",
+                )
             conn.execute(
                 "INSERT INTO deployments (endpoint, name, model, model_path, settings, status, "
                 "created_at) VALUES (?, ?, ?, ?, ?, 'creating', ?)",
@@ -87,8 +113,9 @@ class DeploymentsMixin:
         limit = timeout if timeout is not None else live.initial_delay + 60
         return self._wait_ready(endpoint, name, limit, progress)
 
-    def _wait_ready(self, endpoint: str, name: str, limit: float,
-                    progress: Progress | None) -> DeploymentInfo:
+    def _wait_ready(
+        self, endpoint: str, name: str, limit: float, progress: Progress | None
+    ) -> DeploymentInfo:
         started = time.monotonic()
         while True:
             info = self.get_deployment(endpoint, name)
@@ -99,29 +126,38 @@ class DeploymentsMixin:
                 return info
             hint = f"see `chattune deployments logs {name} --endpoint {endpoint}`"
             if info.status == "failed":
-                raise RuntimeFailure(f"deployment {name} on endpoint {endpoint} failed: "
-                                     f"{info.error}", hint)
+                raise RuntimeFailure(
+                    f"deployment {name} on endpoint {endpoint} failed: {info.error}", hint
+                )
             if self.get(endpoint).status != "running":
-                raise RuntimeFailure(f"endpoint {endpoint} stopped while deployment {name} "
-                                     "was starting", f"see `chattune endpoints logs {endpoint}`")
+                raise RuntimeFailure(
+                    f"endpoint {endpoint} stopped while deployment {name} was starting",
+                    f"see `chattune endpoints logs {endpoint}`",
+                )
             if waited > limit:
                 raise RuntimeFailure(
                     f"deployment {name} on endpoint {endpoint} not ready after {limit:g}s "
-                    f"(status {info.status})", hint)
+                    f"(status {info.status})",
+                    hint,
+                )
             time.sleep(0.2)
 
     def get_deployment(self, endpoint: str, name: str) -> DeploymentInfo:
         with self.ws.db() as conn:
-            row = conn.execute("SELECT * FROM deployments WHERE endpoint = ? AND name = ?",
-                               (endpoint, name)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM deployments WHERE endpoint = ? AND name = ?", (endpoint, name)
+            ).fetchone()
             if row is None:
                 exists = state.endpoint_row(conn, endpoint) is not None
         if row is None:
             if not exists:
-                raise NotFoundError(f"endpoint {endpoint} not found",
-                                    "see `chattune endpoints list`")
-            raise NotFoundError(f"deployment {name} not found on endpoint {endpoint}",
-                                f"see `chattune deployments list --endpoint {endpoint}`")
+                raise NotFoundError(
+                    f"endpoint {endpoint} not found", "see `chattune endpoints list`"
+                )
+            raise NotFoundError(
+                f"deployment {name} not found on endpoint {endpoint}",
+                f"see `chattune deployments list --endpoint {endpoint}`",
+            )
         return DeploymentInfo.from_row(row)
 
     def list_deployments(self, endpoint: str) -> list[DeploymentInfo]:
@@ -130,8 +166,9 @@ class DeploymentsMixin:
             rows = state.deployment_rows(conn, endpoint)
         return [DeploymentInfo.from_row(r) for r in rows]
 
-    def delete_deployment(self, endpoint: str, name: str, *, wait: bool = True,
-                          timeout: float = 30.0) -> None:
+    def delete_deployment(
+        self, endpoint: str, name: str, *, wait: bool = True, timeout: float = 30.0
+    ) -> None:
         """Stop a deployment's workers and remove it; refused while it has traffic."""
         info = self.get(endpoint)
         self.get_deployment(endpoint, name)
@@ -139,21 +176,32 @@ class DeploymentsMixin:
             raise ConflictError(
                 f"deployment {name} still gets traffic on endpoint {endpoint}",
                 f"set it to 0 first: `chattune endpoints update {endpoint} --traffic {name}=0` "
-                "(or give its share to another deployment)")
+                "(or give its share to another deployment)",
+            )
         with self.ws.db() as conn:
-            conn.execute("UPDATE deployments SET status = ? WHERE endpoint = ? AND name = ?",
-                         (state.DELETING, endpoint, name))
+            conn.execute(
+                "UPDATE deployments SET status = ? WHERE endpoint = ? AND name = ?",
+                (state.DELETING, endpoint, name),
+            )
             if info.status != "running":  # no gateway to stop workers: nothing runs
-                conn.execute("DELETE FROM deployments WHERE endpoint = ? AND name = ?",
-                             (endpoint, name))
+                conn.execute(
+                    "DELETE FROM deployments WHERE endpoint = ? AND name = ?", (endpoint, name)
+                )
         self._nudge(endpoint)
         deadline = time.monotonic() + timeout
         while wait:
             with self.ws.db() as conn:
-                if conn.execute("SELECT 1 FROM deployments WHERE endpoint = ? AND name = ?",
-                                (endpoint, name)).fetchone() is None:
+                if (
+                    conn.execute(
+                        "SELECT 1 FROM deployments WHERE endpoint = ? AND name = ?",
+                        (endpoint, name),
+                    ).fetchone()
+                    is None
+                ):
                     return
             if time.monotonic() > deadline:
-                raise RuntimeFailure(f"deployment {name} still stopping after {timeout:g}s",
-                                     f"see `chattune endpoints logs {endpoint}`")
+                raise RuntimeFailure(
+                    f"deployment {name} still stopping after {timeout:g}s",
+                    f"see `chattune endpoints logs {endpoint}`",
+                )
             time.sleep(0.1)

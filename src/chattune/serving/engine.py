@@ -82,5 +82,6 @@ async def complete(engine: Engine, messages: list[Message], params: GenerationPa
             last = delta
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
-    return Completion("".join(parts), last.finish_reason or "stop", last.prompt_tokens,
-                      last.completion_tokens)
+    return Completion(
+        "".join(parts), last.finish_reason or "stop", last.prompt_tokens, last.completion_tokens
+    )

@@ -48,7 +48,11 @@ _FORWARDED_HEADERS = ("content-type", "accept")
 
 
 def create_gateway_app(
-    endpoint: str, keys: KeyStore, table: RoutingTable, client: httpx.AsyncClient, *,
+    endpoint: str,
+    keys: KeyStore,
+    table: RoutingTable,
+    client: httpx.AsyncClient,
+    *,
     reconcile: Callable[[], Awaitable[None]] | None = None,
     draw: Callable[[], float] = random.random,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -58,8 +62,12 @@ def create_gateway_app(
 
     >>> app = create_gateway_app("my-ep", KeyStore(path), table, httpx.AsyncClient())
     """
-    app = FastAPI(title=f"chattune endpoint {endpoint}", docs_url=None, redoc_url=None,
-                  lifespan=asynccontextmanager(lifespan) if lifespan else None)
+    app = FastAPI(
+        title=f"chattune endpoint {endpoint}",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=asynccontextmanager(lifespan) if lifespan else None,
+    )
     install_error_handlers(app)
     shadows: set[asyncio.Task[None]] = set()
 
@@ -71,7 +79,8 @@ def create_gateway_app(
             request.headers.get("authorization")
         ):
             return error_response(
-                401, "unauthorized",
+                401,
+                "unauthorized",
                 f"missing or wrong key for endpoint {endpoint}; send 'Authorization: Bearer "
                 f"<key>' (see `chattune endpoints get-keys {endpoint}`)",
                 headers={"www-authenticate": "Bearer"},
@@ -103,41 +112,53 @@ def create_gateway_app(
         url = table.choose_instance(target)
         if url is None:
             status = table.statuses.get(target, "unknown")
-            raise ApiError(503, "deployment_not_ready",
-                           f"deployment {target} of endpoint {endpoint} has no ready instance "
-                           f"(status {status}); retry shortly")
+            raise ApiError(
+                503,
+                "deployment_not_ready",
+                f"deployment {target} of endpoint {endpoint} has no ready instance "
+                f"(status {status}); retry shortly",
+            )
         body = await request.body()
         headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
         path = request.url.path
         if shadow is not None and (shadow_url := table.choose_instance(shadow)):
-            task = asyncio.create_task(_mirror(client, shadow_url + path, request.method, body,
-                                               headers))
+            task = asyncio.create_task(
+                _mirror(client, shadow_url + path, request.method, body, headers)
+            )
             shadows.add(task)
             task.add_done_callback(shadows.discard)
         timeout = table.timeouts.get(target, 100.0)
-        upstream = client.build_request(request.method, url + path, content=body,
-                                        headers=headers, timeout=timeout)
+        upstream = client.build_request(
+            request.method, url + path, content=body, headers=headers, timeout=timeout
+        )
         table.inflight[url] += 1
         try:
             answer = await client.send(upstream, stream=True)
         except httpx.TimeoutException:
             table.inflight[url] -= 1
-            raise ApiError(408, "request_timeout",
-                           f"deployment {target} did not answer within {timeout:g}s") from None
+            raise ApiError(
+                408, "request_timeout", f"deployment {target} did not answer within {timeout:g}s"
+            ) from None
         except httpx.HTTPError as exc:
             table.inflight[url] -= 1
-            raise ApiError(503, "deployment_unreachable",
-                           f"deployment {target} is unreachable ({type(exc).__name__}); "
-                           "the gateway restarts failed workers, retry shortly") from None
+            raise ApiError(
+                503,
+                "deployment_unreachable",
+                f"deployment {target} is unreachable ({type(exc).__name__}); "
+                "the gateway restarts failed workers, retry shortly",
+            ) from None
 
         async def done() -> None:
             table.inflight[url] -= 1
             await answer.aclose()
 
         return StreamingResponse(
-            answer.aiter_raw(), status_code=answer.status_code,
-            headers={"content-type": answer.headers.get("content-type", "application/json"),
-                     DEPLOYMENT_HEADER: target},
+            answer.aiter_raw(),
+            status_code=answer.status_code,
+            headers={
+                "content-type": answer.headers.get("content-type", "application/json"),
+                DEPLOYMENT_HEADER: target,
+            },
             background=BackgroundTask(done),
         )
 
@@ -153,21 +174,28 @@ def _route(
     if header:
         if header not in table.instances:
             known = ", ".join(sorted(table.instances)) or "none"
-            raise ApiError(404, "deployment_not_found",
-                           f"deployment {header!r} not found on endpoint {endpoint} "
-                           f"(deployments: {known}); fix the {DEPLOYMENT_HEADER} header")
+            raise ApiError(
+                404,
+                "deployment_not_found",
+                f"deployment {header!r} not found on endpoint {endpoint} "
+                f"(deployments: {known}); fix the {DEPLOYMENT_HEADER} header",
+            )
         return header, None  # a targeted request is not mirrored
     target = pick(table.traffic, draw())
     if target is None:
-        raise ApiError(404, "no_traffic",
-                       f"endpoint {endpoint} routes no traffic to any deployment; run "
-                       f"`chattune endpoints update {endpoint} --traffic NAME=100` or send "
-                       f"the {DEPLOYMENT_HEADER} header")
+        raise ApiError(
+            404,
+            "no_traffic",
+            f"endpoint {endpoint} routes no traffic to any deployment; run "
+            f"`chattune endpoints update {endpoint} --traffic NAME=100` or send "
+            f"the {DEPLOYMENT_HEADER} header",
+        )
     return target, pick_mirror(table.mirror, draw())
 
 
-async def _mirror(client: httpx.AsyncClient, url: str, method: str, body: bytes,
-                  headers: dict[str, str]) -> None:
+async def _mirror(
+    client: httpx.AsyncClient, url: str, method: str, body: bytes, headers: dict[str, str]
+) -> None:
     """Send a copy of a live request; the answer (or failure) is dropped."""
     try:
         await client.request(method, url, content=body, headers=headers, timeout=120)
@@ -180,8 +208,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--endpoint", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
     from chattune.serving.runner import run_gateway
     from chattune.workspace import Workspace

@@ -50,7 +50,8 @@ class Handlers:
             await asyncio.wait_for(self._slots.acquire(), self.limits.max_queue_wait_ms / 1000)
         except TimeoutError:
             raise ApiError(
-                429, "too_many_requests",
+                429,
+                "too_many_requests",
                 f"deployment {self.deployment} is busy: max_concurrent_requests_per_instance="
                 f"{self.limits.max_concurrent_requests_per_instance} and no slot freed within "
                 f"max_queue_wait_ms={self.limits.max_queue_wait_ms}; retry later",
@@ -65,7 +66,8 @@ class Handlers:
             return await asyncio.wait_for(work, self.limits.request_timeout_ms / 1000)
         except TimeoutError:
             raise ApiError(
-                408, "request_timeout",
+                408,
+                "request_timeout",
                 f"deployment {self.deployment} did not answer within request_timeout_ms="
                 f"{self.limits.request_timeout_ms}; ask for fewer max_new_tokens or raise "
                 "the timeout",
@@ -90,7 +92,8 @@ class Handlers:
         """An OpenAI completion object, or SSE chunks when ``stream`` is true."""
         request = protocol.parse_request(protocol.ChatCompletionRequest, body)
         params = GenerationParams(
-            max_new_tokens=request.max_completion_tokens or request.max_tokens
+            max_new_tokens=request.max_completion_tokens
+            or request.max_tokens
             or protocol.DEFAULT_MAX_NEW_TOKENS,
             do_sample=request.temperature > 0,
             temperature=request.temperature,
@@ -105,8 +108,11 @@ class Handlers:
         async with self.admitted():
             done = await self._timed(asyncio.ensure_future(complete(self.engine, messages, params)))
         return protocol.chat_completion_body(
-            cid=protocol.completion_id(), model=self.engine.model_name, text=done.text,
-            finish_reason=done.finish_reason, prompt_tokens=done.prompt_tokens,
+            cid=protocol.completion_id(),
+            model=self.engine.model_name,
+            text=done.text,
+            finish_reason=done.finish_reason,
+            prompt_tokens=done.prompt_tokens,
             completion_tokens=done.completion_tokens,
         )
 
@@ -116,8 +122,11 @@ class Handlers:
         """SSE chunks; a timeout or error mid-stream becomes a final error event."""
         cid, model = protocol.completion_id(), self.engine.model_name
         deadline = time.monotonic() + self.limits.request_timeout_ms / 1000
-        yield protocol.sse(protocol.chat_chunk_body(
-            cid=cid, model=model, delta={"role": "assistant", "content": ""}, finish_reason=None))
+        yield protocol.sse(
+            protocol.chat_chunk_body(
+                cid=cid, model=model, delta={"role": "assistant", "content": ""}, finish_reason=None
+            )
+        )
         stream = self.engine.stream(messages, params)
         try:
             while True:
@@ -127,23 +136,34 @@ class Handlers:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    yield protocol.sse(protocol.error_body(
-                        "request_timeout", f"stream exceeded request_timeout_ms="
-                        f"{self.limits.request_timeout_ms}"))
+                    yield protocol.sse(
+                        protocol.error_body(
+                            "request_timeout",
+                            f"stream exceeded request_timeout_ms={self.limits.request_timeout_ms}",
+                        )
+                    )
                     break
                 except PromptTooLong as exc:
                     yield protocol.sse(protocol.error_body("prompt_too_long", str(exc)))
                     break
                 usage = None
                 if delta.finish_reason is not None:
-                    usage = {"prompt_tokens": delta.prompt_tokens,
-                             "completion_tokens": delta.completion_tokens,
-                             "total_tokens": delta.prompt_tokens + delta.completion_tokens}
+                    usage = {
+                        "prompt_tokens": delta.prompt_tokens,
+                        "completion_tokens": delta.completion_tokens,
+                        "total_tokens": delta.prompt_tokens + delta.completion_tokens,
+                    }
                 content = {"content": delta.text} if delta.text else {}
                 if content or usage:
-                    yield protocol.sse(protocol.chat_chunk_body(
-                        cid=cid, model=model, delta=content, finish_reason=delta.finish_reason,
-                        usage=usage))
+                    yield protocol.sse(
+                        protocol.chat_chunk_body(
+                            cid=cid,
+                            model=model,
+                            delta=content,
+                            finish_reason=delta.finish_reason,
+                            usage=usage,
+                        )
+                    )
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         yield protocol.sse("[DONE]")
@@ -164,4 +184,3 @@ async def _release_after(
 
 def _plain(messages: list[protocol.ChatMessage]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
-

@@ -115,9 +115,16 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         body = json_bytes({"error": {"code": "payload_too_large", "message": self._message()}})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

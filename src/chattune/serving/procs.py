@@ -19,15 +19,23 @@ import psutil
 
 
 def spawn(
-    cmd: Sequence[str], log_path: Path, *, new_session: bool = False,
+    cmd: Sequence[str],
+    log_path: Path,
+    *,
+    new_session: bool = False,
     pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` with stdout and stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=new_session, pass_fds=tuple(pass_fds), close_fds=True,
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+            pass_fds=tuple(pass_fds),
+            close_fds=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 

@@ -210,7 +210,12 @@ def completion_id() -> str:
 
 
 def chat_completion_body(
-    *, cid: str, model: str, text: str, finish_reason: str, prompt_tokens: int,
+    *,
+    cid: str,
+    model: str,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
     completion_tokens: int,
 ) -> dict[str, Any]:
     """An OpenAI ``chat.completion`` object."""
@@ -235,7 +240,11 @@ def chat_completion_body(
 
 
 def chat_chunk_body(
-    *, cid: str, model: str, delta: dict[str, str], finish_reason: str | None,
+    *,
+    cid: str,
+    model: str,
+    delta: dict[str, str],
+    finish_reason: str | None,
     usage: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """An OpenAI ``chat.completion.chunk`` object (one SSE event)."""

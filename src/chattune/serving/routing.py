@@ -37,4 +37,7 @@ class RoutingTable:
         """Adopt ``other``'s routes, keeping in-flight counts and the round-robin turn."""
         self.traffic, self.mirror = other.traffic, other.mirror
         self.instances, self.statuses, self.timeouts = (
-            other.instances, other.statuses, other.timeouts)
+            other.instances,
+            other.statuses,
+            other.timeouts,
+        )

@@ -47,8 +47,7 @@ def run_gateway(ws: Workspace, endpoint: str) -> None:
             server.should_exit = True
 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.set_endpoint(ws, endpoint, port=port, pid=os.getpid(), status="running",
-                           error=None)
+        state.set_endpoint(ws, endpoint, port=port, pid=os.getpid(), status="running", error=None)
         log.info("endpoint %s listening on http://%s:%d", endpoint, host, port)
         task = asyncio.create_task(watch())
         yield
@@ -60,8 +59,12 @@ def run_gateway(ws: Workspace, endpoint: str) -> None:
         _forget_if_deleting(ws, endpoint)
 
     app = create_gateway_app(
-        endpoint, KeyStore(ws.endpoint_dir(endpoint) / "keys.json"), supervisor.table, client,
-        reconcile=supervisor.reconcile, lifespan=lifespan,
+        endpoint,
+        KeyStore(ws.endpoint_dir(endpoint) / "keys.json"),
+        supervisor.table,
+        client,
+        reconcile=supervisor.reconcile,
+        lifespan=lifespan,
     )
     config = uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)

@@ -78,10 +78,14 @@ class DeploymentInfo:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DeploymentInfo:
         return cls(
-            endpoint=row["endpoint"], name=row["name"], model=row["model"],
-            model_path=row["model_path"], status=row["status"],
+            endpoint=row["endpoint"],
+            name=row["name"],
+            model=row["model"],
+            model_path=row["model_path"],
+            status=row["status"],
             settings=DeploymentSettings.from_json(row["settings"]),
-            instances=json.loads(row["instances"]), error=row["error"],
+            instances=json.loads(row["instances"]),
+            error=row["error"],
             created_at=row["created_at"],
         )
 

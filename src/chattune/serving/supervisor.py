@@ -54,8 +54,13 @@ class Instance:
 
     def describe(self) -> dict[str, object]:
         state_ = "ready" if self.ready else ("unready" if self.loaded else "starting")
-        return {"index": self.index, "pid": self.proc.pid, "port": self.port, "state": state_,
-                "restarts": self.restarts}
+        return {
+            "index": self.index,
+            "pid": self.proc.pid,
+            "port": self.port,
+            "state": state_,
+            "restarts": self.restarts,
+        }
 
 
 @dataclass
@@ -117,13 +122,16 @@ class Supervisor:
                 await self._stop(self.deployments.pop(name))
                 self._written.pop(name, None)
             with self.ws.db() as conn:  # their workers are stopped: the deletion is done
-                conn.execute("DELETE FROM deployments WHERE endpoint = ? AND status = ?",
-                             (self.endpoint, state.DELETING))
+                conn.execute(
+                    "DELETE FROM deployments WHERE endpoint = ? AND status = ?",
+                    (self.endpoint, state.DELETING),
+                )
             for name, row in wanted.items():
                 if name not in self.deployments and row["status"] != "failed":
                     self.deployments[name] = self._start(row)
-            await asyncio.gather(*(self._probe(d, i) for d in self.deployments.values()
-                                   for i in list(d.instances)))
+            await asyncio.gather(
+                *(self._probe(d, i) for d in self.deployments.values() for i in list(d.instances))
+            )
             self._report()
             self.table.replace(self._routes(endpoint))
 
@@ -137,8 +145,12 @@ class Supervisor:
     # --- workers ------------------------------------------------------------------------
 
     def _start(self, row: sqlite3.Row) -> Deployment:
-        deployment = Deployment(row["name"], row["model"], row["model_path"],
-                                DeploymentSettings.from_json(row["settings"]))
+        deployment = Deployment(
+            row["name"],
+            row["model"],
+            row["model_path"],
+            DeploymentSettings.from_json(row["settings"]),
+        )
         for index in range(deployment.settings.instance_count):
             deployment.instances.append(self._launch(deployment, index))
         return deployment
@@ -148,13 +160,26 @@ class Supervisor:
         sock = procs.listen_socket(self.host)
         port = sock.getsockname()[1]
         cmd = [
-            sys.executable, "-m", "chattune.serving.worker",
-            "--model-path", deployment.model_path, "--model-name", deployment.model,
-            "--deployment", deployment.name, "--fd", str(sock.fileno()),
-            "--request-timeout-ms", str(s.request_timeout_ms),
-            "--max-concurrent-requests", str(s.max_concurrent_requests_per_instance),
-            "--max-queue-wait-ms", str(s.max_queue_wait_ms),
-            "--max-batch-size", str(s.max_batch_size), "--exit-with-parent",
+            sys.executable,
+            "-m",
+            "chattune.serving.worker",
+            "--model-path",
+            deployment.model_path,
+            "--model-name",
+            deployment.model,
+            "--deployment",
+            deployment.name,
+            "--fd",
+            str(sock.fileno()),
+            "--request-timeout-ms",
+            str(s.request_timeout_ms),
+            "--max-concurrent-requests",
+            str(s.max_concurrent_requests_per_instance),
+            "--max-queue-wait-ms",
+            str(s.max_queue_wait_ms),
+            "--max-batch-size",
+            str(s.max_batch_size),
+            "--exit-with-parent",
         ]
         log_path = self.ws.endpoint_dir(self.endpoint) / f"{deployment.name}.log"
         try:
@@ -165,8 +190,13 @@ class Supervisor:
         return Instance(index, proc, port, restarts=restarts)
 
     async def _restart(self, deployment: Deployment, instance: Instance, why: str) -> None:
-        log.warning("restarting %s instance %d (pid %d): %s", deployment.name, instance.index,
-                    instance.proc.pid, why)
+        log.warning(
+            "restarting %s instance %d (pid %d): %s",
+            deployment.name,
+            instance.index,
+            instance.proc.pid,
+            why,
+        )
         await self._kill(instance)
         fresh = self._launch(deployment, instance.index, instance.restarts + 1)
         deployment.instances[deployment.instances.index(instance)] = fresh
@@ -198,8 +228,11 @@ class Supervisor:
             if deployment.ever_ready:
                 await self._restart(deployment, instance, f"exited with code {code}")
             else:
-                await self._fail(deployment, f"worker exited with code {code} before it was "
-                                 f"ready: {self._last_log_line(deployment)}")
+                await self._fail(
+                    deployment,
+                    f"worker exited with code {code} before it was "
+                    f"ready: {self._last_log_line(deployment)}",
+                )
             return
         if not instance.loaded:
             if now - instance.started > live.initial_delay:
@@ -215,8 +248,12 @@ class Supervisor:
                 instance.loaded = instance.ready = deployment.ever_ready = True
                 instance.next_live = now + live.period
                 instance.next_ready = now + ready.period
-                log.info("%s instance %d ready after %.1fs", deployment.name, instance.index,
-                         now - instance.started)
+                log.info(
+                    "%s instance %d ready after %.1fs",
+                    deployment.name,
+                    instance.index,
+                    now - instance.started,
+                )
             return
         if now >= instance.next_live:
             instance.next_live = now + live.period
@@ -225,8 +262,11 @@ class Supervisor:
             else:
                 instance.live_failures += 1
                 if instance.live_failures >= live.failure_threshold:
-                    await self._restart(deployment, instance, "liveness probe failed "
-                                        f"{instance.live_failures} times")
+                    await self._restart(
+                        deployment,
+                        instance,
+                        f"liveness probe failed {instance.live_failures} times",
+                    )
                     return
         if now >= instance.next_ready:
             instance.next_ready = now + ready.period
@@ -243,8 +283,9 @@ class Supervisor:
 
     async def _get(self, instance: Instance, path: str, timeout: float) -> bool:
         try:
-            answer = await self._http.get(f"http://{self.host}:{instance.port}{path}",
-                                          timeout=timeout)
+            answer = await self._http.get(
+                f"http://{self.host}:{instance.port}{path}", timeout=timeout
+            )
             return answer.status_code == 200
         except httpx.HTTPError:
             return False
@@ -268,18 +309,27 @@ class Supervisor:
             instances = dumps([i.describe() for i in deployment.instances])
             observed = (deployment.status, instances, deployment.error)
             if self._written.get(name) != observed:
-                state.set_deployment(self.ws, self.endpoint, name, status=observed[0],
-                                     instances=instances, error=deployment.error)
+                state.set_deployment(
+                    self.ws,
+                    self.endpoint,
+                    name,
+                    status=observed[0],
+                    instances=instances,
+                    error=deployment.error,
+                )
                 self._written[name] = observed
 
     def _routes(self, endpoint: sqlite3.Row) -> RoutingTable:
         return RoutingTable(
             traffic=json.loads(endpoint["traffic"]),
             mirror=json.loads(endpoint["mirror_traffic"]),
-            instances={name: [f"http://{self.host}:{i.port}" for i in d.instances if i.ready]
-                       for name, d in self.deployments.items()},
+            instances={
+                name: [f"http://{self.host}:{i.port}" for i in d.instances if i.ready]
+                for name, d in self.deployments.items()
+            },
             statuses={name: d.status for name, d in self.deployments.items()},
-            timeouts={name: d.settings.request_timeout_ms / 1000 + 10
-                      for name, d in self.deployments.items()},
+            timeouts={
+                name: d.settings.request_timeout_ms / 1000 + 10
+                for name, d in self.deployments.items()
+            },
         )
-

@@ -42,8 +42,9 @@ def traffic_problems(
                 choices = ", ".join(sorted(known)) or "none yet"
                 problems.append(f"{label}: unknown deployment {name!r} (deployments: {choices})")
             if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
-                problems.append(f"{label}[{name}]: weight must be a whole number 0-100, "
-                                f"got {weight!r}")
+                problems.append(
+                    f"{label}[{name}]: weight must be a whole number 0-100, got {weight!r}"
+                )
     if problems:
         return problems
     total = sum(traffic.values())
@@ -54,8 +55,10 @@ def traffic_problems(
         problems.append(f"mirror_traffic: weights sum to {mirrored}; at most {MAX_MIRROR}")
     for name, weight in mirror.items():
         if weight > 0 and traffic.get(name, 0) > 0:
-            problems.append(f"mirror_traffic[{name}]: {name} has live traffic; a deployment "
-                            "gets live or mirror traffic, not both")
+            problems.append(
+                f"mirror_traffic[{name}]: {name} has live traffic; a deployment "
+                "gets live or mirror traffic, not both"
+            )
     if mirrored > 0 and total == 0:
         problems.append("mirror_traffic: nothing to mirror while no deployment has live traffic")
     return problems

@@ -44,7 +44,9 @@ log = logging.getLogger("chattune.serving.worker")
 
 
 def create_worker_app(
-    engine: Engine, deployment: str, limits: Limits = Limits(),
+    engine: Engine,
+    deployment: str,
+    limits: Limits = Limits(),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The worker's FastAPI app over ``engine`` (a fake engine in tests).
@@ -107,23 +109,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-window-ms", type=float, default=10.0)
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    parser.add_argument("--exit-with-parent", action="store_true",
-                        help="exit when the parent (the gateway) dies")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="exit when the parent (the gateway) dies"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format=f"%(asctime)s {args.deployment}[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("uvicorn.access").addFilter(_NoProbes())
     from chattune.serving.batching import TransformersEngine
 
     engine = TransformersEngine(
-        args.model_path, args.model_name or os.path.basename(args.model_path),
-        max_batch_size=args.max_batch_size, batch_window_ms=args.batch_window_ms,
+        args.model_path,
+        args.model_name or os.path.basename(args.model_path),
+        max_batch_size=args.max_batch_size,
+        batch_window_ms=args.batch_window_ms,
     )
     limits = Limits(args.request_timeout_ms, args.max_concurrent_requests, args.max_queue_wait_ms)
     app = create_worker_app(engine, args.deployment, limits, args.max_body_bytes)

@@ -24,28 +24,41 @@ def run(ctx: StageContext) -> dict[str, Any]:
     examples = read_examples(splits["test"]["file"])
     tuned = ctx.outputs["finetune"]
     batch = ctx.params.per_device_eval_batch_size
-    base = score(load_model(tuned["base_model_dir"]), examples, batch)
-    fine = score(load_model(tuned["final_model"], tuned["base_model_dir"] if tuned["adapter_only"] else None), examples, batch)
+    dtype = "bfloat16" if ctx.params.precision == "bf16" else "float32"
+    base = score(load_model(tuned["base_model_dir"], dtype=dtype), examples, batch)
+    adapter_base = tuned["base_model_dir"] if tuned["adapter_only"] else None
+    fine = score(load_model(tuned["final_model"], adapter_base, dtype=dtype), examples, batch)
     metrics = {f"test_{k}": v for k, v in fine.items()}
     metrics |= {f"base_test_{k}": v for k, v in base.items()}
     ctx.log_metrics(metrics, None)
-    ctx.log.info("base: loss %.4f ppl %.2f acc %.3f | fine-tuned: loss %.4f ppl %.2f acc %.3f",
-                 base["loss"], base["perplexity"], base["token_accuracy"],
-                 fine["loss"], fine["perplexity"], fine["token_accuracy"])
+    ctx.log.info(
+        "base: loss %.4f ppl %.2f acc %.3f | fine-tuned: loss %.4f ppl %.2f acc %.3f",
+        base["loss"],
+        base["perplexity"],
+        base["token_accuracy"],
+        fine["loss"],
+        fine["perplexity"],
+        fine["token_accuracy"],
+    )
     return {"metrics": metrics, "examples": len(examples)}
 
 
-def load_model(folder: str, base_dir: str | None = None) -> Any:
-    """A model for scoring: a full folder, or ``base_dir`` with the LoRA adapter in ``folder``."""
+def load_model(folder: str, base_dir: str | None = None, dtype: str = "float32") -> Any:
+    """A model for scoring, on the GPU when there is one: a full folder, or ``base_dir``
+    with the LoRA adapter in ``folder``."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_dtype = getattr(torch, dtype)
     if base_dir is None:
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    from peft import PeftModel
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+    else:
+        from peft import PeftModel
 
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    return PeftModel.from_pretrained(base, folder).eval()
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype)
+        model = PeftModel.from_pretrained(base, folder)
+    return model.to(device).eval()
 
 
 def score(model: Any, examples: list[Example], batch_size: int = 1) -> dict[str, float]:
@@ -57,12 +70,10 @@ def score(model: Any, examples: list[Example], batch_size: int = 1) -> dict[str,
     with torch.inference_mode():
         for i in range(0, len(examples), batch_size):
             batch = collate([[e] for e in examples[i : i + batch_size]], pad)
-            logits = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"],
-            ).logits[:, :-1].float()
-            target = batch["labels"][:, 1:]
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            logits = model(**batch).logits[:, :-1].float()
+            target = labels[:, 1:]
             keep = target != -100
             losses = torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), target.clamp(min=0), reduction="none"

@@ -38,7 +38,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
         model = add_lora(model, p)
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     total = sum(t.numel() for t in model.parameters())
-    ctx.log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
+    ctx.log.info(
+        "trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total
+    )
 
     max_len = prep["max_seq_length"]
     train_rows = rows(read_examples(prep["splits"]["train"]["file"]), max_len, p.packing)
@@ -50,7 +52,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     args = training_arguments(p, out_dir / "checkpoints", has_eval=eval_rows is not None)
     callbacks: list[Any] = [MetricsCallback(ctx)]
     if p.apply_early_stopping and eval_rows is not None:
-        callbacks.append(EarlyStoppingCallback(p.early_stopping_patience, p.early_stopping_threshold))
+        callbacks.append(
+            EarlyStoppingCallback(p.early_stopping_patience, p.early_stopping_threshold)
+        )
     trainer = Trainer(
         model=model,
         args=args,
@@ -62,8 +66,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
     resume = p.resume_from_checkpoint or (ctx.resuming and has_checkpoint(args.output_dir))
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
-    ctx.log.info("trained %d steps in %.1fs, train loss %.4f",
-                 result.global_step, time.time() - started, result.training_loss)
+    ctx.log.info(
+        "trained %d steps in %.1fs, train loss %.4f",
+        result.global_step,
+        time.time() - started,
+        result.training_loss,
+    )
 
     final = out_dir / "final"
     save_final(trainer.model, tokenizer, final, p)
@@ -83,7 +91,10 @@ def rows(examples: list[Example], max_len: int, packing: bool) -> list[list[Exam
     """Training rows: packed groups of examples, or one example per row."""
     if not packing:
         return [[e] for e in examples]
-    return [[examples[i] for i in group] for group in pack([len(e.input_ids) for e in examples], max_len)]
+    return [
+        [examples[i] for i in group]
+        for group in pack([len(e.input_ids) for e in examples], max_len)
+    ]
 
 
 def add_lora(model: Any, p: TrainParams) -> Any:
@@ -164,14 +175,15 @@ def save_final(model: Any, tokenizer: Any, out: Path, p: TrainParams) -> None:
 
 
 class MetricsCallback(TrainerCallback):
-    """Trainer callback: metrics to MLflow (loss, eval_loss, perplexity, lr, tokens/s) and progress."""
+    """Trainer callback: loss, eval_loss, perplexity, lr, tokens/s to MLflow; live progress."""
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
         self._tick = (time.time(), 0)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
-               **_: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
+    ) -> None:
         logs = dict(logs or {})
         seen = logs.pop("num_input_tokens_seen", None)
         if seen is not None:
@@ -186,5 +198,10 @@ class MetricsCallback(TrainerCallback):
         self.ctx.log_metrics(metrics, state.global_step)
         shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
         self.ctx.log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
-        self.ctx.progress(stage="finetune", step=state.global_step, total=state.max_steps,
-                          loss=metrics.get("loss"), eval_loss=metrics.get("eval_loss"))
+        self.ctx.progress(
+            stage="finetune",
+            step=state.global_step,
+            total=state.max_steps,
+            loss=metrics.get("loss"),
+            eval_loss=metrics.get("eval_loss"),
+        )

@@ -23,7 +23,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
             f"model {ref.display} has no chat template", "use an instruct/chat model"
         )
     context = getattr(config, "max_position_embeddings", None) or tokenizer.model_max_length
-    ctx.log.info("model %s from %s (%s, context %d)", ref.display, folder, config.model_type, context)
+    ctx.log.info(
+        "model %s from %s (%s, context %d)", ref.display, folder, config.model_type, context
+    )
     return {
         "model_dir": str(folder),
         "model": ref.display,

@@ -1,4 +1,4 @@
-"""Stage `preprocess`: conversations → token ids + assistant-only labels, with the model's template."""
+"""Stage `preprocess`: conversations → token ids and assistant-only labels (model's template)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     out_dir = ctx.stage_dir("preprocess")
     result: dict[str, Any] = {"max_seq_length": max_len, "splits": {}}
     if template_drops_system(tokenizer):
-        ctx.log.info("the chat template drops system messages: folding them into the first user turn")
+        ctx.log.info(
+            "the chat template drops system messages: folding them into the first user turn"
+        )
     for split, path in ctx.spec.data.model_dump().items():
         if path is None:
             continue
@@ -56,9 +58,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
             "dropped_no_target": dropped,
         }
         result["splits"][split] = stats
-        ctx.log.info("%s: %d examples, %d tokens (%d trained on), %d truncated, %d dropped",
-                     split, stats["examples"], stats["tokens"], stats["target_tokens"],
-                     truncated, dropped)
+        ctx.log.info(
+            "%s: %d examples, %d tokens (%d trained on), %d truncated, %d dropped",
+            split,
+            stats["examples"],
+            stats["tokens"],
+            stats["target_tokens"],
+            truncated,
+            dropped,
+        )
     return result
 
 

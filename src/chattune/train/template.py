@@ -29,7 +29,9 @@ class Example:
         return sum(1 for x in self.labels if x != IGNORE)
 
 
-def assistant_char_spans(tokenizer: Any, messages: list[Message]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_char_spans(
+    tokenizer: Any, messages: list[Message]
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans the model must produce."""
     render = tokenizer.apply_chat_template
     text = render(messages, tokenize=False)

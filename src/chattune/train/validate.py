@@ -26,8 +26,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         counts[split] = len(convs)
         hashes[split] = file_digest(Path(path))
         ctx.log.info("data.%s: %d conversations (%s)", split, len(convs), path)
-    if ctx.params.apply_deepspeed or (ctx.params.number_of_gpu_to_use_finetuning or 0) > 1:
-        _check_gpus(ctx)
+    _check_gpus(ctx)
     ctx.log.info("model: %s", ref.display)
     return {"model": ref.display, "rows": counts, "data_sha256": hashes}
 
@@ -45,11 +44,21 @@ def file_digest(path: Path) -> str:
 
 
 def _check_gpus(ctx: StageContext) -> None:
+    """Settings that need CUDA fail here, in one line, not deep inside the trainer."""
+    p = ctx.params
+    wants = []
+    if p.apply_deepspeed:
+        wants.append("apply_deepspeed")
+    if (p.number_of_gpu_to_use_finetuning or 0) > 1:
+        wants.append("number_of_gpu_to_use_finetuning")
+    if p.precision in ("16", "bf16"):
+        wants.append(f"precision {p.precision}")
+    if not wants:
+        return
     import torch
 
     if not torch.cuda.is_available():
         raise ValidationError(
-            "parameters.apply_deepspeed / number_of_gpu_to_use_finetuning need CUDA GPUs, "
-            "and this machine has none",
-            "set apply_deepspeed: false and leave number_of_gpu_to_use_finetuning unset",
+            f"parameters {', '.join(wants)} need a CUDA GPU, and this machine has none",
+            "set precision: 32, apply_deepspeed: false, number_of_gpu_to_use_finetuning unset",
         )

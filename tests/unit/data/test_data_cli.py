@@ -26,12 +26,14 @@ def ws(tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> lis
 
 def test_download_validate_show(ws: list[str], tmp_path: Path) -> None:
     out = tmp_path / "data"
-    result = runner.invoke(app, ["download", "ultrachat-sample", "--split-pc", "50", "--out",
-                                 str(out), *ws])
+    result = runner.invoke(
+        app, ["download", "ultrachat-sample", "--split-pc", "50", "--out", str(out), *ws]
+    )
     assert result.exit_code == 0, result.output
     assert "train_sft" in result.stdout and "test_gen" in result.stdout
-    result = runner.invoke(app, ["download", "ultrachat-sample", "--split-pc", "50", "--out",
-                                 str(out), "--json", *ws])
+    result = runner.invoke(
+        app, ["download", "ultrachat-sample", "--split-pc", "50", "--out", str(out), "--json", *ws]
+    )
     info = json.loads(result.stdout)
     assert list(info) == ["train_sft", "test_sft", "train_gen", "test_gen"]
     assert info["train_sft"]["path"] == str(out / "train_sft.jsonl")
@@ -41,13 +43,15 @@ def test_download_validate_show(ws: list[str], tmp_path: Path) -> None:
     assert result.stdout.startswith(f"ok: {out / 'train_sft.jsonl'}: {info['train_sft']['rows']} ")
 
     plot = tmp_path / "len.png"
-    result = runner.invoke(app, ["show", str(out / "train_sft.jsonl"), "-n", "1", "--plot",
-                                 str(plot), *ws])
+    result = runner.invoke(
+        app, ["show", str(out / "train_sft.jsonl"), "-n", "1", "--plot", str(plot), *ws]
+    )
     assert result.exit_code == 0, result.output
     assert "duplicate prompt_ids" in result.stdout and "conversation 1" in result.stdout
     assert plot.is_file()
-    shown = json.loads(runner.invoke(app, ["show", str(out / "train_sft.jsonl"), "--json", *ws])
-                       .stdout)
+    shown = json.loads(
+        runner.invoke(app, ["show", str(out / "train_sft.jsonl"), "--json", *ws]).stdout
+    )
     assert shown["stats"]["rows"] == info["train_sft"]["rows"]
     assert len(shown["conversations"]) == min(3, shown["stats"]["rows"])
 
@@ -60,7 +64,8 @@ def test_validate_error_is_a_chattune_error(ws: list[str], tmp_path: Path) -> No
     assert isinstance(result.exception, DataValidationError)  # main() prints it as one line
     assert result.exception.message == (
         "line 1 of bad.jsonl: messages[0]: the conversation must start with a user turn, got "
-        "assistant")
+        "assistant"
+    )
 
 
 def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir: Path) -> None:
@@ -72,7 +77,8 @@ def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>")
     tokenizer.chat_template = (  # drops system messages, as Phi-3's does
         "{% for m in messages %}{% if m['role'] != 'system' %}{{ m['content'] + ' ' }}{% endif %}"
-        "{% endfor %}")
+        "{% endfor %}"
+    )
     tokenizer.save_pretrained(tmp_path / "model")
     data = Client(ws[1]).data
     result = data.show(sample_dir, n=0, model_dir=tmp_path / "model")
@@ -84,9 +90,11 @@ def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir:
 
 
 def test_cli_module_imports_no_heavy_libraries() -> None:
-    code = ("import sys, chattune.cli.data; "
-            "print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow', 'matplotlib') "
-            "if m in sys.modules])")
+    code = (
+        "import sys, chattune.cli.data; "
+        "print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow', 'matplotlib') "
+        "if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -18,8 +18,15 @@ SIZES = {"train_sft": 40, "test_sft": 10, "train_gen": 20, "test_gen": 5}
 
 
 def _rows(split: str, n: int) -> list[dict[str, Any]]:
-    return [to_row([{"role": "user", "content": f"{split} question {i}"},
-                    {"role": "assistant", "content": f"answer {i}"}]) for i in range(n)]
+    return [
+        to_row(
+            [
+                {"role": "user", "content": f"{split} question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -37,9 +44,14 @@ def test_split_pc_of_each_split_from_a_local_source(hub_folder: Path, tmp_path: 
     out = tmp_path / "out"
     info = dl.download("ultrachat-sample", 10, out, local_sources={"ultrachat-sample": hub_folder})
     assert {s: i.rows for s, i in info.items()} == {
-        "train_sft": 4, "test_sft": 1, "train_gen": 2, "test_gen": 1}  # 0.5 rows → at least 1
+        "train_sft": 4,
+        "test_sft": 1,
+        "train_gen": 2,
+        "test_gen": 1,
+    }  # 0.5 rows → at least 1
     assert {s: (i.source_split, i.source_rows) for s, i in info.items()} == {
-        s: (s, n) for s, n in SIZES.items()}
+        s: (s, n) for s, n in SIZES.items()
+    }
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in SIZES)
     rows = _read(out / "train_sft.jsonl")
     assert len(rows) == 4 and all(r["prompt"].startswith("train_sft question") for r in rows)
@@ -61,8 +73,11 @@ def test_train_test_only_source_maps_to_sft_and_gen(tmp_path: Path) -> None:
     write_hub_folder({"train": _rows("train", 20), "test": _rows("test", 10)}, folder)
     info = dl.download(str(folder), 50, tmp_path / "out")
     assert {s: (i.source_split, i.rows) for s, i in info.items()} == {
-        "train_sft": ("train", 10), "test_sft": ("test", 5),
-        "train_gen": ("train", 10), "test_gen": ("test", 5)}
+        "train_sft": ("train", 10),
+        "test_sft": ("test", 5),
+        "train_gen": ("train", 10),
+        "test_gen": ("test", 5),
+    }
     assert _read(tmp_path / "out/train_sft.jsonl") == _read(tmp_path / "out/train_gen.jsonl")
 
 
@@ -89,7 +104,8 @@ def test_unknown_names_and_bad_percent(tmp_path: Path) -> None:
     assert str(info.value) == (
         "unknown data source 'ultrachatt': not a local source (ultrachat-sample), folder or hub "
         "id (fix: use one of: ultrachat-sample, a dataset folder, or a hub id like "
-        "HuggingFaceH4/ultrachat_200k)")
+        "HuggingFaceH4/ultrachat_200k)"
+    )
     with pytest.raises(NotFoundError, match=r"'ultrachat-sample' is not available .*assets fetch"):
         dl.download("ultrachat-sample", 5, tmp_path / "o", local_sources=local)
     with pytest.raises(ValidationError, match=r"--split-pc 0: expected a percent in \(0, 100\]"):
@@ -114,10 +130,12 @@ def test_hub_id_goes_through_load_dataset(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     def fake_load(source: str) -> datasets.DatasetDict:
         calls.append(source)
-        return datasets.DatasetDict({
-            "train": datasets.Dataset.from_list(_rows("train", 10)),
-            "validation": datasets.Dataset.from_list(_rows("val", 4)),
-        })
+        return datasets.DatasetDict(
+            {
+                "train": datasets.Dataset.from_list(_rows("train", 10)),
+                "validation": datasets.Dataset.from_list(_rows("val", 4)),
+            }
+        )
 
     monkeypatch.setattr(huggingface_hub, "HfApi", _Hub)
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
@@ -136,12 +154,17 @@ def test_hub_unreachable_or_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     hub.error = ConnectionError("[Errno -2] Name or service not known")
     with pytest.raises(RuntimeFailure) as info:
-        dl.download("HuggingFaceH4/ultrachat_200k", 5, tmp_path / "o",
-                    local_sources={"ultrachat-sample": tmp_path})
+        dl.download(
+            "HuggingFaceH4/ultrachat_200k",
+            5,
+            tmp_path / "o",
+            local_sources={"ultrachat-sample": tmp_path},
+        )
     assert str(info.value) == (
         "cannot reach the Hugging Face hub for 'HuggingFaceH4/ultrachat_200k' (ConnectionError: "
         "[Errno -2] Name or service not known) (fix: offline? use a local source "
-        "(ultrachat-sample) or a local dataset folder; with a cached copy set HF_HUB_OFFLINE=1)")
+        "(ultrachat-sample) or a local dataset folder; with a cached copy set HF_HUB_OFFLINE=1)"
+    )
     missing = RepositoryNotFoundError.__new__(RepositoryNotFoundError)
     Exception.__init__(missing, "404")
     hub.error = missing

@@ -28,11 +28,14 @@ def _problems(path: Path, **kwargs: object) -> str:
 
 
 def test_jsonl_ultrachat_rows_and_bare_lists(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path / "train.jsonl", [
-        json.dumps({"prompt": "hi", "prompt_id": "abc", "messages": GOOD}),
-        "",
-        json.dumps([{"role": "system", "content": "s", "extra": 1}, *GOOD]),
-    ])
+    path = _jsonl(
+        tmp_path / "train.jsonl",
+        [
+            json.dumps({"prompt": "hi", "prompt_id": "abc", "messages": GOOD}),
+            "",
+            json.dumps([{"role": "system", "content": "s", "extra": 1}, *GOOD]),
+        ],
+    )
     rows = load_conversations(path)
     assert [r.where for r in rows] == ["line 1 of train.jsonl", "line 3 of train.jsonl"]
     assert (rows[0].prompt, rows[0].prompt_id, rows[0].messages) == ("hi", "abc", GOOD)
@@ -41,13 +44,16 @@ def test_jsonl_ultrachat_rows_and_bare_lists(tmp_path: Path) -> None:
 
 
 def test_jsonl_errors_name_line_and_field(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path / "train.jsonl", [
-        json.dumps({"messages": GOOD}),
-        json.dumps({"messages": [GOOD[0], GOOD[0], GOOD[1]]}),
-        '{"messages": [',
-        json.dumps({"messages": [{"role": "bot", "content": "x"}, GOOD[1]]}),
-        json.dumps({"conversations": []}),
-    ])
+    path = _jsonl(
+        tmp_path / "train.jsonl",
+        [
+            json.dumps({"messages": GOOD}),
+            json.dumps({"messages": [GOOD[0], GOOD[0], GOOD[1]]}),
+            '{"messages": [',
+            json.dumps({"messages": [{"role": "bot", "content": "x"}, GOOD[1]]}),
+            json.dumps({"conversations": []}),
+        ],
+    )
     assert _problems(path) == (
         "line 2 of train.jsonl: messages[1]: two user turns in a row; "
         "line 3 of train.jsonl: not valid JSON (Expecting value at column 15); "
@@ -66,16 +72,21 @@ def test_all_problems_are_collected_and_the_first_five_shown(tmp_path: Path) -> 
     assert info.value.message.count("must start with a user turn") == 5
     assert info.value.message.endswith(
         "line 5 of t.jsonl: messages[0]: the conversation must start with a user turn, got "
-        "assistant; and 2 more problems")
+        "assistant; and 2 more problems"
+    )
     assert "alternating" in info.value.hint
 
 
 def test_no_assistant_turn_and_empty_content(tmp_path: Path) -> None:
     path = tmp_path / "train.json"
-    path.write_text(json.dumps([
-        {"messages": [GOOD[0]]},
-        {"messages": [GOOD[0], {"role": "assistant", "content": ""}]},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"messages": [GOOD[0]]},
+                {"messages": [GOOD[0], {"role": "assistant", "content": ""}]},
+            ]
+        )
+    )
     assert _problems(path) == (
         "row 1 of train.json: messages: no assistant turn (training needs at least one); "
         "row 2 of train.json: messages[1].content: empty"
@@ -97,10 +108,10 @@ def test_csv_messages_column(tmp_path: Path) -> None:
     path = tmp_path / "train.csv"
     path.write_text('id,messages\n1,"' + json.dumps(GOOD).replace('"', '""') + '"\n2,"[oops"\n')
     assert _problems(path) == (
-        "row 2 of train.csv: messages: not valid JSON (Expecting value at column 2)")
+        "row 2 of train.csv: messages: not valid JSON (Expecting value at column 2)"
+    )
     path.write_text("id,text\n1,hello\n")
-    assert _problems(path) == (
-        "train.csv: no 'messages' column (a JSON list of {role, content})")
+    assert _problems(path) == ("train.csv: no 'messages' column (a JSON list of {role, content})")
 
 
 def test_parquet_and_dataset_folder_choose_split(tmp_path: Path, sample_dir: Path) -> None:
@@ -108,10 +119,10 @@ def test_parquet_and_dataset_folder_choose_split(tmp_path: Path, sample_dir: Pat
     pq.write_table(table, tmp_path / "train.parquet")
     assert _problems(tmp_path / "train.parquet") == (
         "row 2 of train.parquet: messages[0]: the conversation must start with a user turn, "
-        "got assistant")
+        "got assistant"
+    )
     default = load_conversations(sample_dir)
-    assert default[0].where == (
-        "row 1 of ultrachat-sample/data/train_sft-00000-of-00001.parquet")
+    assert default[0].where == ("row 1 of ultrachat-sample/data/train_sft-00000-of-00001.parquet")
     test_gen = load_conversations(sample_dir, split="test_gen")
     assert test_gen[0].where.startswith("row 1 of ultrachat-sample/data/test_gen-")
     assert all(c.prompt_id for c in default + test_gen)

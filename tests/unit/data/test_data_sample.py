@@ -29,17 +29,21 @@ def test_rows_follow_ultrachat_schema(llamafactory_dir: Path, kept_prompts: list
 def test_each_source_format_is_mapped(llamafactory_dir: Path, glaive_tools: str) -> None:
     by_prompt = {r["prompt"]: r["messages"] for r in convert_rows(llamafactory_dir)}
     assert by_prompt["Name a prime."] == [  # the kto row wins over the later dpo duplicate
-        {"content": "Name a prime.", "role": "user"}, {"content": "Seven.", "role": "assistant"}]
+        {"content": "Name a prime.", "role": "user"},
+        {"content": "Seven.", "role": "assistant"},
+    ]
     assert by_prompt["Capital of France?"] == [
         {"content": "Be brief.", "role": "system"},
         {"content": "Capital of France?", "role": "user"},
-        {"content": "Paris.", "role": "assistant"}]
+        {"content": "Paris.", "role": "assistant"},
+    ]
     assert by_prompt["What time is it?"] == [
         {"content": convert.TOOLS_SYSTEM + glaive_tools, "role": "system"},
         {"content": "What time is it?", "role": "user"},
         {"content": '<functioncall> {"name": "get_time", "arguments": {}}', "role": "assistant"},
         {"content": 'FUNCTION RESPONSE: {"time": "10:00"}', "role": "user"},
-        {"content": "It is 10:00.", "role": "assistant"}]
+        {"content": "It is 10:00.", "role": "assistant"},
+    ]
     assert by_prompt["Tell a joke."][0]["role"] == "user"  # tools "[]" → no system message
     assert by_prompt["Add the numbers.\n1 and 2"][1] == {"content": "3", "role": "assistant"}
 
@@ -50,7 +54,8 @@ def test_build_writes_hub_layout_that_datasets_loads(
     counts = build_ultrachat_sample(llamafactory_dir, tmp_path / "again")
     assert sum(counts.values()) == len(kept_prompts)
     assert sorted(p.name for p in (sample_dir / "data").iterdir()) == sorted(
-        f"{s}-00000-of-00001.parquet" for s in SPLITS)
+        f"{s}-00000-of-00001.parquet" for s in SPLITS
+    )
     loaded = datasets.load_dataset(str(sample_dir))
     assert list(loaded) == ["train_sft", "test_sft", "train_gen", "test_gen"]
     assert {s: len(loaded[s]) for s in loaded} == counts
@@ -74,8 +79,15 @@ def test_build_is_deterministic(llamafactory_dir: Path, tmp_path: Path) -> None:
 def test_split_buckets_cover_every_hash() -> None:
     assert {split_of(f"{b:08x}") for b in range(100)} == set(SPLITS)
     assert [split_of(f"{b:08x}") for b in (0, 71, 72, 79, 80, 97, 98, 99)] == [
-        "train_sft", "train_sft", "test_sft", "test_sft", "train_gen", "train_gen",
-        "test_gen", "test_gen"]
+        "train_sft",
+        "train_sft",
+        "test_sft",
+        "test_sft",
+        "train_gen",
+        "train_gen",
+        "test_gen",
+        "test_gen",
+    ]
 
 
 def test_build_replaces_empty_or_earlier_folder_only(

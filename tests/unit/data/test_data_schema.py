@@ -16,8 +16,9 @@ text = st.text(min_size=1, max_size=20).filter(lambda s: s.strip() != "")
 def conversations(draw: st.DrawFn, min_turns: int = 1) -> list[dict[str, str]]:
     """Well-formed: optional system, then user/assistant alternating from user."""
     turns = draw(st.integers(min_value=min_turns, max_value=8))
-    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": draw(text)}
-                for i in range(turns)]
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": draw(text)} for i in range(turns)
+    ]
     if draw(st.booleans()):
         messages.insert(0, {"role": "system", "content": draw(text)})
     return messages
@@ -27,8 +28,12 @@ def conversations(draw: st.DrawFn, min_turns: int = 1) -> list[dict[str, str]]:
 def test_every_well_formed_conversation_is_accepted(messages: list[dict[str, str]]) -> None:
     has_assistant = any(m["role"] == "assistant" for m in messages)
     assert validate_conversation(messages, require_assistant=has_assistant) == []
-    assert validate_conversation(messages, require_assistant=False,
-                                 require_user_last=messages[-1]["role"] == "user") == []
+    assert (
+        validate_conversation(
+            messages, require_assistant=False, require_user_last=messages[-1]["role"] == "user"
+        )
+        == []
+    )
 
 
 @given(conversations(min_turns=2), st.data())
@@ -37,7 +42,7 @@ def test_two_consecutive_same_roles_are_rejected(
 ) -> None:
     first_turn = 1 if messages[0]["role"] == "system" else 0
     i = data.draw(st.integers(min_value=first_turn, max_value=len(messages) - 1))
-    doubled = [*messages[: i + 1], dict(messages[i]), *messages[i + 1:]]
+    doubled = [*messages[: i + 1], dict(messages[i]), *messages[i + 1 :]]
     problem = f"messages[{i + 1}]: two {messages[i]['role']} turns in a row"
     assert problem in validate_conversation(doubled)
 
@@ -56,17 +61,30 @@ def test_each_rule_has_its_own_text() -> None:
         ("hi", ["messages: expected a list of {role, content} objects, got str"]),
         ([], ["messages: empty conversation"]),
         ([_user(), system, _assistant()], ["messages[1]: a system message may only come first"]),
-        ([system, _assistant()],
-         ["messages[1]: the conversation must start with a user turn, got assistant"]),
-        ([_user(), {"role": "tool", "content": "x"}, _assistant()],
-         ["messages[1]: unknown role 'tool' (expected system, user or assistant)"]),
-        ([{"content": "x"}, _assistant()],
-         ["messages[0]: missing 'role' (expected system, user or assistant)"]),
-        ([_user(None), _assistant(" \n")],
-         ["messages[0].content: expected a string, got null", "messages[1].content: empty"]),
+        (
+            [system, _assistant()],
+            ["messages[1]: the conversation must start with a user turn, got assistant"],
+        ),
+        (
+            [_user(), {"role": "tool", "content": "x"}, _assistant()],
+            ["messages[1]: unknown role 'tool' (expected system, user or assistant)"],
+        ),
+        (
+            [{"content": "x"}, _assistant()],
+            ["messages[0]: missing 'role' (expected system, user or assistant)"],
+        ),
+        (
+            [_user(None), _assistant(" \n")],
+            ["messages[0].content: expected a string, got null", "messages[1].content: empty"],
+        ),
         ([_user(), {"role": "assistant"}], ["messages[1]: missing 'content'"]),
-        ([_user(), 3], ["messages[1]: expected an object with role and content, got int",
-                        "messages: no assistant turn (training needs at least one)"]),
+        (
+            [_user(), 3],
+            [
+                "messages[1]: expected an object with role and content, got int",
+                "messages: no assistant turn (training needs at least one)",
+            ],
+        ),
     ]
     for messages, expected in cases:
         assert validate_conversation(messages) == expected, messages

@@ -28,22 +28,44 @@ def _tokenizer(template: str) -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = ["<unk>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>",
-             "hi", "hello", "be", "brief", "ok"]
+    words = [
+        "<unk>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|system|>",
+        "<|end|>",
+        "hi",
+        "hello",
+        "be",
+        "brief",
+        "ok",
+    ]
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
-                                        model_max_length=9)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", model_max_length=9
+    )
     tokenizer.chat_template = template
     return tokenizer
 
 
 ROWS = [
-    Conversation([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
-                 prompt="hi", prompt_id="p1"),
-    Conversation([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
-                  {"role": "assistant", "content": "ok"}, {"role": "user", "content": "hi"},
-                  {"role": "assistant", "content": "ok"}], prompt="hi", prompt_id="p1"),
+    Conversation(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        prompt="hi",
+        prompt_id="p1",
+    ),
+    Conversation(
+        [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "ok"},
+        ],
+        prompt="hi",
+        prompt_id="p1",
+    ),
     [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}],
 ]
 
@@ -63,8 +85,14 @@ def test_describe_counts_without_tokenizer() -> None:
 def test_token_lengths_fold_system_when_template_drops_it() -> None:
     stats = describe(ROWS, _tokenizer(DROPS_SYSTEM))
     # row 2 renders "<|user|> be brief\n\nhi <|end|> ...": 14 tokens, not the 12 of dropping it
-    assert stats["tokens"] == {"min": 6, "mean": 8.67, "max": 14, "total": 26,
-                               "model_max_length": 9, "over_max_length": 1}
+    assert stats["tokens"] == {
+        "min": 6,
+        "mean": 8.67,
+        "max": 14,
+        "total": 26,
+        "model_max_length": 9,
+        "over_max_length": 1,
+    }
     assert (stats["template_drops_system"], stats["system_folded"]) == (True, 1)
     kept = describe(ROWS, _tokenizer(KEEPS_SYSTEM))
     assert (kept["template_drops_system"], kept["system_folded"]) == (False, 0)

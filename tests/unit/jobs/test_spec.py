@@ -16,8 +16,9 @@ def test_every_example_spec_parses(path: Path) -> None:
 
 def test_unknown_key_is_named_with_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "job.yaml"
-    bad.write_text("model: tiny-random-phi3\ndata:\n  train: t.jsonl\nparameters:\n"
-                   "  lerning_rate: 0.1\n")
+    bad.write_text(
+        "model: tiny-random-phi3\ndata:\n  train: t.jsonl\nparameters:\n  lerning_rate: 0.1\n"
+    )
     with pytest.raises(ValidationError) as err:
         load_spec(bad)
     assert str(err.value).startswith(f"{bad}:5: parameters.lerning_rate: unknown key")
@@ -25,8 +26,9 @@ def test_unknown_key_is_named_with_file_and_line(tmp_path: Path) -> None:
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as err:
-        parse_spec({"data": {"train": "x"}, "parameters": {"lr_scheduler_type": "cosin",
-                                                           "lora_r": 0}})
+        parse_spec(
+            {"data": {"train": "x"}, "parameters": {"lr_scheduler_type": "cosin", "lora_r": 0}}
+        )
     text = str(err.value)
     assert "model: Field required" in text
     assert "parameters.lr_scheduler_type" in text

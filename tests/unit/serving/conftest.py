@@ -1,4 +1,4 @@
-"""Serving fixtures: a fake engine for handler tests (the tiny real model is in tests/conftest.py)."""
+"""Serving fixtures: a fake engine for handler tests (tiny real model: tests/conftest.py)."""
 
 from __future__ import annotations
 

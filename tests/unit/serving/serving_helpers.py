@@ -11,8 +11,13 @@ from chattune.serving.engine import Delta, GenerationParams, Message
 class FakeEngine:
     """An :class:`Engine` that answers ``reply`` word by word after ``delay`` seconds."""
 
-    def __init__(self, reply: str = "Hello there friend", delay: float = 0.0,
-                 ready: bool = True, model_name: str = "fake:1") -> None:
+    def __init__(
+        self,
+        reply: str = "Hello there friend",
+        delay: float = 0.0,
+        ready: bool = True,
+        model_name: str = "fake:1",
+    ) -> None:
         self.reply = reply
         self.delay = delay
         self.ready = ready
@@ -23,16 +28,21 @@ class FakeEngine:
     def is_ready(self) -> bool:
         return self.ready
 
-    async def stream(self, messages: list[Message], params: GenerationParams
-                     ) -> AsyncIterator[Delta]:
+    async def stream(
+        self, messages: list[Message], params: GenerationParams
+    ) -> AsyncIterator[Delta]:
         self.calls.append((messages, params))
         try:
             await asyncio.sleep(self.delay)
             words = self.reply.split(" ")
             for i, word in enumerate(words):
                 last = i == len(words) - 1
-                yield Delta(word if i == 0 else " " + word, "stop" if last else None,
-                            prompt_tokens=7, completion_tokens=i + 1)
+                yield Delta(
+                    word if i == 0 else " " + word,
+                    "stop" if last else None,
+                    prompt_tokens=7,
+                    completion_tokens=i + 1,
+                )
         except (asyncio.CancelledError, GeneratorExit):
             self.cancelled += 1
             raise

@@ -23,17 +23,26 @@ def api(tmp_path: Path) -> EndpointsAPI:
     return EndpointsAPI(Workspace.init(tmp_path / "ws"), resolve_model=resolve)
 
 
-def add_endpoint(api: EndpointsAPI, name: str, pid: int | None, deployments: list[str],
-                 traffic: dict[str, int] | None = None) -> None:
+def add_endpoint(
+    api: EndpointsAPI,
+    name: str,
+    pid: int | None,
+    deployments: list[str],
+    traffic: dict[str, int] | None = None,
+) -> None:
     """Rows as a gateway would leave them, without starting one."""
     with api.ws.db() as conn:
-        conn.execute("INSERT INTO endpoints (name, host, port, pid, auth_mode, status, traffic, "
-                     "created_at) VALUES (?, '127.0.0.1', 1, ?, 'key', 'running', ?, ?)",
-                     (name, pid, json.dumps(traffic or {}), time.time()))
+        conn.execute(
+            "INSERT INTO endpoints (name, host, port, pid, auth_mode, status, traffic, "
+            "created_at) VALUES (?, '127.0.0.1', 1, ?, 'key', 'running', ?, ?)",
+            (name, pid, json.dumps(traffic or {}), time.time()),
+        )
         for d in deployments:
-            conn.execute("INSERT INTO deployments (endpoint, name, model, model_path, status, "
-                         "created_at) VALUES (?, ?, 'm:1', '/m', 'ready', ?)",
-                         (name, d, time.time()))
+            conn.execute(
+                "INSERT INTO deployments (endpoint, name, model, model_path, status, "
+                "created_at) VALUES (?, ?, 'm:1', '/m', 'ready', ?)",
+                (name, d, time.time()),
+            )
 
 
 def test_invalid_name_and_auth_mode_are_refused(api: EndpointsAPI) -> None:

@@ -40,8 +40,9 @@ def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-def run_all(engine: TransformersEngine, jobs: list[tuple[list, GenerationParams]]
-            ) -> list[Completion]:
+def run_all(
+    engine: TransformersEngine, jobs: list[tuple[list, GenerationParams]]
+) -> list[Completion]:
     async def go() -> list[Completion]:
         return await asyncio.gather(*(complete(engine, m, p) for m, p in jobs))
 

@@ -22,9 +22,11 @@ def test_every_command_has_an_example(group: typer.Typer) -> None:
 
 
 def test_importing_the_cli_module_stays_light() -> None:
-    code = ("import sys, chattune.cli.endpoints; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', "
-            "'fastapi', 'httpx'}))")
+    code = (
+        "import sys, chattune.cli.endpoints; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', "
+        "'fastapi', 'httpx'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

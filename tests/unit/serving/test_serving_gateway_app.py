@@ -35,20 +35,29 @@ def engines() -> dict[str, FakeEngine]:
     return {"blue": FakeEngine("I am blue"), "green": FakeEngine("I am green")}
 
 
-def gateway(tmp_path: Path, engines: dict[str, FakeEngine], traffic: dict[str, int],
-            mirror: dict[str, int] | None = None, draws: list[float] | None = None,
-            ready: tuple[str, ...] = ("blue", "green")) -> TestClient:
+def gateway(
+    tmp_path: Path,
+    engines: dict[str, FakeEngine],
+    traffic: dict[str, int],
+    mirror: dict[str, int] | None = None,
+    draws: list[float] | None = None,
+    ready: tuple[str, ...] = ("blue", "green"),
+) -> TestClient:
     write_keys(tmp_path / "keys.json", {"primary": KEY, "secondary": "s" * 43})
     apps = {name: create_worker_app(e, name) for name, e in engines.items()}
     table = RoutingTable(
-        traffic=traffic, mirror=mirror or {},
+        traffic=traffic,
+        mirror=mirror or {},
         instances={n: [f"http://{n}"] if n in ready else [] for n in engines},
         statuses={n: "ready" if n in ready else "creating" for n in engines},
     )
     sequence = iter(draws or [])
     app = create_gateway_app(
-        "my-ep", KeyStore(tmp_path / "keys.json"), table,
-        httpx.AsyncClient(transport=ByHost(apps)), draw=lambda: next(sequence, 0.5),
+        "my-ep",
+        KeyStore(tmp_path / "keys.json"),
+        table,
+        httpx.AsyncClient(transport=ByHost(apps)),
+        draw=lambda: next(sequence, 0.5),
     )
     return TestClient(app, raise_server_exceptions=False)
 

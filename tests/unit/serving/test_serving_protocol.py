@@ -11,8 +11,9 @@ from chattune.serving.protocol import ChatCompletionRequest, ScoreRequest, parse
 
 
 def _score(input_string: object, **parameters: object) -> bytes:
-    return json.dumps({"input_data": {"input_string": input_string, "parameters": parameters},
-                       "params": {}}).encode()
+    return json.dumps(
+        {"input_data": {"input_string": input_string, "parameters": parameters}, "params": {}}
+    ).encode()
 
 
 def _error(model: type, body: bytes) -> ApiError:
@@ -30,8 +31,13 @@ def assistant(text: str = "hello") -> dict[str, str]:
 
 
 def test_single_conversation_parses_with_parameters() -> None:
-    body = _score([{"role": "system", "content": "be brief"}, user()], temperature=0.6,
-                  top_p=0.9, do_sample=True, max_new_tokens=64)
+    body = _score(
+        [{"role": "system", "content": "be brief"}, user()],
+        temperature=0.6,
+        top_p=0.9,
+        do_sample=True,
+        max_new_tokens=64,
+    )
     request = parse_request(ScoreRequest, body)
     assert not request.is_batch
     assert [m.role for m in request.conversations()[0]] == ["system", "user"]
@@ -44,16 +50,23 @@ def test_batch_of_conversations_parses() -> None:
     assert [len(c) for c in request.conversations()] == [1, 3]
 
 
-@pytest.mark.parametrize(("conversation", "message"), [
-    ([user(), user()], "input_string[0][1]: two user turns in a row"),
-    ([user(), assistant()], "input_string[0][1]: conversation must end with a user turn, "
-                            "got assistant"),
-    ([user(), {"role": "system", "content": "x"}, user()],
-     "input_string[0][1]: system message is only allowed first"),
-    ([assistant(), user()], "input_string[0][0]: conversation must start with a user turn"),
-    ([user("  ")], "input_string[0][0]: user message has empty content"),
-    ([], "input_string[0]: conversation is empty"),
-])
+@pytest.mark.parametrize(
+    ("conversation", "message"),
+    [
+        ([user(), user()], "input_string[0][1]: two user turns in a row"),
+        (
+            [user(), assistant()],
+            "input_string[0][1]: conversation must end with a user turn, got assistant",
+        ),
+        (
+            [user(), {"role": "system", "content": "x"}, user()],
+            "input_string[0][1]: system message is only allowed first",
+        ),
+        ([assistant(), user()], "input_string[0][0]: conversation must start with a user turn"),
+        ([user("  ")], "input_string[0][0]: user message has empty content"),
+        ([], "input_string[0]: conversation is empty"),
+    ],
+)
 def test_bad_conversation_is_422_naming_the_index(conversation: list, message: str) -> None:
     error = _error(ScoreRequest, _score([conversation, [user()]]))
     assert error.status == 422
@@ -72,12 +85,18 @@ def test_all_problems_are_reported_at_once() -> None:
 
 
 def test_schema_errors_name_the_field() -> None:
-    assert "input_string[0].role: Input should be 'system', 'user' or 'assistant'" in _error(
-        ScoreRequest, _score([{"role": "bot", "content": "x"}])).message
-    assert "input_data.parameters.temperature" in _error(
-        ScoreRequest, _score([user()], temperature=5)).message
-    assert "input_data.parameters.beam_width: unknown field" in _error(
-        ScoreRequest, _score([user()], beam_width=2)).message
+    assert (
+        "input_string[0].role: Input should be 'system', 'user' or 'assistant'"
+        in _error(ScoreRequest, _score([{"role": "bot", "content": "x"}])).message
+    )
+    assert (
+        "input_data.parameters.temperature"
+        in _error(ScoreRequest, _score([user()], temperature=5)).message
+    )
+    assert (
+        "input_data.parameters.beam_width: unknown field"
+        in _error(ScoreRequest, _score([user()], beam_width=2)).message
+    )
     assert "input_data: Field required" in _error(ScoreRequest, b'{"params": {}}').message
 
 

@@ -18,8 +18,9 @@ from chattune.serving.traffic import (
     traffic_problems,
 )
 
-weights = st.dictionaries(st.sampled_from(["blue", "green", "red", "amber"]),
-                          st.integers(0, 100), min_size=1)
+weights = st.dictionaries(
+    st.sampled_from(["blue", "green", "red", "amber"]), st.integers(0, 100), min_size=1
+)
 
 
 @given(weights, st.floats(0, 1, exclude_max=True))
@@ -59,15 +60,19 @@ def test_traffic_problems() -> None:
     assert traffic_problems({"blue": 100}, {"green": 10}, deployments) == []
     assert traffic_problems({}, {}, deployments) == []
     assert traffic_problems({"blue": 60, "green": 30}, {}, deployments) == [
-        "traffic: weights sum to 90; they must sum to 100"]
+        "traffic: weights sum to 90; they must sum to 100"
+    ]
     assert traffic_problems({"pink": 100}, {}, deployments) == [
-        "traffic: unknown deployment 'pink' (deployments: blue, green)"]
+        "traffic: unknown deployment 'pink' (deployments: blue, green)"
+    ]
     assert traffic_problems({"blue": 100}, {"green": 60}, deployments) == [
-        "mirror_traffic: weights sum to 60; at most 50"]
-    assert "green has live traffic" in traffic_problems(
-        {"blue": 50, "green": 50}, {"green": 10}, deployments)[0]
-    assert "no deployment has live traffic" in traffic_problems(
-        {}, {"green": 10}, deployments)[0]
+        "mirror_traffic: weights sum to 60; at most 50"
+    ]
+    assert (
+        "green has live traffic"
+        in traffic_problems({"blue": 50, "green": 50}, {"green": 10}, deployments)[0]
+    )
+    assert "no deployment has live traffic" in traffic_problems({}, {"green": 10}, deployments)[0]
     assert "whole number 0-100" in traffic_problems({"blue": 101}, {}, deployments)[0]
 
 

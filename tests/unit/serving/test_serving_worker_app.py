@@ -13,14 +13,20 @@ from serving_helpers import FakeEngine
 from chattune.serving.handlers import Limits
 from chattune.serving.worker import create_worker_app
 
-SCORE = {"input_data": {"input_string": [{"role": "user", "content": "Hi"}],
-                        "parameters": {"max_new_tokens": 8}}, "params": {}}
+SCORE = {
+    "input_data": {
+        "input_string": [{"role": "user", "content": "Hi"}],
+        "parameters": {"max_new_tokens": 8},
+    },
+    "params": {},
+}
 CHAT = {"model": "x", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
 
 
 def client(engine: FakeEngine, limits: Limits = Limits(), **kw: int) -> TestClient:
-    return TestClient(create_worker_app(engine, "demo", limits, **kw),
-                      raise_server_exceptions=False)
+    return TestClient(
+        create_worker_app(engine, "demo", limits, **kw), raise_server_exceptions=False
+    )
 
 
 def test_score_returns_output_string_and_names_deployment(fake_engine: FakeEngine) -> None:
@@ -35,20 +41,30 @@ def test_score_returns_output_string_and_names_deployment(fake_engine: FakeEngin
 
 def test_score_batch_returns_list_in_order() -> None:
     engine = FakeEngine()
-    body = {"input_data": {"input_string": [[{"role": "user", "content": "a"}],
-                                            [{"role": "user", "content": "b"}]]}}
+    body = {
+        "input_data": {
+            "input_string": [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
+        }
+    }
     answer = client(engine).post("/score", json=body)
     assert answer.json() == {"output": ["Hello there friend", "Hello there friend"]}
     assert [c[0][0]["content"] for c in engine.calls] == ["a", "b"]
 
 
 def test_bad_conversation_is_422_with_index(fake_engine: FakeEngine) -> None:
-    body = {"input_data": {"input_string": [[{"role": "user", "content": "a"},
-                                             {"role": "user", "content": "b"}]]}}
+    body = {
+        "input_data": {
+            "input_string": [[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]]
+        }
+    }
     answer = client(fake_engine).post("/score", json=body)
     assert answer.status_code == 422
-    assert answer.json() == {"error": {"code": "invalid_request",
-                                       "message": "input_string[0][1]: two user turns in a row"}}
+    assert answer.json() == {
+        "error": {
+            "code": "invalid_request",
+            "message": "input_string[0][1]: two user turns in a row",
+        }
+    }
 
 
 def test_chat_completion_has_openai_shape_and_usage(fake_engine: FakeEngine) -> None:
@@ -99,8 +115,9 @@ def test_request_timeout_is_408_and_cancels_generation() -> None:
 
 def test_overload_is_429_after_queue_wait() -> None:
     engine = FakeEngine(delay=0.5)
-    app = create_worker_app(engine, "demo", Limits(max_concurrent_requests_per_instance=1,
-                                                   max_queue_wait_ms=50))
+    app = create_worker_app(
+        engine, "demo", Limits(max_concurrent_requests_per_instance=1, max_queue_wait_ms=50)
+    )
 
     async def two_at_once() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -123,21 +140,26 @@ def test_queued_request_is_served_when_a_slot_frees_in_time() -> None:
     async def two_at_once() -> list[int]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://w") as c:
-            answers = await asyncio.gather(c.post("/score", json=SCORE),
-                                           c.post("/score", json=SCORE))
+            answers = await asyncio.gather(
+                c.post("/score", json=SCORE), c.post("/score", json=SCORE)
+            )
             return [a.status_code for a in answers]
 
     assert asyncio.run(two_at_once()) == [200, 200]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "code"), [
-    ("post", "/score", b"{oops", 400, "invalid_json"),
-    ("get", "/nowhere", None, 404, "not_found"),
-    ("get", "/score", None, 405, "method_not_allowed"),
-    ("post", "/score", b"x" * 2000, 413, "payload_too_large"),
-])
-def test_errors_share_one_json_shape(fake_engine: FakeEngine, method: str, path: str,
-                                     body: bytes | None, status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("post", "/score", b"{oops", 400, "invalid_json"),
+        ("get", "/nowhere", None, 404, "not_found"),
+        ("get", "/score", None, 405, "method_not_allowed"),
+        ("post", "/score", b"x" * 2000, 413, "payload_too_large"),
+    ],
+)
+def test_errors_share_one_json_shape(
+    fake_engine: FakeEngine, method: str, path: str, body: bytes | None, status: int, code: str
+) -> None:
     c = client(fake_engine, max_body_bytes=1000)
     answer = c.request(method, path, content=body)
     assert answer.status_code == status
@@ -162,5 +184,6 @@ def test_engine_bug_is_500_without_traceback() -> None:
 
     answer = client(Broken()).post("/score", json=SCORE)
     assert answer.status_code == 500
-    assert answer.json() == {"error": {"code": "internal_error",
-                                       "message": "internal error: RuntimeError"}}
+    assert answer.json() == {
+        "error": {"code": "internal_error", "message": "internal error: RuntimeError"}
+    }

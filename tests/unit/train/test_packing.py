@@ -34,7 +34,10 @@ def test_packed_examples_do_not_see_each_other(tiny_model_dir) -> None:
     b = Example(list(range(300, 325)), [IGNORE] * 25)
     batch = collate([[a, b]], pad_id=0)
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"]).logits[0]
+        packed = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=batch["position_ids"],
+        ).logits[0]
         alone = model(input_ids=torch.tensor([b.input_ids])).logits[0]
     assert (packed[40:] - alone).abs().max().item() < 1e-4

@@ -13,7 +13,9 @@ CONV = [
 
 
 def _trained_text(tokenizer, ex) -> str:
-    return tokenizer.decode([t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE])
+    return tokenizer.decode(
+        [t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
+    )
 
 
 def test_loss_only_on_assistant_turns_with_end_token(tiny_tokenizer) -> None:
@@ -44,5 +46,6 @@ def test_template_that_is_not_prefix_stable_is_rejected() -> None:
             return "".join(m["content"] for m in reversed(messages))
 
     with pytest.raises(ValidationError, match="prefix by prefix"):
-        tokenize_conversation(Odd(), [{"role": "user", "content": "a"},
-                                      {"role": "assistant", "content": "b"}])
+        tokenize_conversation(
+            Odd(), [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+        )
