@@ -55,6 +55,18 @@ def test_killed_job_shows_failed_and_resume_reuses_finished_stages(client_and_da
     with pytest.raises(ConflictError):
         client.jobs.resume("killme")
 
+    first = client.models.register(job="killme", name="tiny-chat")
+    second = client.models.register(job="killme", name="tiny-chat", description="again")
+    assert (first.version, second.version) == ("1", "2")
+    assert client.models.show("tiny-chat").ref == "tiny-chat:2"  # latest label moved
+    assert client.models.show("tiny-chat", version="1").labels == []
+    assert second.lineage["base_model"] == "tiny-random-phi3:1"
+    assert second.lineage["metrics"]["test_loss"] == metrics["test_loss"]
+    with pytest.raises(ConflictError, match="tiny-chat:2 exists already"):
+        client.models.register(job="killme", name="tiny-chat", version="2")
+    ref, folder = client.models.resolve_for_serving("tiny-chat@latest")
+    assert ref == "tiny-chat:2" and (folder / "config.json").exists()
+
 
 def test_stage_failure_is_recorded_with_its_message(client_and_data, tmp_path: Path) -> None:
     client, data = client_and_data

@@ -1,0 +1,20 @@
+"""`chattune demo` on SmolLM2-135M-Instruct: fine-tuning lowers the eval loss (slow, ~2 min)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import chattune
+
+
+@pytest.mark.slow
+def test_demo_fine_tunes_serves_and_cleans_up(workspace: Path, tmp_path: Path) -> None:
+    out = chattune("demo", cwd=tmp_path, timeout=900).stdout
+    base, tuned = map(float, re.search(r"base (\d+\.\d+) → fine-tuned (\d+\.\d+)", out).groups())
+    assert tuned < base
+    assert re.search(r"assistant: \S", out)
+    assert "chattune-demo deleted" in out
+    assert chattune("endpoints", "list", "--json").stdout.strip() == "[]"
