@@ -78,3 +78,18 @@ def test_stage_failure_is_recorded_with_its_message(client_and_data, tmp_path: P
     assert final.stage("validate").status == "failed"
     assert "line 1 of bad.jsonl" in (final.stage("validate").error or "")
     assert all(s.status == "canceled" for s in final.stages[1:])
+
+
+def test_continue_on_step_failure_skips_stages_whose_inputs_failed(client_and_data) -> None:
+    client, data = client_and_data
+    spec = _spec(data, max_seq_length=4) | {
+        "name": "cont",
+        "settings": {"continue_on_step_failure": True},
+    }
+    final = client.jobs.wait(client.jobs.create(spec).name, timeout=120)
+    status = {s.name: (s.status, s.note or s.error or "") for s in final.stages}
+    assert final.status == "failed"
+    assert status["preprocess"][0] == "failed"
+    assert "no assistant tokens left after truncation to 4" in status["preprocess"][1]
+    assert status["finetune"] == ("canceled", "skipped: needs preprocess, which failed")
+    assert status["package"][0] == "canceled"

@@ -18,9 +18,15 @@ class ModelCard(BaseModel):
     description: str
     license: str
     context_length: int
-    parameters: str = Field(description="Parameter count, human readable")
+    num_parameters: int = Field(description="Parameter count (for memory estimates)")
     labels: list[str] = Field(default_factory=lambda: ["latest"])
     tags: dict[str, object] = Field(default_factory=dict)
+
+    @property
+    def parameters(self) -> str:
+        """Parameter count, human readable (``135M``, ``3.8B``)."""
+        n = self.num_parameters
+        return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else str(n)
 
 
 _CPU_AND_GPU = ["local-cpu", "local-gpu"]
@@ -33,7 +39,7 @@ CATALOG: tuple[ModelCard, ...] = (
         description="Microsoft Phi-3 mini, 3.8B, 4k context; the reference model (needs the hub).",
         license="MIT",
         context_length=4096,
-        parameters="3.8B",
+        num_parameters=3_821_079_552,
         tags={
             "finetune_compute_allow_list": ["local-gpu"],
             "inference_compute_allow_list": ["local-gpu", "local-cpu"],
@@ -53,7 +59,7 @@ CATALOG: tuple[ModelCard, ...] = (
         description="HuggingFace SmolLM2 135M instruct; offline default, trains on a laptop CPU.",
         license="Apache-2.0",
         context_length=8192,
-        parameters="135M",
+        num_parameters=134_515_008,
         tags={
             "finetune_compute_allow_list": _CPU_AND_GPU,
             "inference_compute_allow_list": _CPU_AND_GPU,
@@ -81,7 +87,7 @@ CATALOG: tuple[ModelCard, ...] = (
         "seeded random weights; for tests.",
         license="MIT",
         context_length=4096,
-        parameters="4.2M",
+        num_parameters=4_186_432,
         tags={
             "finetune_compute_allow_list": _CPU_AND_GPU,
             "inference_compute_allow_list": _CPU_AND_GPU,

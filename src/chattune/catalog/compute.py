@@ -12,7 +12,6 @@ from chattune.workspace import Workspace
 # parameter trains; LoRA trains ~1% of them. Activations are bounded separately.
 _BYTES_FULL = 16
 _BYTES_FROZEN = 4
-_PARAMS = {"135M": 135e6, "3.8B": 3.8e9, "4.2M": 4.2e6}
 
 
 class ComputeAPI:
@@ -51,7 +50,7 @@ class ComputeAPI:
         """Estimate training memory for ``model`` and say whether this machine fits it."""
         ref = sources.parse(model)
         hw = self.show()
-        params = _PARAMS.get(ref.card.parameters, 0.0) if ref.card else 0.0
+        params = ref.card.num_parameters if ref.card else 0
         per_param = _BYTES_FROZEN + (0.01 * _BYTES_FULL if method == "lora" else _BYTES_FULL)
         need_gb = round(params * per_param / 2**30 * 1.2, 2)  # 20% for activations and buffers
         allowed = ref.card.tags.get("finetune_compute_allow_list", []) if ref.card else []

@@ -23,6 +23,14 @@ from chattune.jobs.spec import JobSpec, TrainParams, effective_parameters
 from chattune.workspace import Workspace
 
 CROSS_JOB_REUSE = ("validate", "model_import", "preprocess")
+# The outputs each stage reads; with continue_on_step_failure, a stage whose inputs failed
+# is skipped rather than run into a KeyError.
+NEEDS = {
+    "preprocess": ("model_import",),
+    "finetune": ("model_import", "preprocess"),
+    "evaluate": ("preprocess", "finetune"),
+    "package": ("finetune",),
+}
 
 
 class Canceled(Exception):
@@ -57,8 +65,10 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
     status, failed, key = "completed", False, ""
     for stage in store.STAGES:
         key = cache_key(stage, key, stage_inputs(stage, spec, params))
-        if failed:
-            store.update_stage(ws, name, stage, status="canceled", note="skipped: earlier failure")
+        missing = [d for d in NEEDS.get(stage, ()) if d not in ctx.outputs]
+        if failed or missing:
+            why = "earlier failure" if failed else f"needs {', '.join(missing)}, which failed"
+            store.update_stage(ws, name, stage, status="canceled", note=f"skipped: {why}")
             continue
         try:
             ctx.outputs[stage] = run_stage(ctx, name, stage, key)
@@ -202,13 +212,14 @@ class Tracker:
 
     def log_params(self, params: TrainParams) -> None:
         from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
 
         try:
             values = params.model_dump()
             self.client.log_batch(
                 self.run_id, params=[Param(k, str(v)[:500]) for k, v in values.items()]
             )
-        except Exception:  # params are immutable in MLflow: a resumed run already has them
+        except MlflowException:  # params are immutable: a resumed run already has them
             pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None) -> None:
