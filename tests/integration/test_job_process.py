@@ -52,6 +52,7 @@ def test_killed_job_shows_failed_and_resume_reuses_finished_stages(client_and_da
     assert notes["validate"] == notes["model_import"] == notes["preprocess"] == "reused"
     metrics = client.jobs.metrics("killme")["final"]
     assert {"loss", "test_loss", "base_test_loss", "test_token_accuracy"} <= set(metrics)
+    assert metrics["test_loss"] < metrics["base_test_loss"]  # three LoRA steps already help
     with pytest.raises(ConflictError):
         client.jobs.resume("killme")
 

@@ -95,7 +95,7 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
     data_dir = ws.root / "demo" / "ultrachat_200k_dataset"
     with n.step(f"data: ultrachat-sample, {split_pc:g}% split") as done:
         splits = client.data.download("ultrachat-sample", split_pc=split_pc, out=data_dir)
-        rows = {name: _rows(info) for name, info in splits.items()}
+        rows = {name: info.rows for name, info in splits.items()}
         console.print(f"  {rows}  →  {data_dir}")
         done(", ".join(f"{k} {v}" for k, v in rows.items()))
     with n.step("fine-tuning pipeline") as done:
@@ -133,10 +133,10 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
     eps = client.endpoints
     try:
         with n.step("create endpoint") as done:
-            if any(e["name"] == endpoint for e in _dicts(eps.list())):
+            if any(e.name == endpoint for e in eps.list()):
                 eps.delete(endpoint)
-            info = _dict(eps.create(endpoint))
-            done(f"{endpoint} at {info.get('scoring_uri')}")
+            info = eps.create(endpoint)
+            done(f"{endpoint} at {info.scoring_uri}")
         with n.step("create deployment") as done:
             eps.create_deployment(endpoint, "demo", registered.ref, instance_count=1)
             done(f"demo serving {registered.ref}")
@@ -152,7 +152,7 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
             done(f"{len(answer['output'])} chars answered")
     finally:
         with n.step("delete endpoint") as done:
-            if any(e["name"] == endpoint for e in _dicts(eps.list())):
+            if any(e.name == endpoint for e in eps.list()):
                 eps.delete(endpoint)
             done(f"{endpoint} deleted")
     console.print(n.summary())
@@ -206,20 +206,6 @@ def _fail(client: Any, job: Any) -> int:
     console.print(f"[red]job {job.name} {job.status}[/]: {job.error}", markup=False)
     console.print(f"log: {client.workspace.job_dir(job.name) / 'job.log'}")
     return 1
-
-
-def _rows(info: Any) -> int:
-    return int(info["rows"] if isinstance(info, dict) else info.rows)
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    return value.to_dict() if hasattr(value, "to_dict") else vars(value)
-
-
-def _dicts(values: Any) -> list[dict[str, Any]]:
-    return [_dict(v) for v in values]
 
 
 def _test_conversation(path: Path) -> list[dict[str, str]]:
