@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,16 +85,6 @@ def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir:
     assert result["stats"]["system_folded"] == result["stats"]["roles"]["system"]
     with pytest.raises(NotFoundError, match="unknown model 'nope': not in the catalog"):
         data.show(sample_dir, model_dir="nope")
-
-
-def test_cli_module_imports_no_heavy_libraries() -> None:
-    code = (
-        "import sys, chattune.cli.data; "
-        "print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow', 'matplotlib') "
-        "if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_unfetched_sample_says_how_to_fetch(

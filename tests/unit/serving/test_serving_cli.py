@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -19,16 +16,6 @@ runner = CliRunner()
 def test_every_command_has_an_example(group: typer.Typer) -> None:
     for command in group.registered_commands:
         assert "Example: chattune " in (command.callback.__doc__ or ""), command.name
-
-
-def test_importing_the_cli_module_stays_light() -> None:
-    code = (
-        "import sys, chattune.cli.endpoints; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', "
-        "'fastapi', 'httpx'}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_show_unknown_endpoint_raises_not_found(tmp_path) -> None:
