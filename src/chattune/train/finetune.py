@@ -152,7 +152,20 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         disable_tqdm=True,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="all",
+        deepspeed=deepspeed_config(p) if p.apply_deepspeed else None,
     )
+
+
+def deepspeed_config(p: TrainParams) -> dict[str, Any]:
+    """DeepSpeed ZeRO stage 2 or 3; "auto" lets the Trainer fill batch, precision and clip."""
+    return {
+        "zero_optimization": {"stage": p.deepspeed_stage, "overlap_comm": True},
+        "bf16": {"enabled": "auto"},
+        "fp16": {"enabled": "auto"},
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+    }
 
 
 def has_checkpoint(output_dir: str) -> bool:

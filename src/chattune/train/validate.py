@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,8 @@ def _check_gpus(ctx: StageContext) -> None:
     wants = []
     if p.apply_deepspeed:
         wants.append("apply_deepspeed")
-    if (p.number_of_gpu_to_use_finetuning or 0) > 1:
-        wants.append("number_of_gpu_to_use_finetuning")
+    if (p.number_of_gpu_to_use_finetuning or 0) > 1 or p.num_nodes_finetune > 1:
+        wants.append("number_of_gpu_to_use_finetuning/num_nodes_finetune")
     if p.precision in ("16", "bf16"):
         wants.append(f"precision {p.precision}")
     if not wants:
@@ -61,4 +62,16 @@ def _check_gpus(ctx: StageContext) -> None:
         raise ValidationError(
             f"parameters {', '.join(wants)} need a CUDA GPU, and this machine has none",
             "set precision: 32, apply_deepspeed: false, number_of_gpu_to_use_finetuning unset",
+        )
+    if p.apply_deepspeed and importlib.util.find_spec("deepspeed") is None:
+        raise ValidationError(
+            "parameters.apply_deepspeed needs the deepspeed package, which is not installed",
+            "pip install deepspeed, or set apply_deepspeed: false",
+        )
+    if (p.number_of_gpu_to_use_finetuning or 0) > 1 or p.num_nodes_finetune > 1:
+        # One process trains on one GPU; the torchrun/accelerate launcher is not wired yet.
+        raise ValidationError(
+            "parameters.number_of_gpu_to_use_finetuning / num_nodes_finetune > 1: multi-GPU "
+            "launch is not available yet",
+            "leave them unset to train on one GPU",
         )
