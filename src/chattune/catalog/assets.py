@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -193,7 +194,8 @@ def _download_simple(archive: Archive, dest: Path) -> None:
     import httpx
 
     index = _index_url()
-    verify: str | bool = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or True
+    cafile = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cafile) if cafile else True
     with httpx.Client(follow_redirects=True, timeout=60, verify=verify) as http:
         page = http.get(
             f"{index}/{archive.package}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
