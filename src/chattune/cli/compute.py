@@ -7,18 +7,66 @@ import typer
 from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, print_json
 
 app = typer.Typer(
-    help="Compute: what this machine has; whether a model fits it.", no_args_is_help=True
+    help="Compute targets (local, ray): where jobs run; whether a model fits.",
+    no_args_is_help=True,
 )
 
 
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Target name, used as `compute: NAME` in a job spec"),
+    type: str = typer.Option("ray", "--type", help="local or ray"),
+    address: str = typer.Option(None, "--address", help="Ray Jobs API, http://HEAD:8265"),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Define a compute target; a ray target is checked to answer first.
+
+    Example: chattune compute create ray-local --type ray --address http://127.0.0.1:8265
+    """
+    target = get_client(workspace).compute.create(name, type=type, address=address)
+    if json:
+        print_json(target.to_dict())
+        return
+    console.print(f"compute target [bold]{target.name}[/] ({target.type} {target.address})")
+
+
+@app.command("list")
+def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
+    """The workspace's compute targets (``local`` is built in).
+
+    Example: chattune compute list
+    """
+    targets = get_client(workspace).compute.list()
+    if json:
+        print_json([t.to_dict() for t in targets])
+        return
+    for t in targets:
+        console.print(f"{t.name:24} {t.type:6} {t.address or ''}")
+
+
+@app.command("delete")
+def delete(name: str, workspace: str = WorkspaceOpt) -> None:
+    """Forget a compute target.
+
+    Example: chattune compute delete ray-local
+    """
+    get_client(workspace).compute.delete(name)
+    console.print(f"compute target {name} deleted")
+
+
 @app.command("show")
-def show(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
-    """CPU cores, memory and GPUs of the local compute.
+def show(
+    name: str = typer.Argument("local", help="Target name"),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """What a target has: CPU cores, memory and GPUs of this machine, or the Ray cluster's.
 
     Example: chattune compute show
     """
-    info = get_client(workspace).compute.show()
-    if json:
+    info = get_client(workspace).compute.status(name)
+    if json or info.get("type") == "ray":
         print_json(info)
         return
     console.print(

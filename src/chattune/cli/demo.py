@@ -69,17 +69,32 @@ def register(app: typer.Typer) -> None:
 
 def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path) -> None:
     """The demo flow; every step is one SDK call plus printing."""
-    from chattune.catalog import assets
-
     for path in (spec, request):
         if not path.exists():
             raise NotFoundError(f"{path} not found", "run the demo from a clone of chattune")
     n = Narrator()
-    ws = client.workspace
+    _prepare(n, client, model)
+    data_dir = client.workspace.root / "demo" / "ultrachat_200k_dataset"
+    with n.step(f"data: ultrachat-sample, {split_pc:g}% split") as done:
+        splits = client.data.download("ultrachat-sample", split_pc=split_pc, out=data_dir)
+        rows = {name: info.rows for name, info in splits.items()}
+        console.print(f"  {rows}  →  {data_dir}")
+        done(", ".join(f"{k} {v}" for k, v in rows.items()))
+    job = _train(n, client, model, spec, data_dir)
+    with n.step("register model") as done:
+        registered = client.models.register(
+            job=job.name, name=f"{model}-ultrachat", version=time.strftime("%Y%m%d%H%M%S")
+        )
+        done(registered.ref)
+    _serve(n, client, registered.ref, request, data_dir)
+    console.print(n.summary())
+
+
+def _prepare(n: Narrator, client: Any, model: str) -> None:
     with n.step("workspace") as done:
-        done(str(ws.root))
+        done(str(client.workspace.root))
     with n.step("offline assets") as done:
-        assets.fetch(progress=lambda m: console.print(f"  {m}"))
+        client.assets.fetch(progress=lambda m: console.print(f"  {m}"))
         done("SmolLM2-135M-Instruct, tiny-random-phi3, ultrachat-sample")
     with n.step("foundation model") as done:
         card = client.models.get(model, label="latest")
@@ -92,45 +107,36 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
             f"{check['compute']}, needs ~{check['estimated_memory_gb']} GB: "
             + ("ok" if check["ok"] else "; ".join(check["reasons"]))
         )
-    data_dir = ws.root / "demo" / "ultrachat_200k_dataset"
-    with n.step(f"data: ultrachat-sample, {split_pc:g}% split") as done:
-        splits = client.data.download("ultrachat-sample", split_pc=split_pc, out=data_dir)
-        rows = {name: info.rows for name, info in splits.items()}
-        console.print(f"  {rows}  →  {data_dir}")
-        done(", ".join(f"{k} {v}" for k, v in rows.items()))
+
+
+def _train(n: Narrator, client: Any, model: str, spec: Path, data_dir: Path) -> Any:
     with n.step("fine-tuning pipeline") as done:
-        job = client.jobs.create(
-            spec,
-            overrides={
-                "name": f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
-                "model": model,
-                "data": {
-                    "train": str(data_dir / "train_sft.jsonl"),
-                    "test": str(data_dir / "test_sft.jsonl"),
-                },
-            },
-        )
+        data = {
+            "train": str(data_dir / "train_sft.jsonl"),
+            "test": str(data_dir / "test_sft.jsonl"),
+        }
+        name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        job = client.jobs.create(spec, overrides={"name": name, "model": model, "data": data})
         console.print(f"  job {job.name} started (pid {job.pid}); following it")
         job = follow(client, job.name)
         if job.status != "completed":
             raise typer.Exit(_fail(client, job))
         done(f"job {job.name} completed")
     with n.step("metrics") as done:
-        final = client.jobs.metrics(job.name, plot=ws.job_dir(job.name) / "loss.png")["final"]
+        plot = client.workspace.job_dir(job.name) / "loss.png"
+        final = client.jobs.metrics(job.name, plot=plot)["final"]
         base, tuned = final["base_test_loss"], final["test_loss"]
         console.print(f"  eval loss on test_sft: base {base:.4f} → fine-tuned {tuned:.4f}")
         console.print(
             f"  token accuracy: {final['base_test_token_accuracy']:.3f} → "
-            f"{final['test_token_accuracy']:.3f}; loss curve {ws.job_dir(job.name)}/loss.png"
+            f"{final['test_token_accuracy']:.3f}; loss curve {plot}"
         )
         done(f"eval loss base {base:.4f} → fine-tuned {tuned:.4f}")
-    with n.step("register model") as done:
-        registered = client.models.register(
-            job=job.name, name=f"{model}-ultrachat", version=time.strftime("%Y%m%d%H%M%S")
-        )
-        done(registered.ref)
-    endpoint = "chattune-demo"
-    eps = client.endpoints
+    return job
+
+
+def _serve(n: Narrator, client: Any, model_ref: str, request: Path, data_dir: Path) -> None:
+    endpoint, eps = "chattune-demo", client.endpoints
     try:
         with n.step("create endpoint") as done:
             if any(e.name == endpoint for e in eps.list()):
@@ -138,8 +144,8 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
             info = eps.create(endpoint)
             done(f"{endpoint} at {info.scoring_uri}")
         with n.step("create deployment") as done:
-            eps.create_deployment(endpoint, "demo", registered.ref, instance_count=1)
-            done(f"demo serving {registered.ref}")
+            eps.create_deployment(endpoint, "demo", model_ref, instance_count=1)
+            done(f"demo serving {model_ref}")
         with n.step("route traffic") as done:
             eps.update(endpoint, traffic={"demo": 100})
             done("demo=100")
@@ -155,7 +161,6 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
             if any(e.name == endpoint for e in eps.list()):
                 eps.delete(endpoint)
             done(f"{endpoint} deleted")
-    console.print(n.summary())
 
 
 def follow(client: Any, name: str) -> Any:

@@ -7,7 +7,8 @@ here; the SDK loads serving code when a command runs.
 from __future__ import annotations
 
 import json as jsonlib
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -16,7 +17,7 @@ from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, prin
 from chattune.errors import ValidationError
 
 if TYPE_CHECKING:
-    from chattune.serving.state import DeploymentInfo, EndpointInfo
+    from chattune.serving.info import DeploymentInfo, EndpointInfo
 
 app = typer.Typer(
     help="Online endpoints: a gateway with key auth and traffic routing.", no_args_is_help=True
@@ -57,6 +58,22 @@ def _print_endpoint(info: EndpointInfo) -> None:
 
 def _weights(weights: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(weights.items())) or "(none)"
+
+
+def parse_weights(items: Iterable[str], option: str = "--traffic") -> dict[str, int]:
+    """``["blue=90", "green=10"]`` (or ``["blue=90 green=10"]``) as ``{"blue": 90, ...}``.
+
+    Only the syntax is checked here; the SDK checks names and sums.
+    """
+    weights: dict[str, int] = {}
+    for item in (part for text in items for part in text.replace(",", " ").split()):
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value.strip().isdigit():
+            raise ValidationError(
+                f"{option} {item!r}: expected NAME=PERCENT", f"write e.g. {option} demo=100"
+            )
+        weights[name] = int(value)
+    return weights
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -174,8 +191,6 @@ def update(
     Example: chattune endpoints update my-ep --traffic demo=100
     Example: chattune endpoints update my-ep --traffic blue=100 --mirror-traffic green=10
     """
-    from chattune.serving.traffic import parse_weights
-
     live = parse_weights(traffic, "--traffic") if traffic else None
     mirror = parse_weights(mirror_traffic, "--mirror-traffic") if mirror_traffic else None
     if live is None and mirror is None:
@@ -253,7 +268,7 @@ def _print_deployment(info: DeploymentInfo) -> None:
         f"  settings:  instance_count={s.instance_count} request_timeout_ms="
         f"{s.request_timeout_ms} max_concurrent_requests_per_instance="
         f"{s.max_concurrent_requests_per_instance} liveness_initial_delay="
-        f"{s.liveness_probe.initial_delay:g}s"
+        f"{s.liveness_probe.initial_delay:g}s engine={s.engine}"
     )
     for inst in info.instances:
         console.print(
@@ -264,6 +279,28 @@ def _print_deployment(info: DeploymentInfo) -> None:
         console.print(f"  [red]error:[/] {info.error}")
 
 
+# Settings default to None: only what the user gives is passed, the SDK's model has defaults.
+InstanceCountOpt = typer.Option(None, "--instance-count", help="Worker processes.")
+RequestTimeoutOpt = typer.Option(
+    None, "--request-timeout-ms", help="Most milliseconds a request may take (else 408)."
+)
+LivenessDelayOpt = typer.Option(
+    None,
+    "--liveness-initial-delay",
+    help="Most seconds a worker may take to load; ready is reported as soon as it has.",
+)
+MaxConcurrentOpt = typer.Option(
+    None, "--max-concurrent-requests", help="max_concurrent_requests_per_instance"
+)
+QueueWaitOpt = typer.Option(
+    None, "--max-queue-wait-ms", help="Most milliseconds a request waits for a slot (else 429)."
+)
+BatchSizeOpt = typer.Option(
+    None, "--max-batch-size", help="Most requests a worker generates for together."
+)
+EngineOpt = typer.Option(None, "--engine", help="transformers (default) or vllm.")
+
+
 @deployments_app.command("create")
 def create_deployment(
     name: str = typer.Argument(..., help="Deployment name (3-32 letters, digits or '-')."),
@@ -271,17 +308,13 @@ def create_deployment(
     model: str = typer.Option(
         ..., "--model", "-m", help="Registered model NAME:VERSION or NAME@label."
     ),
-    instance_count: int = typer.Option(1, "--instance-count", help="Worker processes."),
-    request_timeout_ms: int = typer.Option(90_000, "--request-timeout-ms"),
-    liveness_initial_delay: float = typer.Option(
-        600,
-        "--liveness-initial-delay",
-        help="Most seconds a worker may take to load; ready is reported as soon as it has.",
-    ),
-    max_concurrent: int = typer.Option(
-        1, "--max-concurrent-requests", help="max_concurrent_requests_per_instance"
-    ),
-    max_queue_wait_ms: int = typer.Option(500, "--max-queue-wait-ms"),
+    instance_count: int | None = InstanceCountOpt,
+    request_timeout_ms: int | None = RequestTimeoutOpt,
+    liveness_initial_delay: float | None = LivenessDelayOpt,
+    max_concurrent: int | None = MaxConcurrentOpt,
+    max_queue_wait_ms: int | None = QueueWaitOpt,
+    max_batch_size: int | None = BatchSizeOpt,
+    engine: str | None = EngineOpt,
     no_wait: bool = typer.Option(False, "--no-wait", help="Return before the model is loaded."),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
@@ -291,8 +324,19 @@ def create_deployment(
     New deployments get no live traffic (as in Azure ML): send traffic with
     `chattune endpoints update E --traffic NAME=100`, or target it with --deployment.
 
+    Settings not given keep their defaults (see DeploymentSettings in the SDK).
+
     Example: chattune deployments create demo --endpoint my-ep --model phi3-ultrachat:1
     """
+    given: dict[str, Any] = {
+        "instance_count": instance_count,
+        "request_timeout_ms": request_timeout_ms,
+        "liveness_initial_delay": liveness_initial_delay,
+        "max_concurrent_requests_per_instance": max_concurrent,
+        "max_queue_wait_ms": max_queue_wait_ms,
+        "max_batch_size": max_batch_size,
+        "engine": engine,
+    }
     client = get_client(workspace)
     with console.status(f"creating deployment {name}...", spinner="dots") as status:
 
@@ -304,13 +348,9 @@ def create_deployment(
             endpoint,
             name,
             model,
-            instance_count=instance_count,
-            request_timeout_ms=request_timeout_ms,
-            liveness_initial_delay=liveness_initial_delay,
-            max_concurrent_requests_per_instance=max_concurrent,
-            max_queue_wait_ms=max_queue_wait_ms,
             wait=not no_wait,
             progress=progress,
+            **{key: value for key, value in given.items() if value is not None},
         )
     if json:
         print_json(info.to_dict())

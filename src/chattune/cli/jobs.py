@@ -11,7 +11,8 @@ from rich.table import Table
 from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, print_json
 
 if TYPE_CHECKING:
-    from chattune.jobs.store import Job
+    from chattune.jobs.plan import Plan
+    from chattune.store.jobs import Job
 
 app = typer.Typer(
     help="Fine-tuning pipeline jobs: validate → model_import → preprocess → "
@@ -27,6 +28,9 @@ def create(
     file: str = typer.Option(..., "--file", "-f", help="Job spec YAML (see examples/job.yaml)"),
     name: str = typer.Option(None, "--name", help="Override the spec's name"),
     stream: bool = typer.Option(False, "--stream", help="Follow the job after creating it"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the effective parameters and stage plan; start nothing"
+    ),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -38,10 +42,17 @@ def create(
     evaluation_strategy[epoch], apply_lora[true], lora_r[8], lora_alpha[128], apply_early_stopping,
     apply_deepspeed, ... (full list: DESIGN.md §2).
 
-    Example: chattune jobs create -f examples/job.yaml
+    The job's spec.yaml records every effective parameter and its source (spec, model card
+    or default); --dry-run prints the same without starting anything.
+
+    Example: chattune jobs create -f examples/job.yaml --dry-run
     """
     client = get_client(workspace)
-    job = client.jobs.create(file, overrides={"name": name} if name else None)
+    overrides = {"name": name} if name else None
+    if dry_run:
+        _print_plan(client.jobs.plan(file, overrides=overrides), json)
+        return
+    job = client.jobs.create(file, overrides=overrides)
     if json:
         print_json(job_dict(job))
     else:
@@ -51,6 +62,23 @@ def create(
         )
     if stream:
         _stream(client, job.name)
+
+
+def _print_plan(plan: Plan, json: bool) -> None:
+    if json:
+        print_json(plan.to_dict())
+        return
+    console.print(f"job [bold]{plan.name}[/] (dry run: nothing started), model {plan.model}")
+    table = Table("parameter", "value", "source", title="effective parameters")
+    for key, entry in plan.parameters.items():
+        source = entry["source"]
+        shown = source if source == "default" else f"[bold]{source}[/]"
+        table.add_row(key, str(entry["value"]), shown)
+    console.print(table)
+    stages = Table("stage", "cache key", "would", title="pipeline")
+    for stage in plan.stages:
+        stages.add_row(stage.name, stage.cache_key, stage.action)
+    console.print(stages)
 
 
 @app.command("stream")

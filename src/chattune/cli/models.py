@@ -13,18 +13,17 @@ app = typer.Typer(
 
 
 @app.command("catalog")
-def catalog(json: bool = JsonOpt) -> None:
+def catalog(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
     """List the foundation models you can fine-tune.
 
     Example: chattune models catalog
     """
-    from chattune.catalog.cards import CATALOG
-
+    cards = get_client(workspace).models.catalog()
     if json:
-        print_json([c.model_dump() for c in CATALOG])
+        print_json([c.model_dump() for c in cards])
         return
     table = Table("name", "version", "params", "context", "license", "source")
-    for c in CATALOG:
+    for c in cards:
         table.add_row(c.name, c.version, c.parameters, str(c.context_length), c.license, c.source)
     console.print(table)
 
@@ -41,14 +40,11 @@ def show(
 
     Example: chattune models show Phi-3-mini-4k-instruct --label latest
     """
-    from chattune.catalog.cards import CATALOG
-
-    if any(c.name.lower() == name.lower() for c in CATALOG):
-        from chattune.catalog.cards import get_card
-
-        data = get_card(name, label=label, version=version).model_dump()
+    models = get_client(workspace).models
+    if models.is_catalog(name):
+        data = models.get(name, label=label, version=version).model_dump()
     else:
-        data = get_client(workspace).models.show(name, version=version, label=label).to_dict()
+        data = models.show(name, version=version, label=label).to_dict()
     if json:
         print_json(data)
         return

@@ -13,23 +13,29 @@ def register(app: typer.Typer) -> None:
         directory: str = typer.Argument(
             None, help="Workspace folder [default: $CHATTUNE_WORKSPACE or ./.chattune]"
         ),
+        database: str = typer.Option(
+            None,
+            "--database",
+            help="Metadata database URI [default: sqlite:///<DIR>/chattune.db]; "
+            "e.g. postgresql://user@host:5432/chattune for a team",
+        ),
         json: bool = JsonOpt,
     ) -> None:
         """Create a workspace: config, metadata DB, MLflow store, artifact folders.
 
         Example: chattune init ~/chattune-ws
         """
-        from chattune.workspace import Workspace
+        from chattune.client import Client
 
-        ws = Workspace.find(directory)
+        ws = Client.init(directory, database=database).workspace
         info = {
             "workspace": str(ws.root),
-            "database": str(ws.db_path),
+            "database": ws.database_uri,
             "mlflow_tracking_uri": ws.mlflow_uri,
         }
         if json:
             print_json(info)
             return
         console.print(f"workspace ready at [bold]{ws.root}[/]")
-        console.print(f"  metadata   {ws.db_path}")
+        console.print(f"  metadata   {ws.database_uri}")
         console.print(f"  MLflow     {ws.mlflow_uri}  (mlflow ui --backend-store-uri ...)")

@@ -13,36 +13,51 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chattune.data.download import SplitInfo
+from chattune.errors import NotFoundError
 from chattune.workspace import Workspace
 
 SAMPLE = "ultrachat-sample"
 SAMPLE_ENV = "CHATTUNE_ULTRACHAT_SAMPLE"
 
 
-def local_sources() -> dict[str, Path]:
-    """Local dataset names ``download`` accepts as SOURCE, with their folders.
+def _unresolved(name: str) -> Path:
+    raise NotFoundError(f"{name!r} cannot be resolved here", "use a local folder")
 
-    ``$CHATTUNE_ULTRACHAT_SAMPLE`` overrides the fetched offline copy. A name whose folder
-    is not fetched yet is still listed (``download`` then says to run ``chattune assets fetch``).
-    """
-    if os.environ.get(SAMPLE_ENV):
-        return {SAMPLE: Path(os.environ[SAMPLE_ENV]).expanduser()}
-    try:
-        from chattune.catalog import assets
-    except ImportError:
-        return {}
-    return {name: assets.asset_path(name) for name in assets.DATASETS}
+
+@dataclass(frozen=True)
+class Resolvers:
+    """What data needs from the model catalog and offline assets, injected by the client
+    (data sits below the catalog in the layers)."""
+
+    dataset_names: tuple[str, ...] = ()
+    """Local dataset names ``download`` accepts as SOURCE (``ultrachat-sample``)."""
+    dataset_folder: Callable[[str], Path] = _unresolved
+    """The fetched folder of such a dataset; raises with the fetch hint when missing."""
+    model_folder: Callable[[str], Path] = _unresolved
+    """A model reference (catalog name, ``hf://``) as a local folder with its tokenizer."""
 
 
 class DataAPI:
     """Chat data operations of one workspace."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, resolvers: Resolvers | None = None) -> None:
         self.workspace = workspace
+        self.resolvers = resolvers or Resolvers()
+
+    def local_sources(self) -> dict[str, Path]:
+        """Local dataset names ``download`` accepts, with their folders.
+
+        ``$CHATTUNE_ULTRACHAT_SAMPLE`` overrides the fetched offline copy.
+        """
+        if os.environ.get(SAMPLE_ENV):
+            return {SAMPLE: Path(os.environ[SAMPLE_ENV]).expanduser()}
+        return {n: self.resolvers.dataset_folder(n) for n in self.resolvers.dataset_names}
 
     def download(
         self, source: str, split_pc: float, out: str | Path, seed: int = 42
@@ -53,9 +68,8 @@ class DataAPI:
         """
         from chattune.data.download import download
 
-        sources = local_sources()
-        if source in sources and not os.environ.get(SAMPLE_ENV):
-            _require_fetched(source)
+        names = {SAMPLE} if os.environ.get(SAMPLE_ENV) else set(self.resolvers.dataset_names)
+        sources = self.local_sources() if source in names else dict.fromkeys(names, Path())
         return download(source, split_pc, Path(out), seed=seed, local_sources=sources)
 
     def validate(self, path: str | Path, split: str | None = None) -> dict[str, Any]:
@@ -93,7 +107,7 @@ class DataAPI:
         from chattune.data.stats import describe
 
         rows = load_conversations(path, split)
-        tokenizer = load_tokenizer(model_dir) if model_dir is not None else None
+        tokenizer = self._tokenizer(model_dir) if model_dir is not None else None
         stats = describe(rows, tokenizer, Path(plot) if plot is not None else None)
         return {
             "path": str(path),
@@ -101,23 +115,11 @@ class DataAPI:
             "conversations": [c.messages for c in rows[: max(n, 0)]],
         }
 
+    def _tokenizer(self, model: str | Path) -> Any:
+        """The tokenizer of a model folder (tokenizer-only is enough), catalog name or hf://."""
+        from transformers import AutoTokenizer
 
-def _require_fetched(name: str) -> None:
-    """Raise the asset fetcher's own "not fetched, run `chattune assets fetch`" error."""
-    try:
-        from chattune.catalog import assets
-    except ImportError:
-        return
-    assets.require(name)
-
-
-def load_tokenizer(model: str | Path) -> Any:
-    """The tokenizer of a catalog model, a model folder, or ``hf://org/id``."""
-    from transformers import AutoTokenizer
-
-    from chattune.catalog import sources
-
-    folder = Path(model).expanduser()
-    if not folder.is_dir():  # a tokenizer-only folder is enough here, unlike for training
-        folder = sources.materialize(sources.parse(str(model)))
-    return AutoTokenizer.from_pretrained(folder)
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            folder = self.resolvers.model_folder(str(model))
+        return AutoTokenizer.from_pretrained(folder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-Message = dict[str, str]
+from chattune.data.schema import Message
 
 _SENTINEL = "chattune-system-probe-7f3a"
 

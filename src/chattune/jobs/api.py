@@ -11,18 +11,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from chattune.compute.targets import LOCAL, start_local, submit_ray, unknown
 from chattune.errors import ConflictError, NotFoundError, ValidationError
-from chattune.jobs import store
-from chattune.jobs.spec import JobSpec, load_spec, parse_spec, spec_json
-from chattune.jobs.store import Job
+from chattune.jobs.pipeline import STAGE_NAMES
+from chattune.jobs.spec import JobSpec, effective_yaml, load_spec, parse_spec, resolve_parameters
+from chattune.store import workspace_store
+from chattune.store.compute import TargetRecord
+from chattune.store.jobs import Job
 from chattune.workspace import Workspace, write_atomic
+
+if TYPE_CHECKING:
+    from chattune.jobs.plan import Plan
 
 
 class JobsAPI:
@@ -30,29 +34,61 @@ class JobsAPI:
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
+        self.store = workspace_store(workspace).jobs
 
     def create(
         self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None
     ) -> Job:
-        """Validate ``spec`` (a YAML path, mapping or JobSpec) and start its job process."""
-        if isinstance(spec, JobSpec):
-            job_spec = spec
-        elif isinstance(spec, dict):
-            job_spec = parse_spec({**spec, **(overrides or {})})
-        else:
-            job_spec = load_spec(spec, overrides)
+        """Validate ``spec`` (a YAML path, mapping or JobSpec) and start its job process.
+
+        The job's ``spec.yaml`` shows the parameters it really trains with and their source.
+        """
+        job_spec = _as_spec(spec, overrides)
         check_inputs(job_spec)
-        store.insert(self.ws, job_spec.name, job_spec.experiment or "", spec_json(job_spec))
-        write_atomic(self.ws.job_dir(job_spec.name) / "spec.yaml", _yaml(job_spec))
+        self.target(job_spec.compute)  # an unknown target fails here, never runs locally
+        effective = resolve_parameters(job_spec)
+        self.store.insert(
+            job_spec.name,
+            job_spec.experiment or "",
+            stored_spec(job_spec),
+            STAGE_NAMES,
+            effective.table(),
+            compute=job_spec.compute,
+        )
+        write_atomic(
+            self.ws.job_dir(job_spec.name) / "spec.yaml", effective_yaml(job_spec, effective)
+        )
         self._spawn(job_spec.name, resume=False)
         return self.get(job_spec.name)
 
+    def plan(
+        self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None
+    ) -> Plan:
+        """What ``create`` would run, without starting anything (``jobs create --dry-run``)."""
+        from chattune.jobs.plan import make_plan
+
+        job_spec = _as_spec(spec, overrides)
+        check_inputs(job_spec)
+        self.target(job_spec.compute)
+        return make_plan(self.store, job_spec)
+
+    def target(self, name: str) -> TargetRecord:
+        """The compute target a job names (``local`` or one defined in the workspace)."""
+        if name == LOCAL.name:
+            return LOCAL
+        found = workspace_store(self.ws).compute.get(name)
+        if found is None:
+            defined = workspace_store(self.ws).compute.list()
+            raise unknown(name, [LOCAL.name, *(t.name for t in defined)])
+        return found
+
     def get(self, name: str) -> Job:
         """The job, with a dead job process shown as failed (never running forever)."""
-        job = store.get(self.ws, name)
+        job = self.store.get(name)
+        if not job.done and job.submission is not None:
+            return self._check_ray(job)
         if not job.done and job.pid is not None and not _alive(job.pid):
-            store.update_job(
-                self.ws,
+            self.store.update(
                 name,
                 status="failed",
                 finished_at=time.time(),
@@ -60,27 +96,30 @@ class JobsAPI:
             )
             for stage in job.stages:
                 if stage.status == "running":
-                    store.update_stage(
-                        self.ws,
+                    self.store.update_stage(
                         name,
                         stage.name,
                         status="failed",
                         error="job process died",
                         finished_at=time.time(),
                     )
-            job = store.get(self.ws, name)
+            job = self.store.get(name)
         return job
 
     def list(self) -> list[Job]:
         """All jobs, newest first."""
-        return [self.get(n) for n in store.names(self.ws)]
+        return [self.get(n) for n in self.store.names()]
 
     def cancel(self, name: str) -> Job:
         """Stop a queued or running job (SIGTERM to its process)."""
         job = self.get(name)
         if job.done:
             raise ConflictError(f"job {name!r} is {job.status} already", "nothing to cancel")
-        if job.pid:
+        if job.submission is not None:
+            from chattune.compute import ray_jobs
+
+            ray_jobs.stop(self._address(job), job.submission)  # SIGTERM to the worker there
+        elif job.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job.pid, signal.SIGTERM)
         return self.wait(name, timeout=60)
@@ -92,7 +131,7 @@ class JobsAPI:
             raise ConflictError(
                 f"job {name!r} is {job.status}", "only failed or canceled jobs can be resumed"
             )
-        store.update_job(self.ws, name, status="queued", error=None)
+        self.store.update(name, status="queued", error=None)
         self._spawn(name, resume=True)
         return self.get(name)
 
@@ -152,17 +191,36 @@ class JobsAPI:
         return path.read_text() if path.exists() else ""
 
     def _spawn(self, name: str, resume: bool) -> None:
-        log = open(self.ws.job_dir(name) / "process.log", "ab")  # noqa: SIM115 (child owns it)
-        cmd = [sys.executable, "-m", "chattune.jobs.worker", name, "--workspace", str(self.ws.root)]
-        proc = subprocess.Popen(
-            cmd + (["--resume"] if resume else []),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives the terminal and the CLI
-        )
-        log.close()
-        store.update_job(self.ws, name, pid=proc.pid)
+        job = self.store.get(name)
+        target = self.target(job.compute)
+        if target.type == "ray":
+            attempt = sum(1 for _ in self.ws.job_dir(name).glob("ray-*.submitted")) + 1
+            submission = submit_ray(target, name, self.ws.root, resume, attempt)
+            (self.ws.job_dir(name) / f"ray-{attempt}.submitted").write_text(submission)
+            self.store.update(name, submission=submission, pid=None)
+            return
+        log = self.ws.job_dir(name) / "process.log"
+        self.store.update(name, pid=start_local(name, self.ws.root, resume, log), submission=None)
+
+    def _address(self, job: Job) -> str:
+        address = self.target(job.compute).address
+        assert address is not None
+        return address
+
+    def _check_ray(self, job: Job) -> Job:
+        """A Ray job that ended without its worker saying so (it never started, or was
+        killed) is shown failed, with Ray's reason."""
+        from chattune.compute import ray_jobs
+
+        found = ray_jobs.info(self._address(job), job.submission or "")
+        if found["status"] not in ray_jobs.TERMINAL:
+            return job
+        job = self.store.get(job.name)  # the worker may have finished meanwhile
+        if not job.done:
+            why = found["message"] or f"Ray job {job.submission} {found['ray_status']}"
+            self.store.update(job.name, status="failed", finished_at=time.time(), error=why)
+            job = self.store.get(job.name)
+        return job
 
 
 def check_inputs(spec: JobSpec) -> None:
@@ -187,7 +245,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _yaml(spec: JobSpec) -> str:
-    import yaml
+def _as_spec(
+    spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None
+) -> JobSpec:
+    if isinstance(spec, JobSpec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_spec({**spec, **(overrides or {})})
+    return load_spec(spec, overrides)
 
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+def stored_spec(spec: JobSpec) -> dict[str, Any]:
+    """The spec as stored: only what the user set (model defaults still apply), plus names."""
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    return data | {"name": spec.name, "experiment": spec.experiment}

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
 from chattune.errors import NotFoundError, ValidationError
+from chattune.train.params import EffectiveParams, TrainParams, effective_parameters
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -27,72 +28,6 @@ class DataSpec(BaseModel):
     train: str = Field(description="Training conversations (required)")
     test: str | None = Field(None, description="Held-out conversations for eval loss")
     validation: str | None = Field(None, description="Used for eval during training; else test")
-
-
-class TrainParams(BaseModel):
-    """Fine-tuning parameters; a catalog model's ``model_specific_defaults`` fill the gaps."""
-
-    model_config = _STRICT
-    num_train_epochs: float = Field(1, gt=0)
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: epochs)")
-    per_device_train_batch_size: int = Field(1, ge=1)
-    per_device_eval_batch_size: int = Field(1, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(2e-5, gt=0)
-    lr_scheduler_type: Literal[
-        "linear",
-        "cosine",
-        "cosine_with_restarts",
-        "polynomial",
-        "constant",
-        "constant_with_warmup",
-    ] = "linear"
-    warmup_steps: int = Field(0, ge=0)
-    optim: Literal["adamw_torch", "adafactor"] = "adamw_torch"
-    weight_decay: float = Field(0.0, ge=0)
-    adam_beta1: float = Field(0.9, ge=0, lt=1)
-    adam_beta2: float = Field(0.999, ge=0, lt=1)
-    adam_epsilon: float = Field(1e-8, gt=0)
-    max_grad_norm: float = Field(1.0, ge=0)
-    precision: Literal["32", "16", "bf16"] = "32"
-    seed: int = 42
-    max_seq_length: int = Field(-1, description="Truncate to this many tokens (-1: model max)")
-    evaluation_strategy: Literal["epoch", "steps", "no"] = "epoch"
-    eval_steps: int | None = Field(None, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    save_steps: int = Field(500, ge=1)
-    save_total_limit: int = Field(-1, description="Checkpoints kept (-1: all)")
-    packing: bool = True
-    metric_for_best_model: str = "loss"
-    apply_early_stopping: bool = False
-    early_stopping_patience: int = Field(1, ge=1)
-    early_stopping_threshold: float = Field(0.0, ge=0)
-    resume_from_checkpoint: bool | str = False
-    apply_lora: bool = True
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(128, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_target_modules: list[str] | None = Field(None, description="None: every linear layer")
-    merge_lora_weights: bool = True
-    apply_deepspeed: bool = False
-    deepspeed_stage: Literal[2, 3] = 2
-    number_of_gpu_to_use_finetuning: int | None = Field(None, ge=1)
-    num_nodes_finetune: int = Field(1, ge=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _precision_as_text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("precision"), int):
-            data = {**data, "precision": str(data["precision"])}
-        return data
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TrainParams:
-        if self.evaluation_strategy == "steps" and self.eval_steps is None:
-            raise ValueError("evaluation_strategy 'steps' needs eval_steps")
-        if self.apply_early_stopping and self.evaluation_strategy == "no":
-            raise ValueError("apply_early_stopping needs evaluation_strategy epoch or steps")
-        return self
 
 
 class Settings(BaseModel):
@@ -125,18 +60,26 @@ class JobSpec(BaseModel):
         return self
 
 
-def spec_json(spec: JobSpec) -> str:
-    """The spec as stored: only what the user set (so model defaults still apply), plus names."""
-    import json
+def resolve_parameters(spec: JobSpec) -> EffectiveParams:
+    """The spec's parameters over the catalog model's ``model_specific_defaults``."""
+    from chattune.catalog import sources
 
-    data = spec.model_dump(mode="json", exclude_unset=True)
-    data |= {"name": spec.name, "experiment": spec.experiment}
-    return json.dumps(data, sort_keys=True)
+    card = sources.parse(spec.model).card
+    defaults = card.tags.get("model_specific_defaults", {}) if card else {}
+    return effective_parameters(spec.parameters, dict(defaults))  # type: ignore[call-overload]
 
 
-def effective_parameters(params: TrainParams, model_defaults: dict[str, Any]) -> TrainParams:
-    """Spec values win; the model's ``model_specific_defaults`` fill what the spec left out."""
-    return TrainParams.model_validate({**model_defaults, **params.model_dump(exclude_unset=True)})
+def effective_yaml(spec: JobSpec, effective: EffectiveParams) -> str:
+    """The job as it runs: the spec with every parameter's effective value and its source.
+
+    Loadable as a spec again (``jobs create -f``): the sources are YAML comments.
+    """
+    head = spec.model_dump(mode="json", exclude={"parameters"})
+    lines = [yaml.safe_dump(head, sort_keys=False).rstrip(), "parameters:  # value  # source"]
+    for name, entry in effective.table().items():
+        value = yaml.safe_dump({name: entry["value"]}, default_flow_style=True, width=1000)
+        lines.append(f"  {value.strip()[1:-1]}  # {entry['source']}")
+    return "\n".join(lines) + "\n"
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> JobSpec:

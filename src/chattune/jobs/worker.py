@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from chattune.jobs import store
 from chattune.jobs.runner import Canceled, run_job
+from chattune.store import workspace_store
 from chattune.workspace import Workspace
 
 
@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = run_job(ws, args.name, resuming=args.resume)
     except BaseException as exc:  # outside any stage: still never leave the job "running"
-        store.update_job(
-            ws,
+        workspace_store(ws).jobs.update(
             args.name,
             status="failed",
             finished_at=time.time(),

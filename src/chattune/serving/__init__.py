@@ -1,12 +1,16 @@
 """Online endpoints: a gateway process per endpoint owning its deployments' worker processes.
 
-Layers, outside in:
+The package is split by the process its code runs in:
 
-- ``api`` / ``deployments``: the SDK (``client.endpoints``); writes desired state to the DB.
-- ``runner`` + ``supervisor``: the gateway process; reconciles workers to the DB, probes them.
-- ``gateway``: the gateway's HTTP app (key auth, traffic routing, mirror, deployment header).
-- ``worker``: a worker process's HTTP app; ``handlers`` hold request logic over an ``Engine``.
-- ``engine`` (protocol) and ``batching`` (transformers, batched generation, streaming).
-- ``protocol`` (pydantic request/response shapes), ``http`` (one error shape, body limit),
-  ``traffic`` (pure routing rules), ``keys``, ``routing``, ``state``, ``procs``.
+- SDK (the user's process): ``endpoints`` (:class:`EndpointsAPI`, ``client.endpoints``) and
+  ``deployments`` write desired state to the store, start gateways and wait; ``info`` holds
+  what they return (``EndpointInfo``, ``DeploymentInfo``); ``invoke`` calls an endpoint.
+- ``gateway/`` (one process per endpoint): key auth, routing by traffic, mirror, the
+  supervisor that owns the workers, and the pure probe rules.
+- ``worker/`` (one process per instance): the HTTP app, handlers, and the engines.
+
+Shared by more than one of them, and importing none of them: ``settings``
+(:class:`DeploymentSettings`, declared once), ``protocol`` (pydantic request shapes and
+response bodies), ``http`` (the one error shape, the body limit), ``traffic`` (names and
+traffic rules), ``keys`` (key files), ``procs`` (process and port helpers).
 """

@@ -1,4 +1,4 @@
-"""The HTTP error shape shared by worker and gateway, and the body-size guard.
+"""The HTTP error shape shared by gateway and worker, and the body-size guard.
 
 Every failure a client sees is ``{"error": {"code": "...", "message": "..."}}`` with a
 status from 400/401/404/408/413/422/429/503 (500 only for a bug, with no stack trace);
@@ -20,6 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("chattune.serving")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
+"""Names the deployment a request goes to, and the one that served an answer."""
+RECONCILE_PATH = "/.chattune/reconcile"
+"""The SDK posts here (with a key) so the gateway applies a change at once."""
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _CODES = {
@@ -45,15 +48,24 @@ class ApiError(Exception):
         self.message = message
 
     def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        """This error as its JSON response."""
         return error_response(self.status, self.code, self.message, headers)
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The one error shape of every route, gateway and worker: ``{"error": {code, message}}``.
+
+    >>> error_body("not_ready", "demo is loading its model")
+    {'error': {'code': 'not_ready', 'message': 'demo is loading its model'}}
+    """
+    return {"error": {"code": code, "message": message}}
 
 
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+    """:func:`error_body` as a JSON response with ``status``."""
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -114,7 +126,7 @@ class BodyLimitMiddleware:
         return f"request body is over the {self.max_bytes} byte limit; send a smaller request"
 
     async def _reject(self, send: Send) -> None:
-        body = json_bytes({"error": {"code": "payload_too_large", "message": self._message()}})
+        body = json.dumps(error_body("payload_too_large", self._message())).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -126,7 +138,3 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-def json_bytes(value: Any) -> bytes:
-    return json.dumps(value).encode()

@@ -22,6 +22,7 @@ KEY_TYPES = ("primary", "secondary")
 
 
 def new_key() -> str:
+    """A fresh random key (256 bits, URL-safe text)."""
     return secrets.token_urlsafe(32)
 
 
@@ -32,6 +33,7 @@ def write_keys(path: Path, keys: dict[str, str]) -> None:
 
 
 def read_keys(path: Path) -> dict[str, str]:
+    """``{"primary": ..., "secondary": ...}`` from a keys file."""
     return json.loads(path.read_text())
 
 
@@ -60,6 +62,7 @@ class KeyStore:
         self._keys: list[str] = []
 
     def keys(self) -> list[str]:
+        """The current keys (none when the file is missing: nothing authenticates)."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
@@ -72,5 +75,6 @@ class KeyStore:
         return self._keys
 
     def check(self, authorization: str | None) -> bool:
+        """True when an ``Authorization`` header carries one of the keys."""
         token = bearer_token(authorization)
         return token is not None and key_matches(token, self.keys())

@@ -64,6 +64,7 @@ def alive(pid: int | None, marker: str | None = None) -> bool:
 
 
 def port_open(host: str, port: int | None, timeout: float = 0.3) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
     if not port:
         return False
     try:
@@ -130,3 +131,10 @@ def tail(path: Path, lines: int) -> str:
         f.seek(max(size - 256 * 1024, 0))
         text = f.read().decode(errors="replace")
     return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
+
+
+def last_line(path: Path) -> str:
+    """The last error-looking line of a log (else its last line), for one-line messages."""
+    lines = [x for x in tail(path, 40).splitlines() if x.strip()]
+    errors = [x for x in lines if "error" in x.lower()]
+    return (errors or lines or ["(no log output)"])[-1].strip()[:300]

@@ -1,4 +1,4 @@
-"""Request and response shapes of an online endpoint, and the checks on a conversation.
+"""Request and response shapes of an online endpoint (the parsing, not the conversation rules).
 
 Two contracts on the same endpoint (DESIGN §4):
 
@@ -15,7 +15,8 @@ strings in the same order: ``{"output": ["...", "..."]}``.
 ``POST /v1/chat/completions`` follows the OpenAI schema (``n`` must be 1); ``stream: true``
 answers with server-sent events (``data: {...}`` chunks, then ``data: [DONE]``).
 
-Parsing never raises pydantic errors at callers: :func:`parse_request` turns every problem
+pydantic checks the shape; the conversation rules are the project's one validator,
+:func:`chattune.data.schema.validate_conversation`. :func:`parse_request` turns every problem
 into one :class:`~chattune.serving.http.ApiError` whose message names where it is, e.g.
 ``input_string[0][2]: two user turns in a row``.
 """
@@ -30,6 +31,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from chattune.data.schema import Message, validate_conversation
 from chattune.serving.http import ApiError
 
 Role = Literal["system", "user", "assistant"]
@@ -37,13 +39,18 @@ DEFAULT_MAX_NEW_TOKENS = 256
 MAX_NEW_TOKENS_LIMIT = 8192
 
 
-class ChatMessage(BaseModel):
-    """One turn of a conversation."""
+class ChatTurn(BaseModel):
+    """One turn of a request's conversation, as it arrives (extra keys are ignored)."""
 
     model_config = ConfigDict(extra="ignore")
 
     role: Role
     content: str
+
+
+def as_messages(turns: list[ChatTurn]) -> list[Message]:
+    """The project's :data:`~chattune.data.schema.Message` dicts of parsed turns."""
+    return [{"role": t.role, "content": t.content} for t in turns]
 
 
 class ScoreParameters(BaseModel):
@@ -69,12 +76,14 @@ def _shape(value: Any) -> str:
 
 _BATCH, _SINGLE = "<batch>", "<single>"
 Conversations = Annotated[
-    Annotated[list[list[ChatMessage]], Tag(_BATCH)] | Annotated[list[ChatMessage], Tag(_SINGLE)],
+    Annotated[list[list[ChatTurn]], Tag(_BATCH)] | Annotated[list[ChatTurn], Tag(_SINGLE)],
     Discriminator(_shape),
 ]
 
 
 class ScoreInput(BaseModel):
+    """``input_data`` of ``POST /score``."""
+
     model_config = ConfigDict(extra="forbid")
 
     input_string: Conversations
@@ -93,12 +102,15 @@ class ScoreRequest(BaseModel):
 
     @property
     def is_batch(self) -> bool:
+        """True when ``input_string`` is a list of conversations."""
         items = self.input_data.input_string
         return bool(items) and isinstance(items[0], list)
 
-    def conversations(self) -> list[list[ChatMessage]]:
+    def conversations(self) -> list[list[Message]]:
+        """Every conversation of the request (one unless it is a batch), as messages."""
         items = self.input_data.input_string
-        return list(items) if self.is_batch else [items]  # type: ignore[list-item]
+        batch = list(items) if self.is_batch else [items]
+        return [as_messages(turns) for turns in batch]  # type: ignore[arg-type]
 
 
 class ChatCompletionRequest(BaseModel):
@@ -111,43 +123,13 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str | None = None
-    messages: list[ChatMessage]
+    messages: list[ChatTurn]
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     stream: bool = False
     n: int = 1
-
-
-def validate_conversation(messages: list[ChatMessage], where: str) -> list[str]:
-    """Problems of one conversation, each naming its index, e.g. ``x[2]: two user turns``.
-
-    Rules: not empty; ``system`` only first; user and assistant alternate; non-empty
-    content; ends with a user turn (the model answers it).
-    """
-    if not messages:
-        return [f"{where}: conversation is empty; send at least one user message"]
-    problems: list[str] = []
-    previous: str | None = None
-    for i, message in enumerate(messages):
-        at = f"{where}[{i}]"
-        if not message.content.strip():
-            problems.append(f"{at}: {message.role} message has empty content")
-        if message.role == "system":
-            if i != 0:
-                problems.append(f"{at}: system message is only allowed first")
-        elif message.role == previous:
-            problems.append(f"{at}: two {message.role} turns in a row")
-        elif message.role == "assistant" and previous in (None, "system"):
-            problems.append(f"{at}: conversation must start with a user turn, got assistant")
-        previous = message.role
-    if messages[-1].role != "user":
-        problems.append(
-            f"{where}[{len(messages) - 1}]: conversation must end with a user turn, "
-            f"got {messages[-1].role}"
-        )
-    return problems
 
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -164,25 +146,35 @@ def parse_request(model: type[Model], body: bytes) -> Model:
     try:
         request = model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ApiError(422, "invalid_request", _describe(exc, data)) from None
-    problems: list[str] = []
-    if isinstance(request, ScoreRequest):
-        conversations = request.conversations()
-        if not conversations:
-            problems.append("input_string: is empty; send a conversation")
-        for i, conversation in enumerate(conversations):
-            where = f"input_string[{i}]" if request.is_batch else "input_string"
-            problems += validate_conversation(conversation, where)
-    elif isinstance(request, ChatCompletionRequest):
-        if request.n != 1:
-            problems.append(f"n: only n=1 is supported, got {request.n}")
-        problems += validate_conversation(request.messages, "messages")
+        raise ApiError(422, "invalid_request", _describe(exc)) from None
+    problems = _problems(request)
     if problems:
         raise ApiError(422, "invalid_request", "; ".join(problems))
     return request
 
 
-def _describe(exc: pydantic.ValidationError, data: dict[str, Any]) -> str:
+def _problems(request: BaseModel) -> list[str]:
+    """Conversation rules broken by a well-shaped request, each naming where."""
+    problems: list[str] = []
+    if isinstance(request, ScoreRequest):
+        for i, messages in enumerate(request.conversations()):
+            where = f"input_string[{i}]" if request.is_batch else "input_string"
+            problems += _conversation_problems(messages, where)
+    elif isinstance(request, ChatCompletionRequest):
+        if request.n != 1:
+            problems.append(f"n: only n=1 is supported, got {request.n}")
+        problems += _conversation_problems(as_messages(request.messages), "messages")
+    return problems
+
+
+def _conversation_problems(messages: list[Message], where: str) -> list[str]:
+    """The serving rules (ends with a user turn, no assistant needed), located at ``where``."""
+    found = validate_conversation(messages, require_assistant=False, require_user_last=True)
+    # The validator names the list "messages"; the request's own path replaces it.
+    return [where + p.removeprefix("messages") if p.startswith("messages") else p for p in found]
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
     """pydantic errors as ``path: message`` with list indexes in brackets."""
     parts = []
     for error in exc.errors(include_url=False)[:5]:
@@ -200,12 +192,8 @@ def _describe(exc: pydantic.ValidationError, data: dict[str, Any]) -> str:
 # --- responses -------------------------------------------------------------------------
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The one error shape of every route: ``{"error": {"code", "message"}}``."""
-    return {"error": {"code": code, "message": message}}
-
-
 def completion_id() -> str:
+    """A fresh OpenAI-style completion id."""
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 

@@ -1,4 +1,6 @@
-"""Traffic rules of an endpoint, as pure functions (the logic that must be right).
+"""Names and traffic rules of an endpoint, as pure functions (the logic that must be right).
+
+The SDK checks names and weights before it writes them; the gateway picks with them.
 
 Azure ML semantics: live ``traffic`` weights are whole percents that sum to 100 (or are all
 0: nothing is routed without a deployment header); ``mirror_traffic`` copies a share of live
@@ -94,16 +96,3 @@ def pick_mirror(mirror: Mapping[str, int], draw: float) -> str | None:
         if point < upto:
             return name
     return None
-
-
-def parse_weights(items: Iterable[str], option: str = "--traffic") -> dict[str, int]:
-    """``["blue=90", "green=10"]`` (or ``["blue=90 green=10"]``) as ``{"blue": 90, ...}``."""
-    weights: dict[str, int] = {}
-    for item in (part for text in items for part in text.replace(",", " ").split()):
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value.strip().isdigit():
-            raise ValidationError(
-                f"{option} {item!r}: expected NAME=PERCENT", f"write e.g. {option} demo=100"
-            )
-        weights[name] = int(value)
-    return weights

@@ -9,29 +9,28 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chattune.jobs.context import StageContext
 from chattune.train.packing import collate
+from chattune.train.params import TrainParams
 from chattune.train.preprocess import read_examples
+from chattune.train.results import Evaluation, FineTuned, Hooks, Preprocessed
 from chattune.train.template import Example
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(data: Preprocessed, tuned: FineTuned, p: TrainParams, hooks: Hooks) -> Evaluation:
     """Score the base and the fine-tuned model; log ``test_*`` and ``base_test_*`` metrics."""
-    splits = ctx.outputs["preprocess"]["splits"]
-    if "test" not in splits:
-        ctx.log.info("no data.test: nothing to evaluate")
-        return {"skipped": "no test data"}
-    examples = read_examples(splits["test"]["file"])
-    tuned = ctx.outputs["finetune"]
-    batch = ctx.params.per_device_eval_batch_size
-    dtype = "bfloat16" if ctx.params.precision == "bf16" else "float32"
-    base = score(load_model(tuned["base_model_dir"], dtype=dtype), examples, batch)
-    adapter_base = tuned["base_model_dir"] if tuned["adapter_only"] else None
-    fine = score(load_model(tuned["final_model"], adapter_base, dtype=dtype), examples, batch)
+    if "test" not in data.splits:
+        hooks.log.info("no data.test: nothing to evaluate")
+        return Evaluation(skipped="no test data")
+    examples = read_examples(data.splits["test"].file)
+    batch = p.per_device_eval_batch_size
+    dtype = "bfloat16" if p.precision == "bf16" else "float32"
+    base = score(load_model(tuned.base_model_dir, dtype=dtype), examples, batch)
+    adapter_base = tuned.base_model_dir if tuned.adapter_only else None
+    fine = score(load_model(tuned.final_model, adapter_base, dtype=dtype), examples, batch)
     metrics = {f"test_{k}": v for k, v in fine.items()}
     metrics |= {f"base_test_{k}": v for k, v in base.items()}
-    ctx.log_metrics(metrics, None)
-    ctx.log.info(
+    hooks.metrics(metrics, None)
+    hooks.log.info(
         "base: loss %.4f ppl %.2f acc %.3f | fine-tuned: loss %.4f ppl %.2f acc %.3f",
         base["loss"],
         base["perplexity"],
@@ -40,7 +39,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         fine["perplexity"],
         fine["token_accuracy"],
     )
-    return {"metrics": metrics, "examples": len(examples)}
+    return Evaluation(metrics=metrics, examples=len(examples))
 
 
 def load_model(folder: str, base_dir: str | None = None, dtype: str = "float32") -> Any:

@@ -13,49 +13,91 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from chattune.jobs.context import StageContext
-from chattune.jobs.spec import TrainParams
 from chattune.train.packing import collate, pack
+from chattune.train.params import TrainParams
 from chattune.train.preprocess import read_examples
+from chattune.train.results import FineTuned, Hooks, ImportedModel, Preprocessed
 from chattune.train.template import Example
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    """Train on the preprocessed train split; return where the final model is."""
+def run(
+    model: ImportedModel,
+    data: Preprocessed,
+    p: TrainParams,
+    out_dir: Path,
+    hooks: Hooks,
+    resuming: bool = False,
+) -> FineTuned:
+    """Train on the preprocessed train split; resume from the last checkpoint when asked."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, Trainer
+    from transformers import AutoTokenizer
 
-    p = ctx.params
-    model_dir = ctx.outputs["model_import"]["model_dir"]
-    prep = ctx.outputs["preprocess"]
-    out_dir = ctx.stage_dir("finetune")
     torch.manual_seed(p.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model.model_dir)
+    trainer = build_trainer(
+        load_trainable(model.model_dir, p, hooks), tokenizer, data, p, out_dir, hooks
+    )
+    checkpoints = trainer.args.output_dir
+    resume = p.resume_from_checkpoint or (resuming and has_checkpoint(checkpoints))
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    hooks.log.info(
+        "trained %d steps in %.1fs, train loss %.4f",
+        result.global_step,
+        time.time() - started,
+        result.training_loss,
+    )
+    final = out_dir / "final"
+    if trainer.is_world_process_zero():  # one writer of the final model
+        save_final(trainer.model, tokenizer, final, p)
+    return FineTuned(
+        final_model=str(final),
+        adapter_only=p.apply_lora and not p.merge_lora_weights,
+        base_model_dir=model.model_dir,
+        checkpoints_dir=str(checkpoints),
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        global_step=result.global_step,
+        train_loss=result.training_loss,
+        train_rows=len(trainer.train_dataset),
+    )
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+def load_trainable(model_dir: str, p: TrainParams, hooks: Hooks) -> Any:
+    """The model in the training dtype, wrapped with LoRA when ``apply_lora``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     dtype = torch.bfloat16 if p.precision == "bf16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     if p.apply_lora:
         model = add_lora(model, p)
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     total = sum(t.numel() for t in model.parameters())
-    ctx.log.info(
+    hooks.log.info(
         "trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total
     )
+    return model
 
-    max_len = prep["max_seq_length"]
-    train_rows = rows(read_examples(prep["splits"]["train"]["file"]), max_len, p.packing)
-    eval_split = "validation" if "validation" in prep["splits"] else "test"
+
+def build_trainer(
+    model: Any, tokenizer: Any, data: Preprocessed, p: TrainParams, out_dir: Path, hooks: Hooks
+) -> Any:
+    """A transformers Trainer over packed rows, with metrics and early stopping callbacks."""
+    from transformers import EarlyStoppingCallback, Trainer
+
+    max_len = data.max_seq_length
+    train_rows = rows(read_examples(data.splits["train"].file), max_len, p.packing)
+    eval_split = "validation" if "validation" in data.splits else "test"
     eval_rows = None
-    if eval_split in prep["splits"] and p.evaluation_strategy != "no":
-        eval_rows = rows(read_examples(prep["splits"][eval_split]["file"]), max_len, p.packing)
-
+    if eval_split in data.splits and p.evaluation_strategy != "no":
+        eval_rows = rows(read_examples(data.splits[eval_split].file), max_len, p.packing)
     args = training_arguments(p, out_dir / "checkpoints", has_eval=eval_rows is not None)
-    callbacks: list[Any] = [MetricsCallback(ctx)]
+    callbacks: list[Any] = [MetricsCallback(hooks)]
     if p.apply_early_stopping and eval_rows is not None:
         callbacks.append(
             EarlyStoppingCallback(p.early_stopping_patience, p.early_stopping_threshold)
         )
-    trainer = Trainer(
+    return Trainer(
         model=model,
         args=args,
         train_dataset=train_rows,
@@ -63,28 +105,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
         data_collator=lambda batch: collate(batch, tokenizer.pad_token_id),
         callbacks=callbacks,
     )
-    resume = p.resume_from_checkpoint or (ctx.resuming and has_checkpoint(args.output_dir))
-    started = time.time()
-    result = trainer.train(resume_from_checkpoint=resume or None)
-    ctx.log.info(
-        "trained %d steps in %.1fs, train loss %.4f",
-        result.global_step,
-        time.time() - started,
-        result.training_loss,
-    )
-
-    final = out_dir / "final"
-    save_final(trainer.model, tokenizer, final, p)
-    return {
-        "final_model": str(final),
-        "adapter_only": p.apply_lora and not p.merge_lora_weights,
-        "base_model_dir": model_dir,
-        "checkpoints_dir": str(args.output_dir),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "global_step": result.global_step,
-        "train_loss": result.training_loss,
-        "train_rows": len(train_rows),
-    }
 
 
 def rows(examples: list[Example], max_len: int, packing: bool) -> list[list[Example]]:
@@ -153,6 +173,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         dataloader_num_workers=0,
         include_num_input_tokens_seen="all",
         deepspeed=deepspeed_config(p) if p.apply_deepspeed else None,
+        ddp_backend=ddp_backend(),
     )
 
 
@@ -166,6 +187,16 @@ def deepspeed_config(p: TrainParams) -> dict[str, Any]:
         "gradient_accumulation_steps": "auto",
         "gradient_clipping": "auto",
     }
+
+
+def ddp_backend() -> str | None:
+    """gloo when several CPU processes train together (torchrun without GPUs), else default."""
+    import os
+
+    import torch
+
+    many = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "gloo" if many and not torch.cuda.is_available() else None
 
 
 def has_checkpoint(output_dir: str) -> bool:
@@ -190,8 +221,8 @@ def save_final(model: Any, tokenizer: Any, out: Path, p: TrainParams) -> None:
 class MetricsCallback(TrainerCallback):
     """Trainer callback: loss, eval_loss, perplexity, lr, tokens/s to MLflow; live progress."""
 
-    def __init__(self, ctx: StageContext) -> None:
-        self.ctx = ctx
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
         self._tick = (time.time(), 0)
 
     def on_log(
@@ -208,10 +239,10 @@ class MetricsCallback(TrainerCallback):
         if "eval_loss" in logs:
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50))
         metrics = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
-        self.ctx.log_metrics(metrics, state.global_step)
+        self.hooks.metrics(metrics, state.global_step)
         shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
-        self.ctx.log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
-        self.ctx.progress(
+        self.hooks.log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
+        self.hooks.progress(
             stage="finetune",
             step=state.global_step,
             total=state.max_steps,

@@ -4,32 +4,28 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
-from chattune.jobs.context import StageContext
+from chattune.train.results import FineTuned, Hooks, Packaged
 
 CHAT_MODEL_CODE = Path(__file__).with_name("mlflow_chat_model.py")
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    """Write ``pytorch_model_folder`` (final model + checkpoints) and ``mlflow_model_folder``."""
-    tuned = ctx.outputs["finetune"]
-    out = ctx.stage_dir("package")
+def run(tuned: FineTuned, base_model: str, out: Path, hooks: Hooks) -> Packaged:
+    """Write ``pytorch_model_folder`` (final + best checkpoint) and ``mlflow_model_folder``."""
     torch_folder = out / "pytorch_model_folder"
     mlflow_folder = out / "mlflow_model_folder"
     for folder in (torch_folder, mlflow_folder):
         if folder.exists():
             shutil.rmtree(folder)
-    shutil.copytree(tuned["final_model"], torch_folder / "final")
-    best = tuned.get("best_checkpoint")
-    if best:
-        shutil.copytree(best, torch_folder / "best")
-    serve_dir = Path(tuned["final_model"])
-    if tuned["adapter_only"]:
+    shutil.copytree(tuned.final_model, torch_folder / "final")
+    if tuned.best_checkpoint:
+        shutil.copytree(tuned.best_checkpoint, torch_folder / "best")
+    serve_dir = Path(tuned.final_model)
+    if tuned.adapter_only:
         serve_dir = merged_copy(tuned, out / "merged")
-    save_mlflow_model(serve_dir, mlflow_folder, ctx.spec.model)
-    ctx.log.info("packaged %s and %s", torch_folder, mlflow_folder)
-    return {"pytorch_model_folder": str(torch_folder), "mlflow_model_folder": str(mlflow_folder)}
+    save_mlflow_model(serve_dir, mlflow_folder, base_model)
+    hooks.log.info("packaged %s and %s", torch_folder, mlflow_folder)
+    return Packaged(pytorch_model_folder=str(torch_folder), mlflow_model_folder=str(mlflow_folder))
 
 
 def save_mlflow_model(hf_dir: Path, dest: Path, base_model: str) -> None:
@@ -54,22 +50,13 @@ def save_mlflow_model(hf_dir: Path, dest: Path, base_model: str) -> None:
     tmp.replace(dest)
 
 
-def hf_folder(mlflow_model_folder: str | Path) -> Path:
-    """The transformers folder inside a packaged MLflow model (what serving loads)."""
-    import yaml
-
-    root = Path(mlflow_model_folder)
-    mlmodel = yaml.safe_load((root / "MLmodel").read_text())
-    return root / mlmodel["flavors"]["python_function"]["artifacts"]["model"]["path"]
-
-
-def merged_copy(tuned: dict[str, Any], dest: Path) -> Path:
+def merged_copy(tuned: FineTuned, dest: Path) -> Path:
     """Base + adapter merged into a full folder, so serving needs no PEFT."""
     from transformers import AutoTokenizer
 
     from chattune.train.evaluate import load_model
 
-    model = load_model(tuned["final_model"], tuned["base_model_dir"]).merge_and_unload()
+    model = load_model(tuned.final_model, tuned.base_model_dir).merge_and_unload()
     model.save_pretrained(dest)
-    AutoTokenizer.from_pretrained(tuned["final_model"]).save_pretrained(dest)
+    AutoTokenizer.from_pretrained(tuned.final_model).save_pretrained(dest)
     return dest

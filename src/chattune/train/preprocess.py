@@ -7,67 +7,75 @@ from pathlib import Path
 from typing import Any
 
 from chattune.errors import ValidationError
-from chattune.jobs.context import StageContext
+from chattune.train.results import Hooks, ImportedModel, Preprocessed, SplitStats
 from chattune.train.template import Example, tokenize_conversation
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    """Tokenize every split; drop rows truncated to no assistant tokens; fail if none remain."""
+def run(
+    model: ImportedModel, data: dict[str, str], max_seq_length: int, out_dir: Path, hooks: Hooks
+) -> Preprocessed:
+    """Tokenize every split; drop rows truncated to no assistant tokens; fail if none remain.
+
+    ``max_seq_length`` <= 0 means the model's context length.
+    """
     from transformers import AutoTokenizer
 
     from chattune.data.chat import template_drops_system
-    from chattune.data.readers import load_conversations
 
-    imported = ctx.outputs["model_import"]
-    tokenizer = AutoTokenizer.from_pretrained(imported["model_dir"])
-    max_len = ctx.params.max_seq_length
-    if max_len <= 0:
-        max_len = imported["context_length"]
-    out_dir = ctx.stage_dir("preprocess")
-    result: dict[str, Any] = {"max_seq_length": max_len, "splits": {}}
+    tokenizer = AutoTokenizer.from_pretrained(model.model_dir)
+    max_len = max_seq_length if max_seq_length > 0 else model.context_length
+    out_dir.mkdir(parents=True, exist_ok=True)
     if template_drops_system(tokenizer):
-        ctx.log.info(
+        hooks.log.info(
             "the chat template drops system messages: folding them into the first user turn"
         )
-    for split, path in ctx.spec.data.model_dump().items():
-        if path is None:
+    splits = {
+        split: _split(tokenizer, split, path, max_len, out_dir, hooks)
+        for split, path in data.items()
+    }
+    return Preprocessed(max_seq_length=max_len, splits=splits)
+
+
+def _split(
+    tokenizer: Any, split: str, path: str, max_len: int, out_dir: Path, hooks: Hooks
+) -> SplitStats:
+    from chattune.data.readers import load_conversations
+
+    examples, truncated, dropped = [], 0, 0
+    for conv in load_conversations(path):
+        ex = tokenize_conversation(tokenizer, conv.messages, max_len=None)
+        if len(ex.input_ids) > max_len:
+            truncated += 1
+            ex = Example(ex.input_ids[:max_len], ex.labels[:max_len])
+        if ex.n_target == 0:
+            dropped += 1
             continue
-        examples, truncated, dropped = [], 0, 0
-        for conv in load_conversations(path):
-            ex = tokenize_conversation(tokenizer, conv.messages, max_len=None)
-            if len(ex.input_ids) > max_len:
-                truncated += 1
-                ex = Example(ex.input_ids[:max_len], ex.labels[:max_len])
-            if ex.n_target == 0:
-                dropped += 1
-                continue
-            examples.append(ex)
-        if not examples:
-            raise ValidationError(
-                f"data.{split} {path}: no assistant tokens left after truncation to {max_len}",
-                "raise parameters.max_seq_length or use conversations with assistant turns",
-            )
-        file = out_dir / f"{split}.jsonl"
-        write_examples(file, examples)
-        stats = {
-            "file": str(file),
-            "examples": len(examples),
-            "tokens": sum(len(e.input_ids) for e in examples),
-            "target_tokens": sum(e.n_target for e in examples),
-            "truncated": truncated,
-            "dropped_no_target": dropped,
-        }
-        result["splits"][split] = stats
-        ctx.log.info(
-            "%s: %d examples, %d tokens (%d trained on), %d truncated, %d dropped",
-            split,
-            stats["examples"],
-            stats["tokens"],
-            stats["target_tokens"],
-            truncated,
-            dropped,
+        examples.append(ex)
+    if not examples:
+        raise ValidationError(
+            f"data.{split} {path}: no assistant tokens left after truncation to {max_len}",
+            "raise parameters.max_seq_length or use conversations with assistant turns",
         )
-    return result
+    file = out_dir / f"{split}.jsonl"
+    write_examples(file, examples)
+    stats = SplitStats(
+        file=str(file),
+        examples=len(examples),
+        tokens=sum(len(e.input_ids) for e in examples),
+        target_tokens=sum(e.n_target for e in examples),
+        truncated=truncated,
+        dropped_no_target=dropped,
+    )
+    hooks.log.info(
+        "%s: %d examples, %d tokens (%d trained on), %d truncated, %d dropped",
+        split,
+        stats.examples,
+        stats.tokens,
+        stats.target_tokens,
+        truncated,
+        dropped,
+    )
+    return stats
 
 
 def write_examples(path: Path, examples: list[Example]) -> None:

@@ -5,73 +5,80 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 from chattune.catalog import sources
 from chattune.errors import ValidationError
-from chattune.jobs.context import StageContext
+from chattune.train.params import TrainParams
+from chattune.train.results import Hooks, Validated
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    """Parse the model reference, read and check every data file; return counts and hashes."""
+def run(model: str, data: dict[str, str], params: TrainParams, hooks: Hooks) -> Validated:
+    """Parse the model reference, read and check every data file and the compute settings."""
     from chattune.data.readers import load_conversations
 
-    ref = sources.parse(ctx.spec.model)
+    ref = sources.parse(model)
     counts, hashes = {}, {}
-    for split, path in ctx.spec.data.model_dump().items():
-        if path is None:
-            continue
+    for split, path in data.items():
         convs = load_conversations(path)
         if split == "train" and not convs:
             raise ValidationError(f"data.train {path}: no conversations", "point to chat data")
         counts[split] = len(convs)
         hashes[split] = file_digest(Path(path))
-        ctx.log.info("data.%s: %d conversations (%s)", split, len(convs), path)
-    _check_gpus(ctx)
-    ctx.log.info("model: %s", ref.display)
-    return {"model": ref.display, "rows": counts, "data_sha256": hashes}
+        hooks.log.info("data.%s: %d conversations (%s)", split, len(convs), path)
+    check_compute(params)
+    hooks.log.info("model: %s", ref.display)
+    return Validated(model=ref.display, rows=counts, data_sha256=hashes)
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, or of a folder's files in name order (stage cache keys use it)."""
+    """sha256 of a file (what ``sha256sum`` prints), or of a folder's files in path order."""
     h = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
-        h.update(f.name.encode())
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode() + b"\0")
         with open(f, "rb") as fh:
             for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
 
 
-def _check_gpus(ctx: StageContext) -> None:
-    """Settings that need CUDA fail here, in one line, not deep inside the trainer."""
-    p = ctx.params
+def check_compute(p: TrainParams) -> None:
+    """Settings this machine cannot honour fail here, in one line, not inside the trainer."""
     wants = []
     if p.apply_deepspeed:
         wants.append("apply_deepspeed")
-    if (p.number_of_gpu_to_use_finetuning or 0) > 1 or p.num_nodes_finetune > 1:
-        wants.append("number_of_gpu_to_use_finetuning/num_nodes_finetune")
+    if (p.number_of_gpu_to_use_finetuning or 0) > 1:
+        wants.append("number_of_gpu_to_use_finetuning")
     if p.precision in ("16", "bf16"):
         wants.append(f"precision {p.precision}")
-    if not wants:
-        return
+    if p.num_nodes_finetune > 1 and not p.rendezvous_endpoint:
+        raise ValidationError(
+            f"parameters.num_nodes_finetune {p.num_nodes_finetune} needs rendezvous_endpoint",
+            "set rendezvous_endpoint: HOST:PORT of node 0 (the same on every node)",
+        )
+    if wants:
+        _need_cuda(p, wants)
+
+
+def _need_cuda(p: TrainParams, wants: list[str]) -> None:
     import torch
 
     if not torch.cuda.is_available():
         raise ValidationError(
             f"parameters {', '.join(wants)} need a CUDA GPU, and this machine has none",
-            "set precision: 32, apply_deepspeed: false, number_of_gpu_to_use_finetuning unset",
+            "set precision: 32, apply_deepspeed: false, number_of_gpu_to_use_finetuning unset "
+            "(several CPU processes: `processes: N`)",
         )
     if p.apply_deepspeed and importlib.util.find_spec("deepspeed") is None:
         raise ValidationError(
             "parameters.apply_deepspeed needs the deepspeed package, which is not installed",
             "pip install deepspeed, or set apply_deepspeed: false",
         )
-    if (p.number_of_gpu_to_use_finetuning or 0) > 1 or p.num_nodes_finetune > 1:
-        # One process trains on one GPU; the torchrun/accelerate launcher is not wired yet.
+    gpus = torch.cuda.device_count()
+    if (p.number_of_gpu_to_use_finetuning or 0) > gpus:
         raise ValidationError(
-            "parameters.number_of_gpu_to_use_finetuning / num_nodes_finetune > 1: multi-GPU "
-            "launch is not available yet",
-            "leave them unset to train on one GPU",
+            f"parameters.number_of_gpu_to_use_finetuning {p.number_of_gpu_to_use_finetuning}: "
+            f"this node has {gpus} GPUs",
+            f"ask for at most {gpus}",
         )

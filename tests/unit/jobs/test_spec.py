@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 
 from chattune.errors import ValidationError
-from chattune.jobs.spec import TrainParams, effective_parameters, load_spec, parse_spec, spec_json
+from chattune.jobs.api import stored_spec
+from chattune.jobs.spec import effective_yaml, load_spec, parse_spec, resolve_parameters
+from chattune.train.params import TrainParams, effective_parameters
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -44,15 +46,19 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 
 def test_model_defaults_fill_only_what_the_spec_leaves_out() -> None:
     spec = parse_spec({"model": "m", "data": {"train": "t"}, "parameters": {"lora_r": 4}})
-    params = effective_parameters(spec.parameters, {"lora_r": 16, "learning_rate": 1e-3})
+    effective = effective_parameters(spec.parameters, {"lora_r": 16, "learning_rate": 1e-3})
+    params = effective.params
     assert params.lora_r == 4
     assert params.learning_rate == 1e-3
     assert params.num_train_epochs == TrainParams().num_train_epochs
+    assert effective.sources["lora_r"] == "spec"
+    assert effective.sources["learning_rate"] == "model card"
+    assert effective.sources["num_train_epochs"] == "default"
 
 
 def test_stored_spec_keeps_only_user_set_parameters() -> None:
     spec = parse_spec({"model": "m", "data": {"train": "t"}, "parameters": {"lora_r": 4}})
-    again = parse_spec(__import__("json").loads(spec_json(spec)))
+    again = parse_spec(stored_spec(spec))
     assert again.parameters.model_fields_set == {"lora_r"}
     assert again.name == spec.name
 
@@ -60,3 +66,17 @@ def test_stored_spec_keeps_only_user_set_parameters() -> None:
 def test_precision_accepts_numbers_like_the_reference_pipeline() -> None:
     spec = parse_spec({"model": "m", "data": {"train": "t"}, "parameters": {"precision": 16}})
     assert spec.parameters.precision == "16"
+
+
+def test_effective_yaml_shows_what_trains_with_its_source_and_loads_back(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {"model": "SmolLM2-135M-Instruct", "data": {"train": "t"}, "parameters": {"lora_r": 4}}
+    )
+    text = effective_yaml(spec, resolve_parameters(spec))
+    assert "  learning_rate: 0.0002  # model card\n" in text
+    assert "  max_seq_length: 512  # model card\n" in text
+    assert "  lora_r: 4  # spec\n" in text
+    assert "  num_train_epochs: 1.0  # default\n" in text
+    (tmp_path / "spec.yaml").write_text(text)
+    again = load_spec(tmp_path / "spec.yaml")
+    assert again.parameters == resolve_parameters(spec).params

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from chattune.serving.engine import Delta, GenerationParams, Message
+from chattune.data.schema import Message
+from chattune.serving.worker.engines import Delta, GenerationParams
 
 
 class FakeEngine:
@@ -22,8 +23,12 @@ class FakeEngine:
         self.delay = delay
         self.ready = ready
         self.model_name = model_name
+        self.load_error: str | None = None
         self.calls: list[tuple[list[Message], GenerationParams]] = []
         self.cancelled = 0
+
+    def start(self) -> None:
+        pass
 
     def is_ready(self) -> bool:
         return self.ready

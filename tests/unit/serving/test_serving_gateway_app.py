@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import FakeEngine
 
-from chattune.serving.gateway import create_gateway_app
+from chattune.serving.gateway.app import create_gateway_app
+from chattune.serving.gateway.routing import RoutingTable
 from chattune.serving.keys import KeyStore, write_keys
-from chattune.serving.routing import RoutingTable
-from chattune.serving.worker import create_worker_app
+from chattune.serving.worker.app import create_worker_app
 
 KEY = "k" * 43
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -119,7 +119,7 @@ def test_worker_errors_pass_through_with_header(tmp_path: Path, engines: dict) -
     bad = {"input_data": {"input_string": [{"role": "assistant", "content": "x"}]}}
     answer = c.post("/score", json=bad, headers=AUTH)
     assert answer.status_code == 422
-    assert answer.json()["error"]["message"].startswith("input_string[0]: conversation must")
+    assert answer.json()["error"]["message"].startswith("input_string[0]: the conversation must")
     assert answer.headers["azureml-model-deployment"] == "blue"
 
 

@@ -40,7 +40,7 @@ def test_single_conversation_parses_with_parameters() -> None:
     )
     request = parse_request(ScoreRequest, body)
     assert not request.is_batch
-    assert [m.role for m in request.conversations()[0]] == ["system", "user"]
+    assert [m["role"] for m in request.conversations()[0]] == ["system", "user"]
     assert request.input_data.parameters.max_new_tokens == 64
 
 
@@ -54,17 +54,17 @@ def test_batch_of_conversations_parses() -> None:
     ("conversation", "message"),
     [
         ([user(), user()], "input_string[0][1]: two user turns in a row"),
-        (
-            [user(), assistant()],
-            "input_string[0][1]: conversation must end with a user turn, got assistant",
-        ),
+        ([user(), assistant()], "input_string[0][1]: the conversation must end with a user turn"),
         (
             [user(), {"role": "system", "content": "x"}, user()],
-            "input_string[0][1]: system message is only allowed first",
+            "input_string[0][1]: a system message may only come first",
         ),
-        ([assistant(), user()], "input_string[0][0]: conversation must start with a user turn"),
-        ([user("  ")], "input_string[0][0]: user message has empty content"),
-        ([], "input_string[0]: conversation is empty"),
+        (
+            [assistant(), user()],
+            "input_string[0][0]: the conversation must start with a user turn",
+        ),
+        ([user("  ")], "input_string[0][0].content: empty"),
+        ([], "input_string[0]: empty conversation"),
     ],
 )
 def test_bad_conversation_is_422_naming_the_index(conversation: list, message: str) -> None:

@@ -10,13 +10,7 @@ from hypothesis import strategies as st
 
 from chattune.errors import ValidationError
 from chattune.serving.keys import KeyStore, bearer_token, key_matches, write_keys
-from chattune.serving.traffic import (
-    check_name,
-    parse_weights,
-    pick,
-    pick_mirror,
-    traffic_problems,
-)
+from chattune.serving.traffic import check_name, pick, pick_mirror, traffic_problems
 
 weights = st.dictionaries(
     st.sampled_from(["blue", "green", "red", "amber"]), st.integers(0, 100), min_size=1
@@ -74,13 +68,6 @@ def test_traffic_problems() -> None:
     )
     assert "no deployment has live traffic" in traffic_problems({}, {"green": 10}, deployments)[0]
     assert "whole number 0-100" in traffic_problems({"blue": 101}, {}, deployments)[0]
-
-
-def test_parse_weights() -> None:
-    assert parse_weights(["blue=90", "green=10"]) == {"blue": 90, "green": 10}
-    assert parse_weights(["blue=90 green=10"]) == {"blue": 90, "green": 10}
-    with pytest.raises(ValidationError, match="'blue': expected NAME=PERCENT"):
-        parse_weights(["blue"])
 
 
 @pytest.mark.parametrize("name", ["ab", "1abc", "abc-", "a" * 33, "my_ep", "my ep"])

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import FakeEngine
 
-from chattune.serving.handlers import Limits
-from chattune.serving.worker import create_worker_app
+from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.app import create_worker_app
 
 SCORE = {
     "input_data": {
@@ -23,9 +23,9 @@ SCORE = {
 CHAT = {"model": "x", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
 
 
-def client(engine: FakeEngine, limits: Limits = Limits(), **kw: int) -> TestClient:
+def client(engine: FakeEngine, settings: DeploymentSettings | None = None, **kw: int) -> TestClient:
     return TestClient(
-        create_worker_app(engine, "demo", limits, **kw), raise_server_exceptions=False
+        create_worker_app(engine, "demo", settings, **kw), raise_server_exceptions=False
     )
 
 
@@ -106,7 +106,7 @@ def test_readiness_follows_the_engine() -> None:
 
 def test_request_timeout_is_408_and_cancels_generation() -> None:
     engine = FakeEngine(delay=5)
-    answer = client(engine, Limits(request_timeout_ms=100)).post("/score", json=SCORE)
+    answer = client(engine, DeploymentSettings(request_timeout_ms=100)).post("/score", json=SCORE)
     assert answer.status_code == 408
     assert answer.json()["error"]["code"] == "request_timeout"
     assert "request_timeout_ms=100" in answer.json()["error"]["message"]
@@ -116,7 +116,9 @@ def test_request_timeout_is_408_and_cancels_generation() -> None:
 def test_overload_is_429_after_queue_wait() -> None:
     engine = FakeEngine(delay=0.5)
     app = create_worker_app(
-        engine, "demo", Limits(max_concurrent_requests_per_instance=1, max_queue_wait_ms=50)
+        engine,
+        "demo",
+        DeploymentSettings(max_concurrent_requests_per_instance=1, max_queue_wait_ms=50),
     )
 
     async def two_at_once() -> list[httpx.Response]:
@@ -135,7 +137,7 @@ def test_overload_is_429_after_queue_wait() -> None:
 
 def test_queued_request_is_served_when_a_slot_frees_in_time() -> None:
     engine = FakeEngine(delay=0.1)
-    app = create_worker_app(engine, "demo", Limits(max_queue_wait_ms=2000))
+    app = create_worker_app(engine, "demo", DeploymentSettings(max_queue_wait_ms=2000))
 
     async def two_at_once() -> list[int]:
         transport = httpx.ASGITransport(app=app)

@@ -1,13 +1,11 @@
-import logging
 from pathlib import Path
 
 import pytest
 
 from chattune.errors import ValidationError
-from chattune.jobs.context import StageContext
 from chattune.jobs.spec import parse_spec
 from chattune.train import validate
-from chattune.workspace import Workspace
+from chattune.train.results import Hooks
 
 ROW = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
 
@@ -17,7 +15,8 @@ ROW = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "c
     [
         ({"precision": "bf16"}, "parameters precision bf16 need a CUDA GPU"),
         ({"apply_deepspeed": True}, "parameters apply_deepspeed need a CUDA GPU"),
-        ({"num_nodes_finetune": 2}, "num_nodes_finetune need a CUDA GPU"),
+        ({"number_of_gpu_to_use_finetuning": 2}, "number_of_gpu_to_use_finetuning need a CUDA"),
+        ({"num_nodes_finetune": 2}, "num_nodes_finetune 2 needs rendezvous_endpoint"),
     ],
 )
 def test_cuda_only_settings_fail_in_validate_on_cpu(tmp_path: Path, params, expected) -> None:
@@ -32,6 +31,14 @@ def test_cuda_only_settings_fail_in_validate_on_cpu(tmp_path: Path, params, expe
             "parameters": params,
         }
     )
-    ctx = StageContext(Workspace(tmp_path), spec, spec.parameters, tmp_path, logging.getLogger())
+    data = {"train": str(tmp_path / "t.jsonl")}
     with pytest.raises(ValidationError, match=expected):
-        validate.run(ctx)
+        validate.run(spec.model, data, spec.parameters, Hooks())
+
+
+def test_data_digest_is_what_sha256sum_prints(tmp_path: Path) -> None:
+    import hashlib
+
+    (tmp_path / "t.jsonl").write_text(ROW)
+    expected = hashlib.sha256(ROW.encode()).hexdigest()
+    assert validate.file_digest(tmp_path / "t.jsonl") == expected

@@ -1,6 +1,9 @@
-"""The gateway's view of where requests can go: a snapshot the supervisor rebuilds each tick.
+"""Where a gateway request goes: the routing table the supervisor rebuilds each tick, and the
+choice of deployment (header, else traffic weights, plus an optional mirror).
 
 >>> table = RoutingTable(traffic={"demo": 100}, instances={"demo": ["http://127.0.0.1:9001"]})
+>>> route("my-ep", table, header=None, draw=lambda: 0.5)
+('demo', None)
 >>> table.choose_instance("demo")
 'http://127.0.0.1:9001'
 """
@@ -9,11 +12,17 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from chattune.serving.http import DEPLOYMENT_HEADER, ApiError
+from chattune.serving.traffic import pick, pick_mirror
 
 
 @dataclass
 class RoutingTable:
+    """A snapshot of traffic and ready instances; the gateway app reads it per request."""
+
     traffic: dict[str, int] = field(default_factory=dict)
     mirror: dict[str, int] = field(default_factory=dict)
     instances: dict[str, list[str]] = field(default_factory=dict)
@@ -41,3 +50,29 @@ class RoutingTable:
             other.statuses,
             other.timeouts,
         )
+
+
+def route(
+    endpoint: str, table: RoutingTable, header: str | None, draw: Callable[[], float]
+) -> tuple[str, str | None]:
+    """(deployment to serve, deployment to mirror to or None) for one request."""
+    if header:
+        if header not in table.instances:
+            known = ", ".join(sorted(table.instances)) or "none"
+            raise ApiError(
+                404,
+                "deployment_not_found",
+                f"deployment {header!r} not found on endpoint {endpoint} "
+                f"(deployments: {known}); fix the {DEPLOYMENT_HEADER} header",
+            )
+        return header, None  # a targeted request is not mirrored
+    target = pick(table.traffic, draw())
+    if target is None:
+        raise ApiError(
+            404,
+            "no_traffic",
+            f"endpoint {endpoint} routes no traffic to any deployment; run "
+            f"`chattune endpoints update {endpoint} --traffic NAME=100` or send "
+            f"the {DEPLOYMENT_HEADER} header",
+        )
+    return target, pick_mirror(table.mirror, draw())

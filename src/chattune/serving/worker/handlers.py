@@ -1,6 +1,6 @@
 """Request handlers of a worker: protocol in, engine call, protocol out; no HTTP routing.
 
-The engine is injected, so these run in tests with a fake engine. Limits from the deployment
+The engine is injected, so these run in tests with a fake engine. The deployment's request
 settings are enforced here: a request waits at most ``max_queue_wait_ms`` for one of the
 ``max_concurrent_requests_per_instance`` slots (else 429), then has ``request_timeout_ms`` to
 finish (else 408, and its generation row is cancelled).
@@ -12,34 +12,37 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from chattune.data.schema import Message
 from chattune.serving import protocol
-from chattune.serving.engine import Engine, GenerationParams, PromptTooLong, complete
-from chattune.serving.http import ApiError
+from chattune.serving.http import ApiError, error_body
+from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.engines import (
+    Delta,
+    Engine,
+    GenerationParams,
+    PromptTooLong,
+    complete,
+)
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Request settings of a deployment (Azure ML names, milliseconds)."""
-
-    request_timeout_ms: int = 90_000
-    max_concurrent_requests_per_instance: int = 1
-    max_queue_wait_ms: int = 500
-
-
 class Handlers:
-    """``/score``, ``/v1/chat/completions`` and ``/v1/models`` over one engine."""
+    """``/score``, ``/v1/chat/completions`` and ``/v1/models`` over one engine.
 
-    def __init__(self, engine: Engine, deployment: str, limits: Limits = Limits()) -> None:
+    >>> handlers = Handlers(engine, "demo", DeploymentSettings(request_timeout_ms=5000))
+    """
+
+    def __init__(
+        self, engine: Engine, deployment: str, settings: DeploymentSettings | None = None
+    ) -> None:
         self.engine = engine
         self.deployment = deployment
-        self.limits = limits
+        self.settings = settings or DeploymentSettings()
         self.created = int(time.time())
-        self._slots = asyncio.Semaphore(limits.max_concurrent_requests_per_instance)
+        self._slots = asyncio.Semaphore(self.settings.max_concurrent_requests_per_instance)
 
     @asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
@@ -47,14 +50,14 @@ class Handlers:
         if not self.engine.is_ready():
             raise ApiError(503, "not_ready", f"deployment {self.deployment} is still loading")
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.limits.max_queue_wait_ms / 1000)
+            await asyncio.wait_for(self._slots.acquire(), self.settings.max_queue_wait_ms / 1000)
         except TimeoutError:
             raise ApiError(
                 429,
                 "too_many_requests",
                 f"deployment {self.deployment} is busy: max_concurrent_requests_per_instance="
-                f"{self.limits.max_concurrent_requests_per_instance} and no slot freed within "
-                f"max_queue_wait_ms={self.limits.max_queue_wait_ms}; retry later",
+                f"{self.settings.max_concurrent_requests_per_instance} and no slot freed within "
+                f"max_queue_wait_ms={self.settings.max_queue_wait_ms}; retry later",
             ) from None
         try:
             yield
@@ -63,13 +66,13 @@ class Handlers:
 
     async def _timed(self, work: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(work, self.limits.request_timeout_ms / 1000)
+            return await asyncio.wait_for(work, self.settings.request_timeout_ms / 1000)
         except TimeoutError:
             raise ApiError(
                 408,
                 "request_timeout",
                 f"deployment {self.deployment} did not answer within request_timeout_ms="
-                f"{self.limits.request_timeout_ms}; ask for fewer max_new_tokens or raise "
+                f"{self.settings.request_timeout_ms}; ask for fewer max_new_tokens or raise "
                 "the timeout",
             ) from None
         except PromptTooLong as exc:
@@ -80,10 +83,11 @@ class Handlers:
         request = protocol.parse_request(protocol.ScoreRequest, body)
         p = request.input_data.parameters
         params = GenerationParams(p.max_new_tokens, p.do_sample, p.temperature, p.top_p)
-        conversations = [_plain(c) for c in request.conversations()]
         async with self.admitted():
             # Conversations of one request run concurrently, so the engine batches them.
-            work = asyncio.gather(*(complete(self.engine, c, params) for c in conversations))
+            work = asyncio.gather(
+                *(complete(self.engine, c, params) for c in request.conversations())
+            )
             done = await self._timed(work)
         texts = [c.text for c in done]
         return {"output": texts if request.is_batch else texts[0]}
@@ -99,7 +103,7 @@ class Handlers:
             temperature=request.temperature,
             top_p=request.top_p,
         )
-        messages = _plain(request.messages)
+        messages = protocol.as_messages(request.messages)
         if request.stream:
             # Take the slot before the response starts, so 429/503 are real HTTP statuses.
             slot = self.admitted()
@@ -117,11 +121,11 @@ class Handlers:
         )
 
     async def _stream(
-        self, messages: list[dict[str, str]], params: GenerationParams
+        self, messages: list[Message], params: GenerationParams
     ) -> AsyncIterator[bytes]:
         """SSE chunks; a timeout or error mid-stream becomes a final error event."""
         cid, model = protocol.completion_id(), self.engine.model_name
-        deadline = time.monotonic() + self.limits.request_timeout_ms / 1000
+        deadline = time.monotonic() + self.settings.request_timeout_ms / 1000
         yield protocol.sse(
             protocol.chat_chunk_body(
                 cid=cid, model=model, delta={"role": "assistant", "content": ""}, finish_reason=None
@@ -130,45 +134,28 @@ class Handlers:
         stream = self.engine.stream(messages, params)
         try:
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = max(deadline - time.monotonic(), 0.001)
                 try:
-                    delta = await asyncio.wait_for(anext(stream), max(remaining, 0.001))
+                    delta = await asyncio.wait_for(anext(stream), remaining)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    yield protocol.sse(
-                        protocol.error_body(
-                            "request_timeout",
-                            f"stream exceeded request_timeout_ms={self.limits.request_timeout_ms}",
-                        )
-                    )
+                    limit = self.settings.request_timeout_ms
+                    why = f"stream exceeded request_timeout_ms={limit}"
+                    yield protocol.sse(error_body("request_timeout", why))
                     break
                 except PromptTooLong as exc:
-                    yield protocol.sse(protocol.error_body("prompt_too_long", str(exc)))
+                    yield protocol.sse(error_body("prompt_too_long", str(exc)))
                     break
-                usage = None
-                if delta.finish_reason is not None:
-                    usage = {
-                        "prompt_tokens": delta.prompt_tokens,
-                        "completion_tokens": delta.completion_tokens,
-                        "total_tokens": delta.prompt_tokens + delta.completion_tokens,
-                    }
-                content = {"content": delta.text} if delta.text else {}
-                if content or usage:
-                    yield protocol.sse(
-                        protocol.chat_chunk_body(
-                            cid=cid,
-                            model=model,
-                            delta=content,
-                            finish_reason=delta.finish_reason,
-                            usage=usage,
-                        )
-                    )
+                chunk = _delta_chunk(cid, model, delta)
+                if chunk is not None:
+                    yield protocol.sse(chunk)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         yield protocol.sse("[DONE]")
 
     def models(self) -> dict[str, object]:
+        """The ``/v1/models`` answer: the one model this worker serves."""
         return protocol.models_body(self.engine.model_name, self.created, "chattune")
 
 
@@ -182,5 +169,18 @@ async def _release_after(
         await slot.__aexit__(None, None, None)
 
 
-def _plain(messages: list[protocol.ChatMessage]) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in messages]
+def _delta_chunk(cid: str, model: str, delta: Delta) -> dict[str, Any] | None:
+    """The SSE chunk of one delta (usage on the last one); ``None`` when it carries nothing."""
+    usage = None
+    if delta.finish_reason is not None:
+        usage = {
+            "prompt_tokens": delta.prompt_tokens,
+            "completion_tokens": delta.completion_tokens,
+            "total_tokens": delta.prompt_tokens + delta.completion_tokens,
+        }
+    content = {"content": delta.text} if delta.text else {}
+    if not content and usage is None:
+        return None
+    return protocol.chat_chunk_body(
+        cid=cid, model=model, delta=content, finish_reason=delta.finish_reason, usage=usage
+    )

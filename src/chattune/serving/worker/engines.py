@@ -1,7 +1,8 @@
-"""What a worker needs from a generation engine, as a small protocol.
+"""What a worker needs from a generation engine, as a small protocol, and its value types.
 
 Handlers depend on :class:`Engine` only, so they test with a fake engine and a deployment can
-swap the engine (transformers batching here; vLLM on GPUs) without touching HTTP code.
+swap the engine (``transformers`` continuous batching by default, ``vllm`` on request)
+without touching HTTP code.
 
 >>> async def answer(engine: Engine) -> str:
 ...     done = await complete(engine, [{"role": "user", "content": "Hi"}], GenerationParams())
@@ -14,14 +15,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-Message = dict[str, str]
+from chattune.data.schema import Message
+from chattune.serving.protocol import DEFAULT_MAX_NEW_TOKENS
 
 
 @dataclass(frozen=True)
 class GenerationParams:
     """Generation settings; requests batch together only when these are equal."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -46,6 +48,8 @@ class Delta:
 
 @dataclass(frozen=True)
 class Completion:
+    """A whole answer: its text, why it ended and its token counts."""
+
     text: str
     finish_reason: str
     prompt_tokens: int
@@ -57,10 +61,16 @@ class PromptTooLong(ValueError):
 
 
 class Engine(Protocol):
-    """A loaded model that streams answers to conversations."""
+    """A model that loads in the background and streams answers to conversations."""
 
     model_name: str
     """Name reported by ``/v1/models`` and in completions (``NAME:VERSION``)."""
+    load_error: str | None
+    """Why loading failed (the worker then exits non-zero), else ``None``."""
+
+    def start(self) -> None:
+        """Begin loading in the background; returns at once."""
+        ...
 
     def is_ready(self) -> bool:
         """True once the model is loaded and can answer."""

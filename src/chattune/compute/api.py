@@ -6,6 +6,9 @@ import os
 from typing import Any
 
 from chattune.catalog import sources
+from chattune.compute.targets import LOCAL, new_target, unknown
+from chattune.store import workspace_store
+from chattune.store.compute import TargetRecord
 from chattune.workspace import Workspace
 
 # Bytes per parameter while training: weights (fp32) + grads + two Adam moments when the
@@ -15,10 +18,57 @@ _BYTES_FROZEN = 4
 
 
 class ComputeAPI:
-    """``client.compute``: ``show()`` and ``check(model, method)``."""
+    """``client.compute``: targets (``create/list/get/delete``), this machine (``show``), and
+    whether a model fits it (``check``)."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
+
+    def create(self, name: str, type: str = "local", address: str | None = None) -> TargetRecord:
+        """Define compute target ``name``; a ``ray`` target must answer at ``address``.
+
+        >>> client.compute.create("ray-local", type="ray", address="http://127.0.0.1:8265")
+        """
+        target = new_target(name, type, address)
+        if target.type == "ray":
+            from chattune.compute import ray_jobs
+
+            assert target.address is not None
+            ray_jobs.check(target.address, strict=True)  # unreachable: one line, nothing stored
+        workspace_store(self.ws).compute.insert(target)
+        return self.get(name)
+
+    def list(self) -> list[TargetRecord]:
+        """``local`` and every target defined in the workspace."""
+        return [LOCAL, *workspace_store(self.ws).compute.list()]
+
+    def get(self, name: str) -> TargetRecord:
+        """Target ``name``; an unknown name is an error that lists the known ones."""
+        if name == LOCAL.name:
+            return LOCAL
+        found = workspace_store(self.ws).compute.get(name)
+        if found is None:
+            raise unknown(name, [t.name for t in self.list()])
+        return found
+
+    def delete(self, name: str) -> None:
+        """Forget target ``name`` (jobs that ran there keep their records)."""
+        self.get(name)
+        if name == LOCAL.name:
+            from chattune.errors import ValidationError
+
+            raise ValidationError("compute target 'local' is built in", "nothing to delete")
+        workspace_store(self.ws).compute.delete(name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        """What the target has: this machine for ``local``, the cluster for ``ray``."""
+        target = self.get(name)
+        if target.type == "ray":
+            from chattune.compute import ray_jobs
+
+            assert target.address is not None
+            return {"name": name, "type": "ray", **ray_jobs.check(target.address)}
+        return self.show()
 
     def show(self) -> dict[str, Any]:
         """CPU cores, memory and GPUs of this machine (``local`` compute)."""

@@ -1,8 +1,8 @@
 """The endpoints SDK: ``client.endpoints``. The CLI is this object plus printing.
 
-The database holds the desired state (endpoint, deployments, traffic); each endpoint's gateway
+The store holds the desired state (endpoint, deployments, traffic); each endpoint's gateway
 process reconciles its workers to it and writes the observed status back. Calls here write
-rows, nudge the gateway, and (unless ``wait=False``) wait for the observed state.
+records, nudge the gateway, and (unless ``wait=False``) wait for the observed state.
 
 >>> from chattune import Client
 >>> eps = Client().endpoints
@@ -17,7 +17,6 @@ rows, nudge the gateway, and (unless ``wait=False``) wait for the observed state
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -26,25 +25,27 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from chattune.errors import (
-    ConflictError,
-    NotFoundError,
-    RuntimeFailure,
-    ValidationError,
-)
+from chattune.errors import ConflictError, NotFoundError, RuntimeFailure, ValidationError
 from chattune.serving import keys as keyfile
-from chattune.serving import procs, state
+from chattune.serving import procs
 from chattune.serving.deployments import DeploymentsMixin
-from chattune.serving.state import EndpointInfo
+from chattune.serving.http import RECONCILE_PATH
+from chattune.serving.info import EndpointInfo
+from chattune.serving.invoke import post_request, read_request
 from chattune.serving.traffic import check_name, traffic_problems
-from chattune.workspace import Workspace, dumps
+from chattune.store import workspace_store
+from chattune.workspace import Workspace
+
+if TYPE_CHECKING:
+    from chattune.store.endpoints import EndpointRecord
 
 AUTH_MODES = ("key",)
-GATEWAY_MARKER = "chattune.serving.gateway"
+GATEWAY_MODULE = "chattune.serving.gateway"
+"""Run as ``python -m``; also the marker that tells our gateway from a recycled pid."""
 SERVING_MARKER = "chattune.serving."
 POLL = 0.1
 
@@ -56,6 +57,7 @@ class EndpointsAPI(DeploymentsMixin):
         self, workspace: Workspace, resolve_model: Callable[[str], tuple[str, Path]]
     ) -> None:
         self.ws = workspace
+        self.store = workspace_store(workspace).endpoints
         self.resolve_model = resolve_model
         self._gateways: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -74,34 +76,15 @@ class EndpointsAPI(DeploymentsMixin):
             raise ValidationError(
                 f"auth_mode {auth_mode!r} is not supported", f"use one of: {', '.join(AUTH_MODES)}"
             )
-        host = str(self.ws.config.get("host") or "127.0.0.1")
-        with self.ws.db() as conn:
-            if state.endpoint_row(conn, name) is not None:
-                raise ConflictError(
-                    f"endpoint {name} already exists",
-                    f"pick another name or `chattune endpoints delete {name}`",
-                )
-            conn.execute(
-                "INSERT INTO endpoints (name, host, auth_mode, status, created_at) "
-                "VALUES (?, ?, ?, 'creating', ?)",
-                (name, host, auth_mode, time.time()),
-            )
+        self.store.insert(name, str(self.ws.config.get("host") or "127.0.0.1"), auth_mode)
         folder = self.ws.endpoint_dir(name)
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an endpoint of that name
         folder.mkdir(parents=True)
         keyfile.write_keys(folder / "keys.json", {k: keyfile.new_key() for k in keyfile.KEY_TYPES})
-        cmd = [
-            sys.executable,
-            "-m",
-            GATEWAY_MARKER,
-            "--workspace",
-            str(self.ws.root),
-            "--endpoint",
-            name,
-        ]
-        proc = procs.spawn(cmd, folder / "gateway.log", new_session=True)
+        args = ["-m", GATEWAY_MODULE, "--workspace", str(self.ws.root), "--endpoint", name]
+        proc = procs.spawn([sys.executable, *args], folder / "gateway.log", new_session=True)
         self._gateways[name] = proc
-        state.set_endpoint(self.ws, name, pid=proc.pid)
+        self.store.update(name, pid=proc.pid)
         if wait:
             self._wait_listening(name, proc, timeout)
         return self.get(name)
@@ -113,15 +96,11 @@ class EndpointsAPI(DeploymentsMixin):
             if info.status == "running" and procs.port_open(info.host, info.port):
                 return
             if proc.poll() is not None:
-                state.set_endpoint(
-                    self.ws,
-                    name,
-                    status="failed",
-                    error=f"gateway exited with code {proc.returncode}",
-                )
+                why = f"gateway exited with code {proc.returncode}"
+                self.store.update(name, status="failed", error=why)
                 raise RuntimeFailure(
                     f"gateway of endpoint {name} exited with code {proc.returncode}: "
-                    f"{self._last_line(name, None)}",
+                    f"{procs.last_line(self._log_path(name, None))}",
                     f"see `chattune endpoints logs {name}`, then `chattune endpoints delete "
                     f"{name}` and retry",
                 )
@@ -133,45 +112,20 @@ class EndpointsAPI(DeploymentsMixin):
 
     def get(self, name: str) -> EndpointInfo:
         """Endpoint ``name``; its status is ``dead`` when the gateway process is gone."""
-        with self.ws.db() as conn:
-            row = state.endpoint_row(conn, name)
-            if row is None:
-                raise NotFoundError(f"endpoint {name} not found", "see `chattune endpoints list`")
-            deployments = [r["name"] for r in state.deployment_rows(conn, name)]
-        return self._info(row, deployments)
+        record = self.store.get(name)
+        if record is None:
+            raise NotFoundError(f"endpoint {name} not found", "see `chattune endpoints list`")
+        return self._info(record)
 
     def list(self) -> list[EndpointInfo]:
         """Every endpoint of the workspace, oldest first."""
-        with self.ws.db() as conn:
-            rows = conn.execute("SELECT * FROM endpoints ORDER BY created_at").fetchall()
-            names = {
-                r["name"]: [d["name"] for d in state.deployment_rows(conn, r["name"])] for r in rows
-            }
-        return [self._info(row, names[row["name"]]) for row in rows]
+        return [self._info(record) for record in self.store.list()]
 
-    def _info(self, row: Any, deployments: list[str]) -> EndpointInfo:
-        status, error = row["status"], row["error"]
-        self._reap(row["name"])
-        started = status == "running" or (status == "creating" and row["pid"])
-        if started and not procs.alive(row["pid"], GATEWAY_MARKER):
-            status = "dead"
-            error = (
-                f"gateway process {row['pid']} is not running; delete the endpoint and "
-                "create it again"
-            )
-        return EndpointInfo(
-            name=row["name"],
-            status=status,
-            auth_mode=row["auth_mode"],
-            host=row["host"],
-            port=row["port"],
-            pid=row["pid"],
-            traffic=json.loads(row["traffic"]),
-            mirror_traffic=json.loads(row["mirror_traffic"]),
-            deployments=deployments,
-            error=error,
-            created_at=row["created_at"],
-        )
+    def _info(self, record: EndpointRecord) -> EndpointInfo:
+        procs.reap(self._gateways.get(record.name))
+        deployments = [d.name for d in self.store.deployments(record.name)]
+        alive = procs.alive(record.pid, GATEWAY_MODULE)
+        return EndpointInfo.from_record(record, deployments, gateway_alive=alive)
 
     def get_keys(self, name: str) -> dict[str, str]:
         """``{"primary_key": ..., "secondary_key": ...}`` for ``Authorization: Bearer``."""
@@ -224,11 +178,7 @@ class EndpointsAPI(DeploymentsMixin):
                 "--model M:V`"
             )
             raise ValidationError(f"endpoint {name}: " + "; ".join(problems), hint)
-        with self.ws.db() as conn:
-            conn.execute(
-                "UPDATE endpoints SET traffic = ?, mirror_traffic = ? WHERE name = ?",
-                (dumps(new_traffic), dumps(new_mirror), name),
-            )
+        self.store.set_traffic(name, new_traffic, new_mirror)
         self._nudge(name)
         return self.get(name)
 
@@ -247,26 +197,15 @@ class EndpointsAPI(DeploymentsMixin):
         >>> client.endpoints.invoke("my-ep", "examples/sample_score.json", deployment="demo")
         {'output': '...'}
         """
-        body = request if isinstance(request, dict) else _read_request(Path(request))
+        body = request if isinstance(request, dict) else read_request(Path(request))
         info = self.get(name)
         if info.status != "running" or not info.base_url:
             raise ConflictError(
                 f"endpoint {name} is {info.status}, not running",
                 info.error or f"see `chattune endpoints show {name}`",
             )
-        path = "/v1/chat/completions" if "messages" in body else "/score"
-        headers = {"Authorization": f"Bearer {self.get_keys(name)['primary_key']}"}
-        if deployment:
-            headers["azureml-model-deployment"] = deployment
-        try:
-            answer = httpx.post(info.base_url + path, json=body, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise RuntimeFailure(
-                f"endpoint {name} did not answer: {exc}", f"see `chattune endpoints logs {name}`"
-            ) from None
-        if answer.status_code != 200:
-            raise _answer_error(name, answer)
-        return answer.json()
+        key = self.get_keys(name)["primary_key"]
+        return post_request(name, info.base_url, key, body, deployment, timeout)
 
     def get_logs(self, endpoint: str, deployment: str | None = None, lines: int = 100) -> str:
         """Last ``lines`` of the gateway log, or of a deployment's worker log."""
@@ -276,22 +215,21 @@ class EndpointsAPI(DeploymentsMixin):
         return procs.tail(self._log_path(endpoint, deployment), lines)
 
     def delete(self, name: str, *, wait: bool = True, timeout: float = 30.0) -> None:
-        """Stop the gateway and its workers, then remove the endpoint's rows, keys and logs.
+        """Stop the gateway and its workers, then remove the endpoint's records, keys and logs.
 
         With ``wait`` (default), returns only once the port is closed and no process of the
         endpoint is left; raises :class:`RuntimeFailure` otherwise.
         """
         info = self.get(name)
-        with self.ws.db() as conn:
-            conn.execute("UPDATE endpoints SET status = ? WHERE name = ?", (state.DELETING, name))
+        self.store.mark_deleting(name)
         pgid = info.pid  # the gateway leads its own process group; workers are in it
-        if pgid and procs.alive(pgid, GATEWAY_MARKER):
+        if pgid and procs.alive(pgid, GATEWAY_MODULE):
             os.kill(pgid, signal.SIGTERM)
         if not wait:
             return
         if pgid:
             procs.wait_gone([pgid], timeout)
-            self._reap(name)
+            procs.reap(self._gateways.get(name))
             procs.kill_group(pgid, SERVING_MARKER)  # backstop for anything left behind
         left = procs.group_members(pgid, SERVING_MARKER) if pgid else []
         if left or procs.port_open(info.host, info.port):
@@ -300,9 +238,7 @@ class EndpointsAPI(DeploymentsMixin):
                 "still alive after delete",
                 f"kill them and run `chattune endpoints delete {name}` again",
             )
-        with self.ws.db() as conn:
-            conn.execute("DELETE FROM deployments WHERE endpoint = ?", (name,))
-            conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+        self.store.delete(name)
         shutil.rmtree(self.ws.endpoint_dir(name), ignore_errors=True)
 
     # --- helpers ------------------------------------------------------------------------
@@ -315,55 +251,11 @@ class EndpointsAPI(DeploymentsMixin):
         key = self.get_keys(name)["primary_key"]
         with contextlib.suppress(httpx.HTTPError):
             httpx.post(
-                f"{info.base_url}/.chattune/reconcile",
+                info.base_url + RECONCILE_PATH,
                 timeout=10,
                 headers={"Authorization": f"Bearer {key}"},
             )
 
-    def _reap(self, name: str) -> None:
-        procs.reap(self._gateways.get(name))
-
     def _log_path(self, endpoint: str, deployment: str | None) -> Path:
         folder = self.ws.endpoint_dir(endpoint)
         return folder / (f"{deployment}.log" if deployment else "gateway.log")
-
-    def _last_line(self, endpoint: str, deployment: str | None) -> str:
-        lines = [
-            x
-            for x in procs.tail(self._log_path(endpoint, deployment), 20).splitlines()
-            if x.strip()
-        ]
-        return lines[-1].strip()[:300] if lines else "(no log output)"
-
-
-def _read_request(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise NotFoundError(
-            f"request file {path} not found", "pass a JSON file, e.g. examples/sample_score.json"
-        )
-    try:
-        body = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValidationError(
-            f"request file {path} is not valid JSON: {exc}", "fix the JSON syntax"
-        ) from None
-    if not isinstance(body, dict):
-        raise ValidationError(
-            f"request file {path} must hold a JSON object", 'start it with {"input_data": ...}'
-        )
-    return body
-
-
-def _answer_error(name: str, answer: httpx.Response) -> Exception:
-    try:
-        error = answer.json()["error"]
-        text = f"{error['code']}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        text = answer.text[:300]
-    message = f"endpoint {name} answered {answer.status_code} {text}"
-    hint = f"see `chattune endpoints logs {name}`"
-    if answer.status_code in (400, 413, 422):
-        return ValidationError(message, "fix the request body")
-    if answer.status_code == 404:
-        return NotFoundError(message, f"see `chattune endpoints show {name}`")
-    return RuntimeFailure(message, hint)

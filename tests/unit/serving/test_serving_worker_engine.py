@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chattune.serving.batching import TransformersEngine
-from chattune.serving.engine import Completion, GenerationParams, PromptTooLong, complete
+from chattune.serving.worker.engines import Completion, GenerationParams, PromptTooLong, complete
+from chattune.serving.worker.transformers_engine import TransformersEngine
 
 GREEDY = GenerationParams(max_new_tokens=6)
 

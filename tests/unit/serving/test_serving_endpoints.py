@@ -1,17 +1,16 @@
-"""EndpointsAPI checks that need no process: names, conflicts, traffic, dead gateways."""
+"""EndpointsAPI checks that need no process: names, conflicts, traffic, settings, dead gateways."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from chattune.errors import ConflictError, NotFoundError, ValidationError
-from chattune.serving.api import EndpointsAPI
+from chattune.serving.endpoints import EndpointsAPI
+from chattune.serving.settings import DeploymentSettings, ProbeSettings
 from chattune.workspace import Workspace
 
 
@@ -30,19 +29,13 @@ def add_endpoint(
     deployments: list[str],
     traffic: dict[str, int] | None = None,
 ) -> None:
-    """Rows as a gateway would leave them, without starting one."""
-    with api.ws.db() as conn:
-        conn.execute(
-            "INSERT INTO endpoints (name, host, port, pid, auth_mode, status, traffic, "
-            "created_at) VALUES (?, '127.0.0.1', 1, ?, 'key', 'running', ?, ?)",
-            (name, pid, json.dumps(traffic or {}), time.time()),
-        )
-        for d in deployments:
-            conn.execute(
-                "INSERT INTO deployments (endpoint, name, model, model_path, status, "
-                "created_at) VALUES (?, ?, 'm:1', '/m', 'ready', ?)",
-                (name, d, time.time()),
-            )
+    """Records as a gateway would leave them, without starting one."""
+    api.store.insert(name, "127.0.0.1", "key")
+    api.store.update(name, port=1, pid=pid, status="running")
+    api.store.set_traffic(name, traffic or {}, {})
+    for d in deployments:
+        api.store.insert_deployment(name, d, "m:1", "/m", {})
+        api.store.update_deployment(name, d, status="ready")
 
 
 def test_invalid_name_and_auth_mode_are_refused(api: EndpointsAPI) -> None:
@@ -98,7 +91,29 @@ def test_deployment_with_traffic_cannot_be_deleted(api: EndpointsAPI) -> None:
 
 def test_create_deployment_checks_settings_and_endpoint(api: EndpointsAPI) -> None:
     add_endpoint(api, "my-ep", None, [])
-    with pytest.raises(ValidationError, match="instance_count must be >= 1, got 0"):
+    with pytest.raises(ValidationError) as caught:
         api.create_deployment("my-ep", "demo", "m:1", instance_count=0)
+    assert caught.value.message == (
+        "deployment settings: instance_count: Input should be greater than or equal to 1, got 0"
+    )
+    with pytest.raises(ValidationError, match="liveness_probe: initial_delay must be > 0"):
+        api.create_deployment("my-ep", "demo", "m:1", liveness_initial_delay=0)
+    with pytest.raises(ValidationError, match="engine: Input should be 'transformers' or 'vllm'"):
+        api.create_deployment("my-ep", "demo", "m:1", engine="tgi")
+    with pytest.raises(ValidationError, match="beam_width: unknown setting"):
+        api.create_deployment("my-ep", "demo", "m:1", beam_width=2)
     with pytest.raises(ConflictError, match="endpoint my-ep is dead, not running"):
         api.create_deployment("my-ep", "demo", "m:1")
+
+
+def test_deployment_settings_round_trip_through_the_store(api: EndpointsAPI) -> None:
+    add_endpoint(api, "my-ep", None, ["blue"])
+    settings = DeploymentSettings(
+        instance_count=2, engine="vllm", readiness_probe=ProbeSettings(failure_threshold=3)
+    )
+    api.store.insert_deployment("my-ep", "green", "m:1", "/m", settings.model_dump())
+    info = api.get_deployment("my-ep", "green")
+    assert info.settings == settings
+    assert info.to_dict()["settings"]["readiness_probe"]["failure_threshold"] == 3
+    # A record without settings (an old row) reads as the defaults.
+    assert api.get_deployment("my-ep", "blue").settings == DeploymentSettings()

@@ -1,4 +1,4 @@
-"""Batched generation over transformers: the default :class:`~chattune.serving.engine.Engine`.
+"""Batched generation over transformers: the default :class:`~.engines.Engine`.
 
 Requests land in a queue; one generation thread takes the oldest, waits a few milliseconds
 for others with the same :class:`GenerationParams`, and runs them as one left-padded
@@ -6,7 +6,7 @@ for others with the same :class:`GenerationParams`, and runs them as one left-pa
 row, so streaming and plain requests share the batch. Each row stops on the model's
 ``generation_config`` end tokens; a cancelled request (client gone, timeout) stops its row.
 
->>> engine = TransformersEngine("models/demo/1", model_name="demo:1")
+>>> engine = TransformersEngine("models/demo/1", "demo:1", DeploymentSettings(max_batch_size=4))
 >>> engine.start()  # loads in the background; engine.is_ready() turns True when done
 """
 
@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chattune.serving.engine import Delta, GenerationParams, Message, PromptTooLong
+from chattune.data.schema import Message
+from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong
 
 log = logging.getLogger("chattune.serving.engine")
 
@@ -51,15 +53,15 @@ class TransformersEngine:
         self,
         model_path: str | Path,
         model_name: str,
+        settings: DeploymentSettings | None = None,
         *,
         device: str | None = None,
-        max_batch_size: int = 8,
         batch_window_ms: float = 10.0,
     ) -> None:
         self.model_path = Path(model_path)
         self.model_name = model_name
         self.device = device
-        self.max_batch_size = max_batch_size
+        self.max_batch_size = (settings or DeploymentSettings()).max_batch_size
         self.batch_window = batch_window_ms / 1000
         self.load_error: str | None = None
         self._ready = threading.Event()
@@ -70,19 +72,20 @@ class TransformersEngine:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> threading.Thread:
+    def start(self) -> None:
         """Load the model and serve the queue in a daemon thread (readiness when loaded)."""
-        thread = threading.Thread(target=self._main, name="generation", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=self._main, name="generation", daemon=True).start()
 
     def stop(self) -> None:
+        """Stop the generation thread after the batch it runs."""
         self._pending.put(None)
 
     def is_ready(self) -> bool:
+        """True once the model is loaded."""
         return self._ready.is_set()
 
     def load(self) -> None:
+        """Load tokenizer and model (bf16 on GPUs, float32 on CPUs) and their end tokens."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -260,7 +263,7 @@ class _RowStreamer:
                 self._flush(i)
 
     def end(self) -> None:
-        pass
+        """generate()'s end of stream; rows are finished by :meth:`finish_all`."""
 
     def finish_all(self) -> None:
         for i in range(len(self.rows)):

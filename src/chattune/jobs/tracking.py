@@ -1,0 +1,56 @@
+"""The job's MLflow run: effective parameters (with their source), step metrics, status."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from chattune.jobs.spec import JobSpec
+from chattune.workspace import Workspace
+
+
+class Tracker:
+    """Creates (or reopens, on resume) the job's run in its experiment."""
+
+    def __init__(self, ws: Workspace, spec: JobSpec, run_id: str | None) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(ws.mlflow_uri)
+        client = mlflow.MlflowClient()
+        name = spec.experiment or "default"
+        exp = client.get_experiment_by_name(name)
+        exp_id = (
+            exp.experiment_id
+            if exp
+            else client.create_experiment(name, artifact_location=ws.artifact_root)
+        )
+        if run_id is None:
+            run_id = client.create_run(
+                exp_id, run_name=spec.name, tags={"chattune.job": spec.name}
+            ).info.run_id
+        else:
+            client.update_run(run_id, status="RUNNING")
+        self.client, self.run_id = client, run_id
+
+    def log_parameters(self, table: dict[str, dict[str, Any]]) -> None:
+        """Each effective parameter as a param, its source as tag ``source.<name>``."""
+        from mlflow.entities import Param, RunTag
+        from mlflow.exceptions import MlflowException
+
+        params = [Param(k, str(v["value"])[:500]) for k, v in table.items()]
+        tags = [RunTag(f"source.{k}", v["source"]) for k, v in table.items()]
+        with contextlib.suppress(MlflowException):  # a resumed run has them already
+            self.client.log_batch(self.run_id, params=params, tags=tags)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in metrics.items()]
+        )
+
+    def finish(self, status: str) -> None:
+        mlflow_status = {"completed": "FINISHED", "canceled": "KILLED"}.get(status, "FAILED")
+        self.client.set_terminated(self.run_id, status=mlflow_status)

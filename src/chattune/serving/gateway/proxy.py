@@ -1,0 +1,112 @@
+"""Forwarding a request to a worker and streaming its answer back (plus mirrored copies).
+
+The answer streams through unchanged (SSE included) and carries ``azureml-model-deployment``
+naming the deployment that served it. A mirrored copy's answer, or failure, is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from chattune.serving.gateway.routing import RoutingTable, route
+from chattune.serving.http import DEPLOYMENT_HEADER, ApiError
+
+log = logging.getLogger("chattune.serving.gateway")
+
+FORWARDED_HEADERS = ("content-type", "accept")
+MIRROR_TIMEOUT_S = 120.0
+
+
+class Proxy:
+    """The gateway's proxied routes: pick a deployment and instance, forward, stream back."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        table: RoutingTable,
+        client: httpx.AsyncClient,
+        draw: Callable[[], float],
+    ) -> None:
+        self.endpoint = endpoint
+        self.table = table
+        self.client = client
+        self.draw = draw
+        self._shadows: set[asyncio.Task[None]] = set()
+
+    async def forward(self, request: Request) -> Response:
+        """Serve ``request`` from a worker of the chosen deployment."""
+        header = request.headers.get(DEPLOYMENT_HEADER)
+        target, shadow = route(self.endpoint, self.table, header, self.draw)
+        url = self._instance(target)
+        body = await request.body()
+        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        path, method = request.url.path, request.method
+        if shadow is not None and (shadow_url := self.table.choose_instance(shadow)):
+            task = asyncio.create_task(self._mirror(shadow_url + path, method, body, headers))
+            self._shadows.add(task)  # held until done, so it is not garbage-collected
+            task.add_done_callback(self._shadows.discard)
+        timeout = self.table.timeouts.get(target, 100.0)
+        upstream = self.client.build_request(
+            method, url + path, content=body, headers=headers, timeout=timeout
+        )
+        self.table.inflight[url] += 1
+        try:
+            answer = await self.client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            self.table.inflight[url] -= 1
+            raise _unreachable(target, timeout, exc) from None
+
+        async def done() -> None:
+            self.table.inflight[url] -= 1
+            await answer.aclose()
+
+        return StreamingResponse(
+            answer.aiter_raw(),
+            status_code=answer.status_code,
+            headers={
+                "content-type": answer.headers.get("content-type", "application/json"),
+                DEPLOYMENT_HEADER: target,
+            },
+            background=BackgroundTask(done),
+        )
+
+    def _instance(self, target: str) -> str:
+        url = self.table.choose_instance(target)
+        if url is None:
+            status = self.table.statuses.get(target, "unknown")
+            raise ApiError(
+                503,
+                "deployment_not_ready",
+                f"deployment {target} of endpoint {self.endpoint} has no ready instance "
+                f"(status {status}); retry shortly",
+            )
+        return url
+
+    async def _mirror(self, url: str, method: str, body: bytes, headers: dict[str, str]) -> None:
+        """Send a copy of a live request; the answer (or failure) is dropped."""
+        try:
+            await self.client.request(
+                method, url, content=body, headers=headers, timeout=MIRROR_TIMEOUT_S
+            )
+        except httpx.HTTPError as exc:
+            log.info("mirrored request to %s failed: %s", url, type(exc).__name__)
+
+
+def _unreachable(target: str, timeout: float, exc: httpx.HTTPError) -> ApiError:
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiError(
+            408, "request_timeout", f"deployment {target} did not answer within {timeout:g}s"
+        )
+    return ApiError(
+        503,
+        "deployment_unreachable",
+        f"deployment {target} is unreachable ({type(exc).__name__}); "
+        "the gateway restarts failed workers, retry shortly",
+    )

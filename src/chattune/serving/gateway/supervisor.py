@@ -1,0 +1,213 @@
+"""The gateway's control loop: make running workers match the store, probe them, report.
+
+Each tick (:meth:`Supervisor.reconcile`) reads the endpoint's records, starts workers for new
+deployments (``instance_count`` each), stops those of deleted ones, probes every worker (the
+rules are :mod:`~chattune.serving.gateway.probes`) and writes the observed status back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import httpx
+
+from chattune.serving import procs
+from chattune.serving.gateway import probes
+from chattune.serving.gateway.probes import Action, Seen, Verdict
+from chattune.serving.gateway.routing import RoutingTable
+from chattune.serving.gateway.workers import Deployment, Instance, kill, launch
+from chattune.serving.settings import DeploymentSettings
+from chattune.store import workspace_store
+from chattune.store.endpoints import DELETING, DeploymentRecord, EndpointRecord
+from chattune.workspace import Workspace
+
+log = logging.getLogger("chattune.serving.supervisor")
+
+GATEWAY_MARGIN_S = 10.0
+"""Seconds the gateway waits on a worker beyond its ``request_timeout_ms``."""
+
+
+class Supervisor:
+    """Owns the worker processes of one endpoint (runs inside the gateway's event loop)."""
+
+    def __init__(self, ws: Workspace, endpoint: str, host: str) -> None:
+        self.ws = ws
+        self.store = workspace_store(ws).endpoints
+        self.endpoint = endpoint
+        self.host = host
+        self.deployments: dict[str, Deployment] = {}
+        self.table = RoutingTable()
+        self.gone = False
+        """True once the endpoint is deleted or marked deleting: the gateway should exit."""
+        self._lock = asyncio.Lock()
+        self._http = httpx.AsyncClient()
+        self._written: dict[str, tuple[str, list[dict[str, object]], str | None]] = {}
+
+    async def run(self, tick: float = probes.STARTUP_POLL) -> None:
+        """Reconcile until the endpoint goes (a crash in one tick is logged, never fatal)."""
+        while not self.gone:
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconcile failed; retrying")
+            await asyncio.sleep(tick)
+
+    async def reconcile(self) -> None:
+        """One tick: start and stop workers to match the store, probe, report, reroute."""
+        async with self._lock:
+            endpoint = self.store.get(self.endpoint)
+            if endpoint is None or endpoint.status == DELETING:
+                self.gone = True
+                return
+            records = self.store.deployments(self.endpoint)
+            wanted = {r.name: r for r in records if r.status != DELETING}
+            for name in [n for n in self.deployments if n not in wanted]:
+                await self._stop(self.deployments.pop(name))
+                self._written.pop(name, None)
+            self.store.purge_deleted_deployments(self.endpoint)  # their workers are stopped
+            for name, record in wanted.items():
+                if name not in self.deployments and record.status != "failed":
+                    self.deployments[name] = self._start(record)
+            await asyncio.gather(
+                *(self._probe(d, i) for d in self.deployments.values() for i in list(d.instances))
+            )
+            self._report()
+            self.table.replace(self._routes(endpoint))
+
+    async def shutdown(self) -> None:
+        """Stop every worker (the gateway is exiting)."""
+        async with self._lock:
+            await asyncio.gather(*(self._stop(d) for d in self.deployments.values()))
+            self.deployments.clear()
+        await self._http.aclose()
+
+    # --- workers ------------------------------------------------------------------------
+
+    def _start(self, record: DeploymentRecord) -> Deployment:
+        settings = DeploymentSettings.parse(record.settings)
+        deployment = Deployment(record.name, record.model, record.model_path, settings)
+        for index in range(settings.instance_count):
+            deployment.instances.append(self._launch(deployment, index))
+        return deployment
+
+    def _launch(self, deployment: Deployment, index: int) -> Instance:
+        return launch(deployment, index, self.host, self._log_path(deployment))
+
+    async def _restart(self, deployment: Deployment, instance: Instance, why: str) -> None:
+        log.warning(
+            "restarting %s instance %d (pid %d): %s",
+            deployment.name,
+            instance.index,
+            instance.proc.pid,
+            why,
+        )
+        await kill(instance)
+        fresh = self._launch(deployment, instance.index)
+        fresh.restarts = instance.restarts + 1
+        deployment.instances[deployment.instances.index(instance)] = fresh
+
+    async def _stop(self, deployment: Deployment) -> None:
+        await asyncio.gather(*(kill(i) for i in deployment.instances))
+        log.info("stopped %s", deployment.name)
+
+    async def _fail(self, deployment: Deployment, why: str) -> None:
+        log.error("deployment %s failed: %s", deployment.name, why)
+        deployment.error = why
+        await self._stop(deployment)
+        deployment.instances = []
+
+    # --- probes -------------------------------------------------------------------------
+
+    async def _probe(self, deployment: Deployment, instance: Instance) -> None:
+        """Probe one worker over HTTP, let :func:`probes.decide` judge, apply its action."""
+        if deployment.error:
+            return
+        s = deployment.settings
+        now = time.monotonic()
+        seen = Seen(now, exit_code=instance.proc.poll())
+        if seen.exit_code is None:
+            want_live, want_ready = probes.due(instance.probe, now, s.liveness_probe)
+            # While loading, a short timeout: a worker still importing holds the connection
+            # unanswered, and the tick (routing updates, nudges) must not wait on it.
+            ready_timeout = s.readiness_probe.timeout
+            if not instance.probe.loaded:
+                ready_timeout = min(ready_timeout, probes.STARTUP_POLL)
+            live, ready = await asyncio.gather(
+                self._get(instance, "/health/live", s.liveness_probe.timeout, want_live),
+                self._get(instance, "/health/ready", ready_timeout, want_ready),
+            )
+            seen = Seen(now, live=live, ready=ready)
+        verdict = probes.decide(
+            instance.probe,
+            seen,
+            s.liveness_probe,
+            s.readiness_probe,
+            ever_ready=deployment.ever_ready,
+        )
+        await self._apply(deployment, instance, verdict)
+
+    async def _apply(self, deployment: Deployment, instance: Instance, verdict: Verdict) -> None:
+        instance.probe = verdict.state
+        if verdict.action is Action.READY:
+            deployment.ever_ready = True
+            log.info("%s instance %d: %s", deployment.name, instance.index, verdict.why)
+        elif verdict.action is Action.UNREADY:
+            log.warning("%s instance %d: %s", deployment.name, instance.index, verdict.why)
+        elif verdict.action is Action.RESTART:
+            await self._restart(deployment, instance, verdict.why)
+        elif verdict.action is Action.FAIL:
+            why = verdict.why
+            if instance.proc.returncode is not None:  # the worker's log says why it exited
+                why += f": {procs.last_line(self._log_path(deployment))}"
+            await self._fail(deployment, why)
+
+    async def _get(
+        self, instance: Instance, path: str, timeout: float, wanted: bool
+    ) -> bool | None:
+        """True on a 200 answer, False on anything else, ``None`` when not ``wanted``."""
+        if not wanted:
+            return None
+        try:
+            answer = await self._http.get(
+                f"http://{self.host}:{instance.port}{path}", timeout=timeout
+            )
+            return answer.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def _report(self) -> None:
+        for name, deployment in self.deployments.items():
+            instances = [i.describe() for i in deployment.instances]
+            observed = (deployment.status, instances, deployment.error)
+            if self._written.get(name) != observed:
+                self.store.update_deployment(
+                    self.endpoint,
+                    name,
+                    status=deployment.status,
+                    instances=instances,
+                    error=deployment.error,
+                )
+                self._written[name] = observed
+
+    def _routes(self, endpoint: EndpointRecord) -> RoutingTable:
+        return RoutingTable(
+            traffic=endpoint.traffic,
+            mirror=endpoint.mirror_traffic,
+            instances={
+                name: [f"http://{self.host}:{i.port}" for i in d.instances if i.probe.ready]
+                for name, d in self.deployments.items()
+            },
+            statuses={name: d.status for name, d in self.deployments.items()},
+            timeouts={
+                name: d.settings.request_timeout_ms / 1000 + GATEWAY_MARGIN_S
+                for name, d in self.deployments.items()
+            },
+        )
+
+    def _log_path(self, deployment: Deployment) -> Path:
+        return self.ws.endpoint_dir(self.endpoint) / f"{deployment.name}.log"

@@ -1,0 +1,76 @@
+"""A worker's HTTP app: thin routes over :class:`~.handlers.Handlers` and one engine.
+
+Routes: ``POST /score``, ``POST /v1/chat/completions``, ``GET /v1/models``,
+``GET /health/live`` (the process answers), ``GET /health/ready`` (the model is loaded).
+Every answer names the deployment in ``azureml-model-deployment``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from chattune.serving.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEPLOYMENT_HEADER,
+    BodyLimitMiddleware,
+    error_response,
+    install_error_handlers,
+)
+from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.engines import Engine
+from chattune.serving.worker.handlers import Handlers
+
+
+def create_worker_app(
+    engine: Engine,
+    deployment: str,
+    settings: DeploymentSettings | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The worker's FastAPI app over ``engine`` (a fake engine in tests).
+
+    >>> app = create_worker_app(engine, "demo", DeploymentSettings(request_timeout_ms=5000))
+    """
+    handlers = Handlers(engine, deployment, settings)
+    app = FastAPI(title=f"chattune worker {deployment}", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+
+    @app.middleware("http")
+    async def name_deployment(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers[DEPLOYMENT_HEADER] = deployment
+        return response
+
+    @app.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/health/ready", response_model=None)
+    async def ready() -> dict[str, str] | JSONResponse:
+        if engine.is_ready():
+            return {"status": "ready"}
+        why = engine.load_error or f"{deployment} is loading its model"
+        return error_response(503, "not_ready", why)
+
+    @app.post("/score")
+    async def score(request: Request) -> dict[str, object]:
+        return await handlers.score(await request.body())
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> dict[str, object] | StreamingResponse:
+        answer = await handlers.chat_completion(await request.body())
+        if isinstance(answer, AsyncIterator):
+            return StreamingResponse(answer, media_type="text/event-stream")
+        return answer
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, object]:
+        return handlers.models()
+
+    return app
