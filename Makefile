@@ -9,7 +9,7 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 # package) would be a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup assets demo test test-all postgres-server lint clean
+.PHONY: setup assets demo test test-all postgres-server vllm lint clean
 
 setup: $(STAMP) assets
 
@@ -42,7 +42,11 @@ postgres-server:
 	    apt-get install -y -q --no-install-recommends postgresql; \
 	fi
 
-test-all: setup $(EXTRAS) postgres-server
+# vLLM (CPU build) in a virtual environment of its own (its torch/transformers pins differ).
+vllm: $(STAMP)
+	$(BIN)/chattune engines install vllm
+
+test-all: setup $(EXTRAS) postgres-server vllm
 	$(BIN)/python -m pytest -q -m ""
 
 lint: $(STAMP)

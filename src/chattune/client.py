@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from chattune.jobs.api import JobsAPI
     from chattune.registry.api import ModelsAPI
     from chattune.serving.endpoints import EndpointsAPI
+    from chattune.serving.engines import EnginesAPI
 
 
 class Client:
@@ -54,6 +55,13 @@ class Client:
         create_database(ws.mlflow_uri)
         workspace_store(ws)
         return cls(ws)
+
+    @cached_property
+    def engines(self) -> EnginesAPI:
+        """Serving engines (``transformers`` built in, ``vllm`` installed on request)."""
+        from chattune.serving.engines import EnginesAPI
+
+        return EnginesAPI()
 
     @cached_property
     def data(self) -> DataAPI:

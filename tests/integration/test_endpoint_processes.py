@@ -17,6 +17,9 @@ from chattune.errors import NotFoundError, RuntimeFailure
 from chattune.serving import procs
 from chattune.serving.endpoints import EndpointsAPI
 from chattune.workspace import Workspace
+from tests.conftest import BOTH_DATABASES
+
+pytestmark = BOTH_DATABASES
 
 SCORE = {
     "input_data": {
@@ -28,7 +31,7 @@ SCORE = {
 
 
 @pytest.fixture
-def api(tmp_path: Path, tiny_model_dir: Path) -> Iterator[EndpointsAPI]:
+def api(workspace: Path, tmp_path: Path, tiny_model_dir: Path) -> Iterator[EndpointsAPI]:
     def resolve(ref: str) -> tuple[str, Path]:
         if ref == "tiny:1":
             return ref, tiny_model_dir
@@ -36,7 +39,7 @@ def api(tmp_path: Path, tiny_model_dir: Path) -> Iterator[EndpointsAPI]:
             return ref, tmp_path  # not a model folder: the worker cannot load it
         raise NotFoundError(f"model {ref} not found", "register it")
 
-    endpoints = EndpointsAPI(Workspace.init(tmp_path / "ws"), resolve_model=resolve)
+    endpoints = EndpointsAPI(Workspace.init(workspace), resolve_model=resolve)
     yield endpoints
     for info in endpoints.list():  # never leave processes behind, even on failure
         endpoints.delete(info.name)

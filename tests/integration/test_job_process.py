@@ -123,3 +123,12 @@ def test_validate_reruns_when_parameters_change_and_records_effective_params(
     assert final.stage("validate").status == "failed", client.jobs.logs(second.name)
     assert final.stage("validate").note is None  # ran, not reused
     assert "number_of_gpu_to_use_finetuning" in (final.stage("validate").error or "")
+
+
+def test_cancel_right_after_create_is_canceled_not_failed(client_and_data) -> None:
+    client, data = client_and_data
+    job = client.jobs.create(_spec(data) | {"name": "early"})
+    time.sleep(0.3)  # the job process is still starting (imports, MLflow)
+    final = client.jobs.cancel(job.name)
+    assert final.status == "canceled", final.error
+    assert all(s.status in ("canceled", "completed") for s in final.stages)

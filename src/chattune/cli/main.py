@@ -22,7 +22,17 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from chattune.cli import assets, compute, data, demo, endpoints, jobs, models, workspace
+    from chattune.cli import (
+        assets,
+        compute,
+        data,
+        demo,
+        endpoints,
+        engines,
+        jobs,
+        models,
+        workspace,
+    )
 
     workspace.register(app)
     app.add_typer(assets.app, name="assets")
@@ -32,6 +42,7 @@ def _register() -> None:
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(endpoints.app, name="endpoints")
     app.add_typer(endpoints.deployments_app, name="deployments")
+    app.add_typer(engines.app, name="engines")
     demo.register(app)
 
 

@@ -69,6 +69,8 @@ class DataAPI:
         from chattune.data.download import download
 
         names = {SAMPLE} if os.environ.get(SAMPLE_ENV) else set(self.resolvers.dataset_names)
+        # Folders only for the source asked for (resolving one that is not fetched raises);
+        # for any other SOURCE the names alone serve the "known sources" error message.
         sources = self.local_sources() if source in names else dict.fromkeys(names, Path())
         return download(source, split_pc, Path(out), seed=seed, local_sources=sources)
 

@@ -88,23 +88,23 @@ class JobsAPI:
         if not job.done and job.submission is not None:
             return self._check_ray(job)
         if not job.done and job.pid is not None and not _alive(job.pid):
-            self.store.update(
-                name,
-                status="failed",
-                finished_at=time.time(),
-                error=f"job process {job.pid} died; resume with `chattune jobs resume {name}`",
-            )
-            for stage in job.stages:
-                if stage.status == "running":
-                    self.store.update_stage(
-                        name,
-                        stage.name,
-                        status="failed",
-                        error="job process died",
-                        finished_at=time.time(),
-                    )
-            job = self.store.get(name)
+            why = f"job process {job.pid} died; resume with `chattune jobs resume {name}`"
+            job = self._mark_stopped(name, "failed", why)
         return job
+
+    def _mark_stopped(self, name: str, status: str, error: str | None) -> Job:
+        """Record the end of a job whose process could not (it died, or was stopped early)."""
+        now = time.time()
+        self.store.update(name, status=status, finished_at=now, error=error)
+        for stage in self.store.get(name).stages:
+            if stage.status == "running":
+                stage_error = "job process died" if status == "failed" else None
+                self.store.update_stage(
+                    name, stage.name, status=status, error=stage_error, finished_at=now
+                )
+            elif stage.status == "queued":
+                self.store.update_stage(name, stage.name, status="canceled", note=f"job {status}")
+        return self.store.get(name)
 
     def list(self) -> list[Job]:
         """All jobs, newest first."""
@@ -122,6 +122,9 @@ class JobsAPI:
         elif job.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job.pid, signal.SIGTERM)
+            _wait_gone(job.pid, timeout=60)
+            if not self.store.get(name).done:  # it died before it could record the cancel
+                self._mark_stopped(name, "canceled", None)
         return self.wait(name, timeout=60)
 
     def resume(self, name: str) -> Job:
@@ -234,6 +237,13 @@ def check_inputs(spec: JobSpec) -> None:
                 f"data.{split}: file {path} not found",
                 "create it with `chattune data download ... --out DIR` or fix the path",
             )
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
+        psutil.Process(pid).wait(timeout)
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chattune.errors import ChattuneError
+from chattune.jobs.cancel import Canceled
 from chattune.jobs.pipeline import PIPELINE, Inputs, Stage, cache_keys
 from chattune.jobs.spec import JobSpec, resolve_parameters
 from chattune.jobs.tracking import Tracker
@@ -23,10 +24,6 @@ from chattune.store import workspace_store
 from chattune.store.jobs import JobStore
 from chattune.train.results import Hooks, Result
 from chattune.workspace import Workspace, write_atomic
-
-
-class Canceled(Exception):
-    """Raised in the job process when it is asked to stop (SIGTERM)."""
 
 
 def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:

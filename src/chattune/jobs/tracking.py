@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from chattune.jobs.spec import JobSpec
-from chattune.workspace import Workspace
+from chattune.workspace import Workspace, file_lock
 
 
 class Tracker:
@@ -17,14 +17,18 @@ class Tracker:
         import mlflow
 
         mlflow.set_tracking_uri(ws.mlflow_uri)
-        client = mlflow.MlflowClient()
         name = spec.experiment or "default"
-        exp = client.get_experiment_by_name(name)
-        exp_id = (
-            exp.experiment_id
-            if exp
-            else client.create_experiment(name, artifact_location=ws.artifact_root)
-        )
+        # Opening the store creates MLflow's tables; two jobs starting at once on a new
+        # workspace would both migrate them ("duplicate column"), so one does it alone.
+        # The same lock makes get-or-create of the experiment atomic.
+        with file_lock(ws.root / ".mlflow.lock"):
+            client = mlflow.MlflowClient()
+            exp = client.get_experiment_by_name(name)
+            exp_id = (
+                exp.experiment_id
+                if exp
+                else client.create_experiment(name, artifact_location=ws.artifact_root)
+            )
         if run_id is None:
             run_id = client.create_run(
                 exp_id, run_name=spec.name, tags={"chattune.job": spec.name}

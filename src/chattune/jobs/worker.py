@@ -1,39 +1,43 @@
 """The job process: ``python -m chattune.jobs.worker --workspace W NAME [--resume]``.
 
 Started in its own session by ``jobs create``, so closing the terminal does not stop it.
-SIGTERM (``jobs cancel``) stops it between steps and marks the job canceled.
+SIGTERM (``jobs cancel``) stops it between steps and marks the job canceled; the handler is
+installed before anything heavy is imported, so a cancel during start-up counts too.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
-from chattune.jobs.runner import Canceled, run_job
-from chattune.store import workspace_store
-from chattune.workspace import Workspace
-
-
-def _cancel(_signum: int, _frame: FrameType | None) -> None:
-    raise Canceled()
+from chattune.jobs.cancel import Canceled, on_sigterm_cancel
 
 
 def main(argv: list[str] | None = None) -> int:
+    on_sigterm_cancel()
     parser = argparse.ArgumentParser(prog="chattune-job")
     parser.add_argument("name")
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _cancel)
+    from chattune.jobs.runner import run_job
+    from chattune.store import workspace_store
+    from chattune.workspace import Workspace
+
     ws = Workspace(Path(args.workspace))
+    jobs = workspace_store(ws).jobs
     try:
         status = run_job(ws, args.name, resuming=args.resume)
+    except Canceled:  # asked to stop before or between stages
+        jobs.update(args.name, status="canceled", finished_at=time.time(), error=None)
+        for stage in jobs.get(args.name).stages:
+            if stage.status in ("queued", "running"):
+                jobs.update_stage(args.name, stage.name, status="canceled", note="job canceled")
+        return 1
     except BaseException as exc:  # outside any stage: still never leave the job "running"
-        workspace_store(ws).jobs.update(
+        jobs.update(
             args.name,
             status="failed",
             finished_at=time.time(),

@@ -174,6 +174,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         include_num_input_tokens_seen="all",
         deepspeed=deepspeed_config(p) if p.apply_deepspeed else None,
         ddp_backend=ddp_backend(),
+        use_cpu=ddp_backend() == "gloo",  # else accelerate sees no DDP on CPU: no grad sync
     )
 
 

@@ -11,8 +11,8 @@ import chattune.cli.endpoints
 import chattune.serving
 
 SERVING = Path(chattune.serving.__file__).parent
-SHARED = {"http", "protocol", "settings", "traffic", "keys", "procs"}
-SDK = {"api", "endpoints", "deployments", "info", "invoke"}
+SHARED = {"http", "protocol", "settings", "traffic", "keys", "procs", "vllm_env"}
+SDK = {"endpoints", "deployments", "info", "invoke", "engines"}
 UPWARD = (
     "chattune.jobs",
     "chattune.registry",

@@ -51,6 +51,12 @@ def test_score_batch_returns_list_in_order() -> None:
     assert [c[0][0]["content"] for c in engine.calls] == ["a", "b"]
 
 
+def test_one_conversation_in_a_list_answers_a_string_like_the_reference_notebook() -> None:
+    body = {"input_data": {"input_string": [[{"role": "user", "content": "a"}]]}}
+    answer = client(FakeEngine()).post("/score", json=body)
+    assert answer.json() == {"output": "Hello there friend"}
+
+
 def test_bad_conversation_is_422_with_index(fake_engine: FakeEngine) -> None:
     body = {
         "input_data": {

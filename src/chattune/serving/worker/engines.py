@@ -82,7 +82,11 @@ class Engine(Protocol):
 
 
 async def complete(engine: Engine, messages: list[Message], params: GenerationParams) -> Completion:
-    """Run :meth:`Engine.stream` to the end and join the text."""
+    """The whole answer: the engine's own ``generate`` when it has one (a server that can
+    answer in one piece, like vLLM), else :meth:`Engine.stream` run to the end and joined."""
+    generate = getattr(engine, "generate", None)
+    if generate is not None:
+        return await generate(messages, params)  # type: ignore[no-any-return]
     parts: list[str] = []
     last = Delta("")
     stream = engine.stream(messages, params)

@@ -79,7 +79,8 @@ class Handlers:
             raise ApiError(400, "prompt_too_long", str(exc)) from None
 
     async def score(self, body: bytes) -> dict[str, object]:
-        """``{"output": str}``, or ``{"output": [str, ...]}`` for a batch of conversations."""
+        """``{"output": str}`` for one conversation, in either shape (the reference notebook
+        sends ``[conversation]``), ``{"output": [str, ...]}`` for several (DESIGN §4)."""
         request = protocol.parse_request(protocol.ScoreRequest, body)
         p = request.input_data.parameters
         params = GenerationParams(p.max_new_tokens, p.do_sample, p.temperature, p.top_p)
@@ -90,7 +91,7 @@ class Handlers:
             )
             done = await self._timed(work)
         texts = [c.text for c in done]
-        return {"output": texts if request.is_batch else texts[0]}
+        return {"output": texts if len(texts) > 1 else texts[0]}
 
     async def chat_completion(self, body: bytes) -> dict[str, object] | AsyncIterator[bytes]:
         """An OpenAI completion object, or SSE chunks when ``stream`` is true."""
