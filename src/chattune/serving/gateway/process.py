@@ -30,16 +30,23 @@ MAX_CONNECTIONS = 512
 """Connections the gateway keeps open to its workers, all deployments together."""
 
 
-def run_gateway(ws: Workspace, endpoint: str) -> None:
-    """Serve ``endpoint`` until it is deleted or the process gets SIGTERM."""
+def run_gateway(
+    ws: Workspace, endpoint: str, node: str | None = None, port: int | None = None
+) -> None:
+    """Serve ``endpoint`` until it is deleted or the process gets SIGTERM.
+
+    With ``node``, this is an extra gateway of the endpoint (as on a second machine): it
+    listens on ``port``, runs workers of its own, and follows the shared state (keys,
+    traffic, deployments) without writing it.
+    """
     store = workspace_store(ws).endpoints
     record = store.get(endpoint)
     if record is None:
         log.error("endpoint %s is not in %s", endpoint, ws.database_uri)
         sys.exit(2)
-    sock = procs.listen_socket(record.host, record.port or 0)
+    sock = procs.listen_socket(record.host, port if node else record.port or 0)
     port = sock.getsockname()[1]
-    supervisor = Supervisor(ws, endpoint, record.host)
+    supervisor = Supervisor(ws, endpoint, record.host, node)
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
     server: uvicorn.Server | None = None
 
@@ -50,8 +57,10 @@ def run_gateway(ws: Workspace, endpoint: str) -> None:
             server.should_exit = True
 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store.update(endpoint, port=port, pid=os.getpid(), status="running", error=None)
-        log.info("endpoint %s listening on http://%s:%d", endpoint, record.host, port)
+        if node is None:
+            store.update(endpoint, port=port, pid=os.getpid(), status="running", error=None)
+        where = f"node {node} of endpoint" if node else "endpoint"
+        log.info("%s %s listening on http://%s:%d", where, endpoint, record.host, port)
         task = asyncio.create_task(watch())
         yield
         task.cancel()
@@ -59,7 +68,7 @@ def run_gateway(ws: Workspace, endpoint: str) -> None:
             await task
         await supervisor.shutdown()
         await client.aclose()
-        if store.delete_if_deleting(endpoint):  # finish a `delete --no-wait`
+        if node is None and store.delete_if_deleting(endpoint):  # finish `delete --no-wait`
             shutil.rmtree(ws.endpoint_dir(endpoint), ignore_errors=True)
 
     keys = KeyStore(ws.endpoint_dir(endpoint) / "keys.json")

@@ -33,11 +33,14 @@ GATEWAY_MARGIN_S = 10.0
 class Supervisor:
     """Owns the worker processes of one endpoint (runs inside the gateway's event loop)."""
 
-    def __init__(self, ws: Workspace, endpoint: str, host: str) -> None:
+    def __init__(self, ws: Workspace, endpoint: str, host: str, node: str | None = None) -> None:
         self.ws = ws
         self.store = workspace_store(ws).endpoints
         self.endpoint = endpoint
         self.host = host
+        self.node = node
+        """None for the endpoint's own gateway; a name for an extra gateway (another node),
+        which runs workers of its own and reads the shared state but writes none of it."""
         self.deployments: dict[str, Deployment] = {}
         self.table = RoutingTable()
         self.gone = False
@@ -67,7 +70,8 @@ class Supervisor:
             for name in [n for n in self.deployments if n not in wanted]:
                 await self._stop(self.deployments.pop(name))
                 self._written.pop(name, None)
-            self.store.purge_deleted_deployments(self.endpoint)  # their workers are stopped
+            if self.node is None:
+                self.store.purge_deleted_deployments(self.endpoint)  # their workers stopped
             for name, record in wanted.items():
                 if name not in self.deployments and record.status != "failed":
                     self.deployments[name] = self._start(record)
@@ -181,6 +185,8 @@ class Supervisor:
     # --- reporting ----------------------------------------------------------------------
 
     def _report(self) -> None:
+        if self.node is not None:  # the endpoint's own gateway reports; nodes only serve
+            return
         for name, deployment in self.deployments.items():
             instances = [i.describe() for i in deployment.instances]
             observed = (deployment.status, instances, deployment.error)
@@ -210,4 +216,5 @@ class Supervisor:
         )
 
     def _log_path(self, deployment: Deployment) -> Path:
-        return self.ws.endpoint_dir(self.endpoint) / f"{deployment.name}.log"
+        suffix = f".{self.node}" if self.node else ""
+        return self.ws.endpoint_dir(self.endpoint) / f"{deployment.name}{suffix}.log"
