@@ -14,10 +14,10 @@ import pytest
 from chattune import Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-# Stated tolerance: same seed, data and global batch, but DDP shards each batch over two
-# ranks (DistributedSampler) where one process draws it whole, so the sample order and the
-# float summation order differ; per-step train losses stay within this absolute gap.
-LOSS_TOLERANCE = 0.05
+# Stated tolerance: same seed, data and global batch; the two ranks together see exactly the
+# examples one process sees per step, and the Trainer averages tokens across ranks, so only
+# the float summation order differs (measured: max per-step gap 9.5e-7 over 8 steps).
+LOSS_TOLERANCE = 1e-4
 
 
 def _spec(data: Path, name: str, **params: object) -> dict[str, object]:
@@ -55,6 +55,8 @@ def test_two_gloo_processes_match_one_process_with_twice_the_batch(client_and_da
     a, b = _losses(client, "one"), _losses(client, "ddp")
     assert len(a) == len(b) == 8
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE, (a, b)
+    final = [client.jobs.metrics(j)["final"]["test_loss"] for j in ("one", "ddp")]
+    assert abs(final[0] - final[1]) < LOSS_TOLERANCE
 
 
 def _ranks(job_dir: Path) -> list[psutil.Process]:

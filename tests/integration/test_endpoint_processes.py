@@ -85,6 +85,16 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
     anonymous = httpx.post(endpoint.scoring_uri, json=SCORE, timeout=10)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "unauthorized"
+    # The worker's own port answers only its gateway (which holds the worker secret).
+    around = httpx.post(f"http://127.0.0.1:{instance['port']}/score", json=SCORE, timeout=10)
+    assert around.status_code == 401
+    with_key = httpx.post(
+        f"http://127.0.0.1:{instance['port']}/score",
+        json=SCORE,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert with_key.status_code == 401  # the endpoint key is not the worker secret
 
     body = {"messages": SCORE["input_data"]["input_string"], "max_tokens": 4, "stream": True}
     with httpx.stream(

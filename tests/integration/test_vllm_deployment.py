@@ -59,6 +59,9 @@ def test_vllm_deployment_answers_through_the_gateway_only(api: EndpointsAPI) -> 
     assert json.loads(events[-2][6:])["usage"]["completion_tokens"] <= 6
 
     assert httpx.post(endpoint.scoring_uri, json=SCORE, timeout=10).status_code == 401
+    worker = api.get_deployment("vllm-ep", "fast").instances[0]["port"]
+    around = httpx.post(f"http://127.0.0.1:{worker}/score", json=SCORE, headers=key, timeout=10)
+    assert around.status_code == 401  # the worker answers only its gateway
     # vLLM itself listens on a private port and wants the worker's secret.
     log = api.get_logs("vllm-ep", "fast", lines=2000)
     port = re.findall(r"vLLM server pid \d+ on 127\.0\.0\.1:(\d+)", log)[-1]

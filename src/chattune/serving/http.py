@@ -20,6 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("chattune.serving")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
+WORKER_SECRET_HEADER = "x-chattune-worker-secret"
+"""The gateway's secret on every request it forwards; a worker answers nothing else."""
+WORKER_SECRET_ENV = "CHATTUNE_WORKER_SECRET"
+"""How a gateway hands the secret to the workers it starts (never on their command line)."""
 """Names the deployment a request goes to, and the one that served an answer."""
 RECONCILE_PATH = "/.chattune/reconcile"
 """The SDK posts here (with a key) so the gateway applies a change at once."""

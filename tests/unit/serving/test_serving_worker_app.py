@@ -51,6 +51,20 @@ def test_score_batch_returns_list_in_order() -> None:
     assert [c[0][0]["content"] for c in engine.calls] == ["a", "b"]
 
 
+def test_a_worker_answers_only_requests_carrying_its_gateways_secret() -> None:
+    app = TestClient(create_worker_app(FakeEngine(), "demo", secret="s3cret"))
+    denied = app.post("/score", json=SCORE)
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
+    assert (
+        app.post("/score", json=SCORE, headers={"x-chattune-worker-secret": "nope"}).status_code
+        == 401
+    )
+    assert app.post(
+        "/score", json=SCORE, headers={"x-chattune-worker-secret": "s3cret"}
+    ).json() == {"output": "Hello there friend"}
+    assert app.get("/health/live").status_code == 200  # probes need no secret
+
+
 def test_one_conversation_in_a_list_answers_a_string_like_the_reference_notebook() -> None:
     body = {"input_data": {"input_string": [[{"role": "user", "content": "a"}]]}}
     answer = client(FakeEngine()).post("/score", json=body)

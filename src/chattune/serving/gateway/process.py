@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from chattune.serving import procs
 from chattune.serving.gateway.app import create_gateway_app
 from chattune.serving.gateway.supervisor import Supervisor
+from chattune.serving.http import WORKER_SECRET_ENV
 from chattune.serving.keys import KeyStore
 from chattune.store import workspace_store
 from chattune.workspace import Workspace
@@ -39,6 +41,8 @@ def run_gateway(
     listens on ``port``, runs workers of its own, and follows the shared state (keys,
     traffic, deployments) without writing it.
     """
+    # The workers this gateway starts answer only requests carrying this secret.
+    os.environ[WORKER_SECRET_ENV] = secrets.token_urlsafe(32)
     store = workspace_store(ws).endpoints
     record = store.get(endpoint)
     if record is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 import httpx
@@ -16,7 +17,12 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from chattune.serving.gateway.routing import RoutingTable, route
-from chattune.serving.http import DEPLOYMENT_HEADER, ApiError
+from chattune.serving.http import (
+    DEPLOYMENT_HEADER,
+    WORKER_SECRET_ENV,
+    WORKER_SECRET_HEADER,
+    ApiError,
+)
 
 log = logging.getLogger("chattune.serving.gateway")
 
@@ -39,6 +45,7 @@ class Proxy:
         self.client = client
         self.draw = draw
         self._shadows: set[asyncio.Task[None]] = set()
+        self._secret = os.environ.get(WORKER_SECRET_ENV, "")
 
     async def forward(self, request: Request) -> Response:
         """Serve ``request`` from a worker of the chosen deployment."""
@@ -47,6 +54,7 @@ class Proxy:
         url = self._instance(target)
         body = await request.body()
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        headers[WORKER_SECRET_HEADER] = self._secret
         path, method = request.url.path, request.method
         if shadow is not None and (shadow_url := self.table.choose_instance(shadow)):
             task = asyncio.create_task(self._mirror(shadow_url + path, method, body, headers))

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from chattune.serving.http import DEFAULT_MAX_BODY_BYTES
+from chattune.serving.http import DEFAULT_MAX_BODY_BYTES, WORKER_SECRET_ENV
 from chattune.serving.settings import DeploymentSettings
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     engine = _engine(settings, args.model_path, args.model_name)
     from chattune.serving.worker.app import create_worker_app
 
-    app = create_worker_app(engine, args.deployment, settings, args.max_body_bytes)
+    secret = os.environ.pop(WORKER_SECRET_ENV, None)  # not for the engine's children
+    app = create_worker_app(engine, args.deployment, settings, args.max_body_bytes, secret)
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
     else:

@@ -7,6 +7,7 @@ Every answer names the deployment in ``azureml-model-deployment``.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from chattune.serving.http import (
     DEFAULT_MAX_BODY_BYTES,
     DEPLOYMENT_HEADER,
+    WORKER_SECRET_HEADER,
     BodyLimitMiddleware,
     error_response,
     install_error_handlers,
@@ -29,8 +31,12 @@ def create_worker_app(
     deployment: str,
     settings: DeploymentSettings | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    secret: str | None = None,
 ) -> FastAPI:
     """The worker's FastAPI app over ``engine`` (a fake engine in tests).
+
+    With ``secret`` (what its gateway holds), every route but ``/health/*`` answers only
+    requests that carry it: the worker is reachable through its gateway alone.
 
     >>> app = create_worker_app(engine, "demo", DeploymentSettings(request_timeout_ms=5000))
     """
@@ -43,6 +49,10 @@ def create_worker_app(
     async def name_deployment(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        if secret and not request.url.path.startswith("/health/"):
+            given = request.headers.get(WORKER_SECRET_HEADER, "")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                return error_response(401, "unauthorized", "call the endpoint, not its worker")
         response = await call_next(request)
         response.headers[DEPLOYMENT_HEADER] = deployment
         return response
