@@ -40,7 +40,8 @@ def create(
     max_steps[-1], per_device_train_batch_size[1], learning_rate[2e-5], lr_scheduler_type[linear],
     warmup_steps[0], optim[adamw_torch], precision[32], max_seq_length[-1], packing[true],
     evaluation_strategy[epoch], apply_lora[true], lora_r[8], lora_alpha[128], apply_early_stopping,
-    apply_deepspeed, ... (full list: DESIGN.md §2).
+    apply_deepspeed, processes (torchrun processes; gloo on CPU), ... (full list: DESIGN.md §2).
+    The spec's `compute:` must name a target (`chattune compute list`).
 
     The job's spec.yaml records every effective parameter and its source (spec, model card
     or default); --dry-run prints the same without starting anything.

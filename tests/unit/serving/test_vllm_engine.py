@@ -317,12 +317,17 @@ def test_engine_sends_greedy_as_temperature_zero_and_maps_a_too_long_prompt() ->
 # --- for real ------------------------------------------------------------------------------
 
 
-def _chat(base: str, **body: object) -> dict:
+def _chat(base: str, auth: dict[str, str], **body: object) -> dict:
     messages = [{"role": "user", "content": "Name three colours of the rainbow."}]
     payload = {"model": "smol:1", "messages": messages, "temperature": 0, **body}
-    response = httpx.post(f"{base}/v1/chat/completions", json=payload, timeout=120)
+    response = httpx.post(f"{base}/v1/chat/completions", json=payload, headers=auth, timeout=120)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def _chat_status(base: str) -> int:
+    body = {"model": "smol:1", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    return httpx.post(f"{base}/v1/chat/completions", json=body, timeout=30).status_code
 
 
 @pytest.mark.slow
@@ -343,9 +348,11 @@ def test_vllm_installs_starts_and_answers_chat_completions() -> None:
         assert engine.load_error is None, engine.load_error
         base = f"http://{engine.host}:{engine.port}"
         assert httpx.get(base + vllm_env.HEALTH_PATH, timeout=10).status_code == 200
+        auth = engine._auth  # the server answers only its worker, which holds this key
+        assert _chat_status(base) == 401
 
         # non-stream
-        full = _chat(base, max_tokens=48)
+        full = _chat(base, auth, max_tokens=48)
         text = full["choices"][0]["message"]["content"]
         assert text.strip() and full["model"] == "smol:1"
         assert 0 < full["usage"]["completion_tokens"] <= 48
@@ -359,7 +366,7 @@ def test_vllm_installs_starts_and_answers_chat_completions() -> None:
             "stream": True,
         }
         with httpx.stream(
-            "POST", f"{base}/v1/chat/completions", json=payload, timeout=120
+            "POST", f"{base}/v1/chat/completions", json=payload, headers=auth, timeout=120
         ) as response:
             assert response.status_code == 200
             lines = [x for x in response.iter_lines() if x.strip()]
@@ -373,10 +380,10 @@ def test_vllm_installs_starts_and_answers_chat_completions() -> None:
         words = text.split()
         assert len(words) >= 4, text
         stop = words[3]
-        cut = _chat(base, max_tokens=48, stop=[stop])
+        cut = _chat(base, auth, max_tokens=48, stop=[stop])
         assert cut["choices"][0]["finish_reason"] == "stop"
         assert cut["choices"][0]["message"]["content"] == text[: text.index(stop)]
-        short = _chat(base, max_tokens=3)
+        short = _chat(base, auth, max_tokens=3)
         assert short["choices"][0]["finish_reason"] == "length"
         assert short["usage"]["completion_tokens"] == 3
 

@@ -119,6 +119,7 @@ class VllmEngine:
         self._transport = transport  # tests answer requests without a server
         self._key = secrets.token_urlsafe(32)  # the server answers only its worker
         self._client: httpx.AsyncClient | None = None
+        self._client_loop: object = None
 
     def start(self) -> None:
         """Launch the server in the background; returns at once."""
@@ -265,10 +266,15 @@ class VllmEngine:
         return {"Authorization": f"Bearer {self._key}"}
 
     def _http(self) -> httpx.AsyncClient:
-        """One pooled client for every request (made in the worker's event loop)."""
+        """One pooled client for every request of the running event loop (the worker has one;
+        a new loop, as in tests, gets a new client)."""
+        import asyncio
+
         import httpx
 
-        if self._client is None:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client_loop = loop
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(None, connect=5.0),
                 limits=httpx.Limits(max_connections=256),
