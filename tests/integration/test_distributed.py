@@ -52,6 +52,7 @@ def test_two_gloo_processes_match_one_process_with_twice_the_batch(client_and_da
     assert (one.status, two.status) == ("completed", "completed"), client.jobs.logs("ddp")
     log = client.jobs.logs("ddp")
     assert "launching 2 processes x 1 nodes" in log and "--nproc-per-node=2" in log
+    assert "parallel: MULTI_CPU over 2 processes (gloo)" in log  # gradients are synced
     a, b = _losses(client, "one"), _losses(client, "ddp")
     assert len(a) == len(b) == 8
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE, (a, b)

@@ -37,6 +37,14 @@ def run(
     trainer = build_trainer(
         load_trainable(model.model_dir, p, hooks), tokenizer, data, p, out_dir, hooks
     )
+    if trainer.args.world_size > 1:
+        state = trainer.accelerator.state
+        hooks.log.info(
+            "parallel: %s over %d processes (%s)",
+            state.distributed_type.value,
+            trainer.args.world_size,
+            trainer.args.ddp_backend or "default backend",
+        )
     checkpoints = trainer.args.output_dir
     resume = p.resume_from_checkpoint or (resuming and has_checkpoint(checkpoints))
     started = time.time()
