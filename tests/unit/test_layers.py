@@ -131,3 +131,25 @@ def test_the_guard_catches_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
     mods = {"chattune.store.x": bad, "chattune.jobs.y": other}
     assert any("store may not import jobs" in p for p in layer_violations(mods))
     assert cycles(mods) == [["chattune.jobs.y", "chattune.store.x", "chattune.jobs.y"]]
+
+
+def test_sql_lives_only_in_the_store() -> None:
+    """No module outside ``store/`` talks to a database driver or runs SQL itself."""
+    outside = []
+    for name, path in modules().items():
+        if top(name) == "store":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            imported = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(m.split(".")[0] in ("sqlite3", "sqlalchemy", "psycopg") for m in imported):
+                outside.append(f"{name} (line {node.lineno})")
+            if isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany"):
+                outside.append(f"{name} (line {node.lineno}) calls .{node.attr}")
+    assert outside == []
