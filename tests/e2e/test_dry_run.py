@@ -38,3 +38,21 @@ def test_dry_run_prints_effective_parameters_and_starts_nothing(
     assert "learning_rate" in text and "model card" in text
     listed = json.loads(chattune("jobs", "list", "--json").stdout)
     assert listed == []
+
+
+def test_out_of_range_parameter_fails_create_and_dry_run_in_one_line(
+    workspace: Path, tmp_path: Path
+) -> None:
+    train = tmp_path / "train.jsonl"
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    train.write_text(json.dumps(row) + "\n")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"model: tiny-random-phi3\ndata:\n  train: {train}\nparameters:\n  seed: 1e20\n")
+    for extra in (["--dry-run"], []):
+        proc = chattune("jobs", "create", "-f", str(spec), *extra, check=False)
+        assert proc.returncode != 0
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert f"{spec}:5: parameters.seed: 100000000000000000000 is out of range" in lines[0]
+        assert "allowed 0 to 4294967295" in lines[0]
+    assert json.loads(chattune("jobs", "list", "--json").stdout) == []

@@ -112,12 +112,20 @@ def parse_spec(raw: dict[str, Any], source: str = "spec", text: str | None = Non
             loc = ".".join(str(p) for p in err["loc"])
             line = _line_of(text, err["loc"]) if text else None
             where = f"{source}:{line}" if line else source
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {loc or '(top)'}: {msg}")
+            problems.append(f"{where}: {loc or '(top)'}: {_message(err)}")
         raise ValidationError(
             "; ".join(problems),
             "fix the keys named above (parameter names: `chattune jobs create --help`)",
         ) from None
+
+
+def _message(err: Any) -> str:
+    """pydantic's message, worded for a spec author (the key is named by the caller)."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "finite_number":
+        return f"must be a finite number, got {err['input']}"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:

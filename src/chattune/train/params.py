@@ -6,24 +6,85 @@ A catalog model's ``model_specific_defaults`` fill what the spec leaves out;
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SPEC, MODEL_CARD, DEFAULT = "spec", "model card", "default"
 
 
-class TrainParams(BaseModel):
-    """Fine-tuning parameters; a catalog model's ``model_specific_defaults`` fill the gaps."""
+INT32_MAX = 2**31 - 1  # step and size counts: what torch and the Trainer hold as int
+SEED_MAX = 2**32 - 1  # numpy's seed limit (the Trainer seeds numpy too)
+MAX_SEQ_LENGTH = 1 << 20
+BestModelMetric = Literal["loss", "perplexity", "token_accuracy"]
+"""What the training evaluation reports (``eval_<name>``): ``metric_for_best_model`` choices."""
+BEST_MODEL_METRICS: tuple[str, ...] = get_args(BestModelMetric)
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-    num_train_epochs: float = Field(1, gt=0)
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: epochs)")
-    per_device_train_batch_size: int = Field(1, ge=1)
-    per_device_eval_batch_size: int = Field(1, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(2e-5, gt=0)
+
+def _int_from_text(value: Any) -> Any:
+    """YAML 1.1 reads ``1e20`` as text; an integral number in any notation is an int here."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else number
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _ints(lo: int, hi: int = INT32_MAX, unset: int | None = None, means: str = "") -> Any:
+    """An int in ``lo..hi`` (or exactly ``unset``, which ``means`` something else)."""
+
+    def check(value: int) -> int:
+        if value == unset or lo <= value <= hi:
+            return value
+        allowed = f"{lo} to {hi}" if unset is None else f"{unset} ({means}) or {lo} to {hi}"
+        raise ValueError(f"{value} is out of range: allowed {allowed}")
+
+    return Annotated[int, BeforeValidator(_int_from_text), AfterValidator(check)]
+
+
+def _floats(lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A finite float in the interval; the error states the interval."""
+
+    def check(value: float) -> float:
+        above = value > lo if lo_open else value >= lo
+        below = value < hi if hi_open else value <= hi
+        if above and below:
+            return value
+        low = f"{'>' if lo_open else '>='} {lo:g}"
+        high = "" if hi == math.inf else f" and {'<' if hi_open else '<='} {hi:g}"
+        raise ValueError(f"{value:g} is out of range: allowed {low}{high}")
+
+    return Annotated[float, AfterValidator(check)]
+
+
+Count = _ints(1)
+Positive = _floats(0, lo_open=True)
+NonNegative = _floats(0)
+Fraction = _floats(0, 1, hi_open=True)
+
+
+class TrainParams(BaseModel):
+    """Fine-tuning parameters; a catalog model's ``model_specific_defaults`` fill the gaps.
+
+    Every number has a range (finite floats, integer limits), checked when the spec is read,
+    so a mistyped value is refused before anything runs, naming the key and what is allowed.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    num_train_epochs: _floats(0, 1e6, lo_open=True) = 1  # type: ignore[valid-type]
+    max_steps: _ints(1, unset=-1, means="use num_train_epochs") = Field(  # type: ignore[valid-type]
+        -1, description="Stop after this many optimizer steps (-1: epochs)"
+    )
+    per_device_train_batch_size: Count = 1
+    per_device_eval_batch_size: Count = 1
+    gradient_accumulation_steps: Count = 1
+    learning_rate: Positive = 2e-5
     lr_scheduler_type: Literal[
         "linear",
         "cosine",
@@ -32,40 +93,45 @@ class TrainParams(BaseModel):
         "constant",
         "constant_with_warmup",
     ] = "linear"
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: _ints(0) = 0  # type: ignore[valid-type]
     optim: Literal["adamw_torch", "adafactor"] = "adamw_torch"
-    weight_decay: float = Field(0.0, ge=0)
-    adam_beta1: float = Field(0.9, ge=0, lt=1)
-    adam_beta2: float = Field(0.999, ge=0, lt=1)
-    adam_epsilon: float = Field(1e-8, gt=0)
-    max_grad_norm: float = Field(1.0, ge=0)
+    weight_decay: NonNegative = 0.0
+    adam_beta1: Fraction = 0.9
+    adam_beta2: Fraction = 0.999
+    adam_epsilon: Positive = 1e-8
+    max_grad_norm: NonNegative = 1.0
     precision: Literal["32", "16", "bf16"] = "32"
-    seed: int = 42
-    max_seq_length: int = Field(-1, description="Truncate to this many tokens (-1: model max)")
+    seed: _ints(0, SEED_MAX) = 42  # type: ignore[valid-type]
+    max_seq_length: _ints(8, MAX_SEQ_LENGTH, unset=-1, means="the model's maximum") = Field(  # type: ignore[valid-type]
+        -1, description="Truncate to this many tokens (-1: model max)"
+    )
     evaluation_strategy: Literal["epoch", "steps", "no"] = "epoch"
-    eval_steps: int | None = Field(None, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    save_steps: int = Field(500, ge=1)
-    save_total_limit: int = Field(-1, description="Checkpoints kept (-1: all)")
+    eval_steps: Count | None = None
+    logging_steps: Count = 10
+    save_steps: Count = 500
+    save_total_limit: _ints(1, unset=-1, means="keep all") = Field(  # type: ignore[valid-type]
+        -1, description="Checkpoints kept (-1: all)"
+    )
     packing: bool = True
-    metric_for_best_model: str = "loss"
+    metric_for_best_model: BestModelMetric = Field(
+        "loss", description="Training-eval metric that picks the best checkpoint"
+    )
     apply_early_stopping: bool = False
-    early_stopping_patience: int = Field(1, ge=1)
-    early_stopping_threshold: float = Field(0.0, ge=0)
+    early_stopping_patience: Count = 1
+    early_stopping_threshold: NonNegative = 0.0
     resume_from_checkpoint: bool | str = False
     apply_lora: bool = True
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(128, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_r: Count = 8
+    lora_alpha: Count = 128
+    lora_dropout: Fraction = 0.0
     lora_target_modules: list[str] | None = Field(None, description="None: every linear layer")
     merge_lora_weights: bool = True
     apply_deepspeed: bool = False
     deepspeed_stage: Literal[2, 3] = 2
-    number_of_gpu_to_use_finetuning: int | None = Field(None, ge=1)
-    num_nodes_finetune: int = Field(1, ge=1)
-    processes: int | None = Field(
+    number_of_gpu_to_use_finetuning: Count | None = None
+    num_nodes_finetune: Count = 1
+    processes: Count | None = Field(
         None,
-        ge=1,
         description="Training processes per node (torchrun); default one per GPU asked for "
         "(number_of_gpu_to_use_finetuning), else 1. On CPU they use the gloo backend.",
     )
