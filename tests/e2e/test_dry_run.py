@@ -47,7 +47,9 @@ def test_out_of_range_parameter_fails_create_and_dry_run_in_one_line(
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
     train.write_text(json.dumps(row) + "\n")
     spec = tmp_path / "job.yaml"
-    spec.write_text(f"model: tiny-random-phi3\ndata:\n  train: {train}\nparameters:\n  seed: 1e20\n")
+    spec.write_text(
+        f"model: tiny-random-phi3\ndata:\n  train: {train}\nparameters:\n  seed: 1e20\n"
+    )
     for extra in (["--dry-run"], []):
         proc = chattune("jobs", "create", "-f", str(spec), *extra, check=False)
         assert proc.returncode != 0

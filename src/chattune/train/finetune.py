@@ -13,6 +13,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from chattune.errors import ValidationError
+from chattune.train.checkpoints import (
+    Checkpoint,
+    is_complete,
+    newest_complete,
+    remove_staging,
+    step_of,
+)
 from chattune.train.packing import collate, pack
 from chattune.train.params import TrainParams
 from chattune.train.preprocess import read_examples
@@ -34,8 +42,11 @@ def run(
 
     torch.manual_seed(p.seed)
     tokenizer = AutoTokenizer.from_pretrained(model.model_dir)
+    checkpoints = out_dir / "checkpoints"
+    start = resume_point(p, resuming, checkpoints, hooks)
+    loss_before = (start.loss_sum() or 0.0) if start else 0.0
     trainer = build_trainer(
-        load_trainable(model.model_dir, p, hooks), tokenizer, data, p, out_dir, hooks
+        load_trainable(model.model_dir, p, hooks), tokenizer, data, p, out_dir, hooks, loss_before
     )
     if trainer.args.world_size > 1:
         state = trainer.accelerator.state
@@ -45,15 +56,19 @@ def run(
             trainer.args.world_size,
             trainer.args.ddp_backend or "default backend",
         )
-    checkpoints = trainer.args.output_dir
-    resume = p.resume_from_checkpoint or (resuming and has_checkpoint(checkpoints))
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=resume or None)
+    result = trainer.train(resume_from_checkpoint=str(start.path) if start else None)
+    best = trainer.load_best()
+    # transformers reports the loss of this train() call only; a resumed run's loss is over
+    # all its steps: the sum recorded in the checkpoint plus this call's.
+    steps_now = result.global_step - (start.step if start else 0)
+    train_loss = (loss_before + result.training_loss * steps_now) / max(result.global_step, 1)
     hooks.log.info(
-        "trained %d steps in %.1fs, train loss %.4f",
+        "trained %d steps in %.1fs, train loss %.4f%s",
         result.global_step,
         time.time() - started,
-        result.training_loss,
+        train_loss,
+        f"; best model: {best} ({trainer.args.metric_for_best_model})" if best else "",
     )
     final = out_dir / "final"
     if trainer.is_world_process_zero():  # one writer of the final model
@@ -63,11 +78,39 @@ def run(
         adapter_only=p.apply_lora and not p.merge_lora_weights,
         base_model_dir=model.model_dir,
         checkpoints_dir=str(checkpoints),
-        best_checkpoint=trainer.state.best_model_checkpoint,
+        best_checkpoint=best,
         global_step=result.global_step,
-        train_loss=result.training_loss,
+        train_loss=train_loss,
         train_rows=len(trainer.train_dataset),
+        resumed_from=str(start.path) if start else None,
     )
+
+
+def resume_point(
+    p: TrainParams, resuming: bool, checkpoints: Path, hooks: Hooks
+) -> Checkpoint | None:
+    """The checkpoint training continues from: a path the spec names, else the newest complete
+    one when resuming (``jobs resume``, or ``resume_from_checkpoint: true``), else None."""
+    remove_staging(checkpoints)
+    if isinstance(p.resume_from_checkpoint, str):
+        folder = Path(p.resume_from_checkpoint)
+        if not is_complete(folder):
+            raise ValidationError(
+                f"parameters.resume_from_checkpoint: {folder} is not a complete checkpoint "
+                "(no readable trainer_state.json)",
+                "name a checkpoint-N folder of an earlier job, or set it to true",
+            )
+        return Checkpoint(folder, step_of(folder))
+    if not (resuming or p.resume_from_checkpoint):
+        return None
+    start = newest_complete(checkpoints, hooks.log)
+    if start is None:
+        hooks.log.warning(
+            "resume: no complete checkpoint in %s yet; training starts from step 0", checkpoints
+        )
+    else:
+        hooks.log.info("resume: from %s (step %d)", start.name, start.step)
+    return start
 
 
 def load_trainable(model_dir: str, p: TrainParams, hooks: Hooks) -> Any:
@@ -88,10 +131,19 @@ def load_trainable(model_dir: str, p: TrainParams, hooks: Hooks) -> Any:
 
 
 def build_trainer(
-    model: Any, tokenizer: Any, data: Preprocessed, p: TrainParams, out_dir: Path, hooks: Hooks
+    model: Any,
+    tokenizer: Any,
+    data: Preprocessed,
+    p: TrainParams,
+    out_dir: Path,
+    hooks: Hooks,
+    loss_sum_before: float = 0.0,
 ) -> Any:
-    """A transformers Trainer over packed rows, with metrics and early stopping callbacks."""
-    from transformers import EarlyStoppingCallback, Trainer
+    """A Trainer over packed rows (watchdog, atomic checkpoints, best model), with metrics and
+    early stopping callbacks."""
+    from transformers import EarlyStoppingCallback
+
+    from chattune.train.trainer import ChattuneTrainer
 
     max_len = data.max_seq_length
     train_rows = rows(read_examples(data.splits["train"].file), max_len, p.packing)
@@ -105,14 +157,31 @@ def build_trainer(
         callbacks.append(
             EarlyStoppingCallback(p.early_stopping_patience, p.early_stopping_threshold)
         )
-    return Trainer(
+    accuracy = p.metric_for_best_model == "token_accuracy" and eval_rows is not None
+    return ChattuneTrainer(
         model=model,
         args=args,
         train_dataset=train_rows,
         eval_dataset=eval_rows,
         data_collator=lambda batch: collate(batch, tokenizer.pad_token_id),
         callbacks=callbacks,
+        compute_metrics=token_accuracy if accuracy else None,
+        preprocess_logits_for_metrics=predicted_tokens if accuracy else None,
+        loss_sum_before=loss_sum_before,
     )
+
+
+def predicted_tokens(logits: Any, _labels: Any) -> Any:
+    """Keep only the argmax of each position (the eval loop would otherwise hold all logits)."""
+    return logits.argmax(-1)
+
+
+def token_accuracy(prediction: Any) -> dict[str, float]:
+    """Next-token accuracy on assistant tokens: what ``evaluate`` reports as token_accuracy."""
+
+    predicted, labels = prediction.predictions[:, :-1], prediction.label_ids[:, 1:]
+    keep = labels != -100
+    return {"token_accuracy": float((predicted == labels)[keep].sum() / max(int(keep.sum()), 1))}
 
 
 def rows(examples: list[Example], max_len: int, packing: bool) -> list[list[Example]]:
@@ -144,8 +213,10 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
     from transformers import TrainingArguments
 
     eval_strategy = p.evaluation_strategy if has_eval else "no"
-    early = p.apply_early_stopping and has_eval
-    save_strategy = eval_strategy if early else "steps"
+    # Whenever evaluation runs, the trainer tracks the best model and keeps its weights
+    # (ChattuneTrainer's best/), so checkpoints keep their own schedule for resuming.
+    best = eval_strategy != "no"
+    metric = "loss" if p.metric_for_best_model == "perplexity" else p.metric_for_best_model
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=p.num_train_epochs,
@@ -169,12 +240,12 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         eval_steps=p.eval_steps,
         logging_steps=p.logging_steps,
         logging_first_step=True,
-        save_strategy=save_strategy,
-        save_steps=p.eval_steps if early and eval_strategy == "steps" else p.save_steps,
+        save_strategy="steps",
+        save_steps=p.save_steps,
         save_total_limit=None if p.save_total_limit < 0 else p.save_total_limit,
-        load_best_model_at_end=early,
-        metric_for_best_model=f"eval_{p.metric_for_best_model}" if early else None,
-        greater_is_better=False if early else None,
+        load_best_model_at_end=False,
+        metric_for_best_model=f"eval_{metric}" if best else None,  # perplexity ranks as loss
+        greater_is_better=(metric == "token_accuracy") if best else None,
         remove_unused_columns=False,
         report_to="none",
         disable_tqdm=True,
@@ -208,16 +279,24 @@ def ddp_backend() -> str | None:
     return "gloo" if many and not torch.cuda.is_available() else None
 
 
-def has_checkpoint(output_dir: str) -> bool:
-    return any(Path(output_dir).glob("checkpoint-*"))
-
-
 def save_final(model: Any, tokenizer: Any, out: Path, p: TrainParams) -> None:
     """Save a loadable model folder: merged weights, or the adapter alone, plus the tokenizer.
 
     Weights keep the training dtype: rounding merged fp32 weights to bf16 would erase part
-    of the small LoRA update that evaluation just measured.
+    of the small LoRA update that evaluation just measured. Weights that are not all finite
+    are never written (nothing with NaN weights gets packaged).
     """
+    import torch
+
+    from chattune.train.trainer import NonFiniteLoss
+
+    bad = [n for n, t in model.named_parameters() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteLoss(
+            f"the trained model has {len(bad)} weight tensors with NaN or infinite values "
+            f"(first: {bad[0]}); not saved",
+            "lower learning_rate and create the job again",
+        )
     if p.apply_lora and p.merge_lora_weights:
         model = model.merge_and_unload()
     model.save_pretrained(out)

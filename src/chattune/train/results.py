@@ -65,7 +65,10 @@ class FineTuned(Result):
     best_checkpoint: str | None
     global_step: int
     train_loss: float
+    """Mean training loss over all the run's steps (those before a resume included)."""
     train_rows: int
+    resumed_from: str | None = None
+    """The checkpoint this training continued from, when it resumed."""
 
 
 class Evaluation(Result):
