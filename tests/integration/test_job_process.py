@@ -132,3 +132,56 @@ def test_cancel_right_after_create_is_canceled_not_failed(client_and_data) -> No
     final = client.jobs.cancel(job.name)
     assert final.status == "canceled", final.error
     assert all(s.status in ("canceled", "completed") for s in final.stages)
+
+
+def test_kill_during_training_then_resume_logs_each_step_once_and_lists_the_resume(
+    client_and_data,
+) -> None:
+    client, data = client_and_data
+    spec = _spec(data, max_steps=8, save_steps=3, evaluation_strategy="no") | {"name": "cut"}
+    job = client.jobs.create(spec)
+    checkpoints = client.workspace.job_dir("cut") / "finetune" / "checkpoints"
+    deadline = time.time() + 240
+    while True:  # past the first checkpoint, with steps logged after it
+        assert time.time() < deadline, client.jobs.logs("cut")
+        run_id = client.jobs.get("cut").mlflow_run_id
+        history = client.jobs.metrics("cut")["history"] if run_id else {}
+        if (checkpoints / "checkpoint-3").exists() and max(
+            (s for s, _ in history.get("loss", [])), default=0
+        ) >= 5:
+            break
+        time.sleep(0.1)
+    os.kill(job.pid, signal.SIGKILL)
+    client.jobs.wait("cut", timeout=30)
+    logged_before = sorted(s for s, _ in client.jobs.metrics("cut")["history"]["loss"])
+    assert logged_before[-1] >= 5
+
+    client.jobs.resume("cut")
+    final = client.jobs.wait("cut", timeout=300)
+    assert final.status == "completed", client.jobs.logs("cut")
+    steps = sorted(s for s, _ in client.jobs.metrics("cut")["history"]["loss"])
+    assert steps == list(range(1, 9))  # each step once, though steps after the checkpoint ran twice
+    (resume,) = final.resumes
+    assert resume["checkpoint"] in ("checkpoint-3", "checkpoint-6")
+    assert resume["step"] == int(resume["checkpoint"].split("-")[1]) < logged_before[-1] + 1
+    assert final.stage("finetune").outputs["resumed_from"].endswith(resume["checkpoint"])
+    from tests.e2e.cli import chattune
+
+    shown = chattune("jobs", "show", "cut").stdout
+    assert "resume 1: " in shown and f"from {resume['checkpoint']} (step {resume['step']})" in shown
+
+
+def test_learning_rate_1e30_fails_the_job_naming_the_non_finite_loss_and_packages_nothing(
+    client_and_data,
+) -> None:
+    client, data = client_and_data
+    job = client.jobs.create(_spec(data, learning_rate=1e30, save_steps=1) | {"name": "nan"})
+    final = client.jobs.wait(job.name, timeout=240)
+    assert final.status == "failed"
+    error = final.stage("finetune").error or ""
+    assert error.startswith("step 2: the training loss is nan (not finite)"), error
+    assert "learning_rate 1e+30 too high" in error
+    assert final.stage("package").status == "canceled"
+    job_dir = client.workspace.job_dir("nan")
+    assert not any((job_dir / "package").glob("*")) and not (job_dir / "finetune/final").exists()
+    assert (job_dir / "finetune/checkpoints/checkpoint-1/trainer_state.json").exists()

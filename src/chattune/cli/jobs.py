@@ -204,6 +204,10 @@ def print_job(job: Job) -> None:
         took = f"{s.duration:.1f}s" if s.duration is not None else ""
         table.add_row(s.name, _status(s.status), took, s.error or s.note or "")
     console.print(table)
+    for n, r in enumerate(job.resumes, 1):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
+        where = f"from {r['checkpoint']} (step {r['step']})" if r.get("checkpoint") else ""
+        console.print(f"  resume {n}: {when} {where or r.get('note', '')}", markup=False)
 
 
 def job_dict(job: Job) -> dict[str, Any]:

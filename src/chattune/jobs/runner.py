@@ -18,6 +18,7 @@ from pathlib import Path
 from chattune.errors import ChattuneError
 from chattune.jobs.cancel import Canceled
 from chattune.jobs.pipeline import PIPELINE, Inputs, Stage, cache_keys
+from chattune.jobs.resumes import once_per_step, resume_entry
 from chattune.jobs.spec import JobSpec, resolve_parameters
 from chattune.jobs.tracking import Tracker
 from chattune.store import workspace_store
@@ -41,15 +42,22 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
         error=None,
     )
     log.info("job %s %s (pid %d)", name, "resumed" if resuming else "started", os.getpid())
+    if resuming:
+        entry = resume_entry(job, ws.job_dir(name))
+        jobs.update(name, resumes=[*job.resumes, entry])
+        log.info("resume from %s", entry["checkpoint"] or entry.get("note"))
     tracker = Tracker(ws, spec, job.mlflow_run_id)
     jobs.update(name, mlflow_run_id=tracker.run_id)
+    metrics = tracker.log_metrics
+    if resuming and job.mlflow_run_id is not None:
+        metrics = once_per_step(tracker.client, tracker.run_id, metrics)
     effective = resolve_parameters(spec)
     tracker.log_parameters(effective.table())
     inputs = Inputs(
         spec,
         effective.params,
         ws.job_dir(name),
-        hooks=Hooks(log, tracker.log_metrics, progress_writer(ws.job_dir(name))),
+        hooks=Hooks(log, metrics, progress_writer(ws.job_dir(name))),
         resuming=resuming,
         data_sha256=data_digests(spec),
     )

@@ -24,6 +24,7 @@ _JOB_COLUMNS = frozenset(
         "finished_at",
         "parameters",
         "submission",
+        "resumes",
     }
 )
 _STAGE_COLUMNS = frozenset(
@@ -72,6 +73,8 @@ class Job:
     """The compute target it runs on."""
     submission: str | None = None
     """Its handle on that target (a Ray Jobs submission id); None for local processes."""
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    """Each resume: ``{"at": time, "checkpoint": name or None, "step": N or None}``."""
 
     @property
     def done(self) -> bool:
@@ -140,8 +143,9 @@ class JobStore:
         return [r["name"] for r in self.db.all("SELECT name FROM jobs ORDER BY created_at DESC")]
 
     def update(self, name: str, **fields: Any) -> None:
-        if "parameters" in fields:
-            fields["parameters"] = dumps(fields["parameters"])
+        for column in ("parameters", "resumes"):
+            if column in fields:
+                fields[column] = dumps(fields[column])
         sets = assignments(fields, _JOB_COLUMNS)
         self.db.run(f"UPDATE jobs SET {sets} WHERE name = :_name", **fields, _name=name)
 
@@ -183,6 +187,7 @@ def _job(row: Row, stages: list[Stage]) -> Job:
         parameters=json.loads(row["parameters"] or "{}"),
         compute=row["compute"],
         submission=row["submission"],
+        resumes=json.loads(row["resumes"] or "[]"),
     )
 
 

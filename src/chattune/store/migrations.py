@@ -97,4 +97,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE jobs ADD COLUMN submission TEXT",
         ),
     ),
+    (
+        4,
+        (
+            # Each `jobs resume`: when, and from which checkpoint (JSON list).
+            "ALTER TABLE jobs ADD COLUMN resumes TEXT NOT NULL DEFAULT '[]'",
+        ),
+    ),
 )
