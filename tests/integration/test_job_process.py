@@ -185,3 +185,38 @@ def test_learning_rate_1e30_fails_the_job_naming_the_non_finite_loss_and_package
     job_dir = client.workspace.job_dir("nan")
     assert not any((job_dir / "package").glob("*")) and not (job_dir / "finetune/final").exists()
     assert (job_dir / "finetune/checkpoints/checkpoint-1/trainer_state.json").exists()
+
+
+def test_local_jobs_run_one_at_a_time_in_submission_order_and_list_shows_the_queue(
+    client_and_data,
+) -> None:
+    client, data = client_and_data
+    names = ["q1", "q2", "q3"]
+    for name in names:
+        client.jobs.create(_spec(data, max_steps=1, evaluation_strategy="no") | {"name": name})
+    queued = {j.name: j.queue_position for j in client.jobs.list()}
+    assert queued["q2"] == 2 and queued["q3"] == 3, queued
+    from tests.e2e.cli import chattune
+
+    listed = chattune("jobs", "list").stdout
+    assert "#3" in listed
+    canceled = client.jobs.cancel("q3")  # canceled while waiting in the queue
+    assert canceled.status == "canceled", canceled.error
+    assert all(s.status == "canceled" for s in canceled.stages)
+    first, second = (client.jobs.wait(n, timeout=300) for n in names[:2])
+    assert first.status == second.status == "completed", client.jobs.logs("q2")
+    assert second.started_at is not None and first.finished_at is not None
+    assert second.started_at >= first.finished_at  # q2 waited for q1
+    assert "queued behind q1" in client.jobs.logs("q2")
+
+
+def test_cancel_during_training_is_canceled(client_and_data) -> None:
+    client, data = client_and_data
+    job = client.jobs.create(_spec(data, max_steps=50, evaluation_strategy="no") | {"name": "mid"})
+    deadline = time.time() + 120
+    while client.jobs.progress(job.name).get("step", 0) < 1:
+        assert time.time() < deadline, client.jobs.logs("mid")
+        time.sleep(0.2)
+    final = client.jobs.cancel(job.name)
+    assert final.status == "canceled", final.error
+    assert final.stage("finetune").status == "canceled"

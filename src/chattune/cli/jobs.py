@@ -123,7 +123,8 @@ def show(
 
 @app.command("list")
 def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
-    """List jobs, newest first.
+    """List jobs, newest first; queued local jobs show their place in the queue (#1 runs
+    next: the local compute runs one job at a time, in submission order).
 
     Example: chattune jobs list
     """
@@ -133,13 +134,14 @@ def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
         return
     table = Table()
     table.add_column("name", no_wrap=True)
-    for column in ("status", "model", "created", "current stage"):
+    for column in ("status", "queue", "model", "created", "current stage"):
         table.add_column(column)
     for j in jobs:
         current = next((s.name for s in j.stages if s.status == "running"), "")
         table.add_row(
             j.name,
             _status(j.status),
+            f"#{j.queue_position}" if j.queue_position else "",
             j.spec.get("model", ""),
             time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)),
             current,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from chattune.compute.targets import LOCAL, start_local, submit_ray, unknown
 from chattune.errors import ConflictError, NotFoundError, ValidationError
 from chattune.jobs.pipeline import STAGE_NAMES
+from chattune.jobs.queue import alive, position
 from chattune.jobs.spec import JobSpec, effective_yaml, load_spec, parse_spec, resolve_parameters
 from chattune.store import workspace_store
 from chattune.store.compute import TargetRecord
@@ -87,9 +88,11 @@ class JobsAPI:
         job = self.store.get(name)
         if not job.done and job.submission is not None:
             return self._check_ray(job)
-        if not job.done and job.pid is not None and not _alive(job.pid):
+        if not job.done and job.pid is not None and not alive(job.pid):
             why = f"job process {job.pid} died; resume with `chattune jobs resume {name}`"
             job = self._mark_stopped(name, "failed", why)
+        if job.status == "queued" and job.compute == LOCAL.name:
+            job.queue_position = position(self.store, name)
         return job
 
     def _mark_stopped(self, name: str, status: str, error: str | None) -> Job:
@@ -134,7 +137,7 @@ class JobsAPI:
             raise ConflictError(
                 f"job {name!r} is {job.status}", "only failed or canceled jobs can be resumed"
             )
-        self.store.update(name, status="queued", error=None)
+        self.store.update(name, status="queued", error=None, queued_at=time.time())
         self._spawn(name, resume=True)
         return self.get(name)
 
@@ -244,15 +247,6 @@ def _wait_gone(pid: int, timeout: float) -> None:
 
     with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
         psutil.Process(pid).wait(timeout)
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _as_spec(

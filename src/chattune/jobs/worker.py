@@ -11,8 +11,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chattune.jobs.cancel import Canceled, on_sigterm_cancel
+from chattune.jobs.queue import LOCAL, wait_for_turn
+
+if TYPE_CHECKING:
+    from chattune.store.jobs import JobStore
+    from chattune.workspace import Workspace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace(Path(args.workspace))
     jobs = workspace_store(ws).jobs
     try:
+        if jobs.get(args.name).compute == LOCAL:
+            wait_in_queue(ws, jobs, args.name)
         status = run_job(ws, args.name, resuming=args.resume)
     except Canceled:  # asked to stop before or between stages
         jobs.update(args.name, status="canceled", finished_at=time.time(), error=None)
@@ -45,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         raise
     return 0 if status == "completed" else 1
+
+
+def wait_in_queue(ws: Workspace, jobs: JobStore, name: str) -> None:
+    """Local jobs run one at a time in submission order; say in the log what this one waits for."""
+    from chattune.jobs.runner import job_logger
+
+    log = job_logger(name, ws.job_dir(name) / "job.log")
+    wait_for_turn(
+        jobs,
+        name,
+        lambda ahead: log.info("queued behind %s (local runs one job at a time)", ", ".join(ahead)),
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ _JOB_COLUMNS = frozenset(
         "parameters",
         "submission",
         "resumes",
+        "queued_at",
     }
 )
 _STAGE_COLUMNS = frozenset(
@@ -75,6 +76,10 @@ class Job:
     """Its handle on that target (a Ray Jobs submission id); None for local processes."""
     resumes: list[dict[str, Any]] = field(default_factory=list)
     """Each resume: ``{"at": time, "checkpoint": name or None, "step": N or None}``."""
+    queued_at: float | None = None
+    """Its place in its compute target's queue: when it was created or last resumed."""
+    queue_position: int | None = None
+    """1 = next to run on its target (set by the jobs API for queued jobs; not stored)."""
 
     @property
     def done(self) -> bool:
@@ -107,8 +112,8 @@ class JobStore:
             conn.execute(
                 text(
                     "INSERT INTO jobs (name, experiment, spec, status, created_at, parameters, "
-                    "compute) VALUES (:name, :experiment, :spec, 'queued', :now, :parameters, "
-                    ":compute)"
+                    "compute, queued_at) VALUES (:name, :experiment, :spec, 'queued', :now, "
+                    ":parameters, :compute, :now)"
                 ),
                 {
                     "name": name,
@@ -141,6 +146,16 @@ class JobStore:
     def names(self) -> list[str]:
         """Every job name, newest first."""
         return [r["name"] for r in self.db.all("SELECT name FROM jobs ORDER BY created_at DESC")]
+
+    def queue(self, compute: str) -> list[tuple[str, str, int | None, float]]:
+        """Unfinished jobs on ``compute`` in queue order: ``(name, status, pid, queued_at)``."""
+        rows = self.db.all(
+            "SELECT name, status, pid, queued_at, created_at FROM jobs WHERE compute = :c "
+            "AND status NOT IN ('completed', 'failed', 'canceled') "
+            "ORDER BY COALESCE(queued_at, created_at), name",
+            c=compute,
+        )
+        return [(r["name"], r["status"], r["pid"], r["queued_at"] or r["created_at"]) for r in rows]
 
     def update(self, name: str, **fields: Any) -> None:
         for column in ("parameters", "resumes"):
@@ -188,6 +203,7 @@ def _job(row: Row, stages: list[Stage]) -> Job:
         compute=row["compute"],
         submission=row["submission"],
         resumes=json.loads(row["resumes"] or "[]"),
+        queued_at=row["queued_at"],
     )
 
 

@@ -102,6 +102,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         (
             # Each `jobs resume`: when, and from which checkpoint (JSON list).
             "ALTER TABLE jobs ADD COLUMN resumes TEXT NOT NULL DEFAULT '[]'",
+            # A compute target's queue order: when the job was created or last resumed.
+            "ALTER TABLE jobs ADD COLUMN queued_at DOUBLE PRECISION",
         ),
     ),
 )
