@@ -4,6 +4,7 @@ resume from the newest complete checkpoint, the run's whole loss, the best model
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -128,3 +129,15 @@ def test_best_model_is_kept_without_early_stopping(prepared, tmp_path, metric) -
 
     info = json.loads((Path(tuned.best_checkpoint) / "best.json").read_text())
     assert info["metric"] == f"eval_{metric}" and 1 <= info["step"] <= 4
+
+
+def test_bf16_trains_tiny_random_phi3_on_cpu(prepared, tmp_path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU path is what this checks")
+    model, data = prepared
+    rec = Recorder()
+    tuned = finetune.run(model, data, _params(precision="bf16"), tmp_path, rec.hooks)
+    assert tuned.global_step == 4 and math.isfinite(tuned.train_loss)
+    assert (tmp_path / "final" / "config.json").exists()

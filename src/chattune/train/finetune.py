@@ -118,7 +118,7 @@ def load_trainable(model_dir: str, p: TrainParams, hooks: Hooks) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.bfloat16 if p.precision == "bf16" else torch.float32
+    dtype = torch.bfloat16 if bf16_weights(p) else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     if p.apply_lora:
         model = add_lora(model, p)
@@ -233,7 +233,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         adam_beta2=p.adam_beta2,
         adam_epsilon=p.adam_epsilon,
         max_grad_norm=p.max_grad_norm,
-        bf16=p.precision == "bf16",
+        bf16=p.precision == "bf16" and not cpu_bf16_weights(),  # autocast
         fp16=p.precision == "16",
         seed=p.seed,
         eval_strategy=eval_strategy,
@@ -253,7 +253,8 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         include_num_input_tokens_seen="all",
         deepspeed=deepspeed_config(p) if p.apply_deepspeed else None,
         ddp_backend=ddp_backend(),
-        use_cpu=ddp_backend() == "gloo",  # else accelerate sees no DDP on CPU: no grad sync
+        # gloo: else accelerate sees no DDP on CPU (no grad sync); bf16: else it wants a GPU
+        use_cpu=ddp_backend() == "gloo" or (p.precision == "bf16" and not _cuda()),
     )
 
 
@@ -267,6 +268,27 @@ def deepspeed_config(p: TrainParams) -> dict[str, Any]:
         "gradient_accumulation_steps": "auto",
         "gradient_clipping": "auto",
     }
+
+
+CPU_BF16 = "autocast"
+"""How ``precision: bf16`` trains on a CPU: ``autocast`` (float32 weights, bf16 matmuls) or
+``weights`` (the model in bf16). Chosen by benchmarks/bf16_cpu.py on this machine (README)."""
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def cpu_bf16_weights() -> bool:
+    """On a CPU, bf16 training holds the weights in bf16 (else: autocast over float32)."""
+    return CPU_BF16 == "weights" and not _cuda()
+
+
+def bf16_weights(p: TrainParams) -> bool:
+    """The model is loaded in bf16: on a GPU always for bf16, on a CPU per ``CPU_BF16``."""
+    return p.precision == "bf16" and (_cuda() or CPU_BF16 == "weights")
 
 
 def ddp_backend() -> str | None:

@@ -50,8 +50,8 @@ def check_compute(p: TrainParams) -> None:
         wants.append("apply_deepspeed")
     if (p.number_of_gpu_to_use_finetuning or 0) > 1:
         wants.append("number_of_gpu_to_use_finetuning")
-    if p.precision in ("16", "bf16"):
-        wants.append(f"precision {p.precision}")
+    if p.precision == "16":  # bf16 trains on CPU too; fp16 needs a GPU's loss scaler
+        wants.append("precision 16")
     if p.num_nodes_finetune > 1 and not p.rendezvous_endpoint:
         raise ValidationError(
             f"parameters.num_nodes_finetune {p.num_nodes_finetune} needs rendezvous_endpoint",
@@ -67,8 +67,8 @@ def _need_cuda(p: TrainParams, wants: list[str]) -> None:
     if not torch.cuda.is_available():
         raise ValidationError(
             f"parameters {', '.join(wants)} need a CUDA GPU, and this machine has none",
-            "set precision: 32, apply_deepspeed: false, number_of_gpu_to_use_finetuning unset "
-            "(several CPU processes: `processes: N`)",
+            "set precision: bf16 (trains on CPU) or 32, apply_deepspeed: false, "
+            "number_of_gpu_to_use_finetuning unset (several CPU processes: `processes: N`)",
         )
     if p.apply_deepspeed and importlib.util.find_spec("deepspeed") is None:
         raise ValidationError(

@@ -13,7 +13,10 @@ ROW = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "c
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"precision": "bf16"}, "parameters precision bf16 need a CUDA GPU"),
+        (
+            {"precision": 16},
+            r"parameters precision 16 need a CUDA GPU.*precision: bf16 \(trains on CPU\)",
+        ),
         ({"apply_deepspeed": True}, "parameters apply_deepspeed need a CUDA GPU"),
         ({"number_of_gpu_to_use_finetuning": 2}, "number_of_gpu_to_use_finetuning need a CUDA"),
         ({"num_nodes_finetune": 2}, "num_nodes_finetune 2 needs rendezvous_endpoint"),
