@@ -86,7 +86,7 @@ def test_stage_failure_is_recorded_with_its_message(client_and_data, tmp_path: P
 
 def test_continue_on_step_failure_skips_stages_whose_inputs_failed(client_and_data) -> None:
     client, data = client_and_data
-    spec = _spec(data, max_seq_length=4) | {
+    spec = _spec(data, max_seq_length=8) | {
         "name": "cont",
         "settings": {"continue_on_step_failure": True},
     }
@@ -94,7 +94,7 @@ def test_continue_on_step_failure_skips_stages_whose_inputs_failed(client_and_da
     status = {s.name: (s.status, s.note or s.error or "") for s in final.stages}
     assert final.status == "failed"
     assert status["preprocess"][0] == "failed"
-    assert "no assistant tokens left after truncation to 4" in status["preprocess"][1]
+    assert "no assistant tokens left after truncation to 8" in status["preprocess"][1]
     assert status["finetune"] == ("canceled", "skipped: needs preprocess, which failed")
     assert status["package"][0] == "canceled"
 
