@@ -3,7 +3,8 @@
 Three ways to run the same LoRA training steps on the same packed rows, side by side:
 - float32 weights and compute (the baseline, ``precision: 32``);
 - autocast: float32 weights, matmuls in bf16 (``torch.autocast("cpu", torch.bfloat16)``);
-- bf16 weights: the frozen base in bf16, LoRA adapters float32 (PEFT's default).
+- bf16 weights: the frozen base in bf16, LoRA adapters float32 (PEFT's default); what
+  ``precision: bf16`` with LoRA does on a CPU (chattune.train.finetune.bf16_weights).
 The loss of each after the same steps is printed too: a faster variant must still learn.
 
     .venv/bin/python benchmarks/bf16_cpu.py [--model SmolLM2-135M-Instruct] [--steps 6]

@@ -131,13 +131,16 @@ def test_best_model_is_kept_without_early_stopping(prepared, tmp_path, metric) -
     assert info["metric"] == f"eval_{metric}" and 1 <= info["step"] <= 4
 
 
-def test_bf16_trains_tiny_random_phi3_on_cpu(prepared, tmp_path) -> None:
+@pytest.mark.parametrize("lora", [True, False], ids=["lora-bf16-weights", "full-autocast"])
+def test_bf16_trains_tiny_random_phi3_on_cpu(prepared, tmp_path, lora) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("the CPU path is what this checks")
     model, data = prepared
     rec = Recorder()
-    tuned = finetune.run(model, data, _params(precision="bf16"), tmp_path, rec.hooks)
+    params = _params(precision="bf16", apply_lora=lora)
+    tuned = finetune.run(model, data, params, tmp_path, rec.hooks)
     assert tuned.global_step == 4 and math.isfinite(tuned.train_loss)
+    assert finetune.bf16_weights(params) is lora and finetune.bf16_autocast(params) is not lora
     assert (tmp_path / "final" / "config.json").exists()

@@ -233,7 +233,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         adam_beta2=p.adam_beta2,
         adam_epsilon=p.adam_epsilon,
         max_grad_norm=p.max_grad_norm,
-        bf16=p.precision == "bf16" and not cpu_bf16_weights(),  # autocast
+        bf16=bf16_autocast(p),
         fp16=p.precision == "16",
         seed=p.seed,
         eval_strategy=eval_strategy,
@@ -270,25 +270,23 @@ def deepspeed_config(p: TrainParams) -> dict[str, Any]:
     }
 
 
-CPU_BF16 = "autocast"
-"""How ``precision: bf16`` trains on a CPU: ``autocast`` (float32 weights, bf16 matmuls) or
-``weights`` (the model in bf16). Chosen by benchmarks/bf16_cpu.py on this machine (README)."""
-
-
 def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-def cpu_bf16_weights() -> bool:
-    """On a CPU, bf16 training holds the weights in bf16 (else: autocast over float32)."""
-    return CPU_BF16 == "weights" and not _cuda()
-
-
 def bf16_weights(p: TrainParams) -> bool:
-    """The model is loaded in bf16: on a GPU always for bf16, on a CPU per ``CPU_BF16``."""
-    return p.precision == "bf16" and (_cuda() or CPU_BF16 == "weights")
+    """The model is loaded in bf16: on a GPU for bf16; on a CPU for bf16 with LoRA, where the
+    frozen base in bf16 runs about 2x float32 and the adapters stay float32 (PEFT's default).
+    Full fine-tuning on a CPU keeps float32 weights under autocast: bf16 weights would lose
+    updates smaller than their precision (benchmarks/bf16_cpu.py, README)."""
+    return p.precision == "bf16" and (_cuda() or p.apply_lora)
+
+
+def bf16_autocast(p: TrainParams) -> bool:
+    """The Trainer's bf16 autocast: on a GPU, and for full fine-tuning on a CPU."""
+    return p.precision == "bf16" and (_cuda() or not p.apply_lora)
 
 
 def ddp_backend() -> str | None:
