@@ -114,11 +114,49 @@ def show(
         return
     print_job(job)
     if metrics:
-        table = Table("metric", "value")
-        for key, value in sorted(data["metrics"]["final"].items()):
-            table.add_row(key, f"{value:.6g}")
+        print_metrics(data["metrics"])
+
+
+def print_metrics(metrics: dict[str, Any]) -> None:
+    """The evaluation report (base vs fine-tuned, sample answers), then training metrics."""
+    report = metrics.get("report")
+    shown: set[str] = set()
+    if report:
+        table = Table("metric", "base", "fine-tuned", "change", title="evaluation")
+        for name, row in report["metrics"].items():
+            change = row["fine_tuned"] - row["base"]
+            table.add_row(name, f"{row['base']:.4f}", f"{row['fine_tuned']:.4f}", f"{change:+.4f}")
         console.print(table)
-        console.print(f"loss curve: {data['metrics']['plot']}")
+        gen = report.get("generation") or {}
+        if gen.get("rows"):
+            console.print(
+                f"rouge_l and bleu: {gen['rows']} prompts from {gen['split']}, greedy, "
+                f"≤ {gen['max_new_tokens']} new tokens"
+            )
+        for i, sample in enumerate(report.get("samples", []), 1):
+            console.print(f"[bold]sample {i}[/]: {_short(sample['prompt'])}", highlight=False)
+            for key, label in (
+                ("reference", "reference"),
+                ("base", "base"),
+                ("fine_tuned", "fine-tuned"),
+            ):
+                console.print(
+                    f"  {label:>10}: {_short(sample[key])}", markup=False, highlight=False
+                )
+        shown = {k for k in metrics["final"] if k.split("_")[0] in ("test", "gen", "base")}
+    table = Table("metric", "value", title="training" if report else None)
+    for key, value in sorted(metrics["final"].items()):
+        if key not in shown:
+            table.add_row(key, f"{value:.6g}")
+    console.print(table)
+    console.print(f"loss curve: {metrics['plot']}")
+    if metrics.get("report_markdown"):
+        console.print(f"report: {metrics['report_markdown']}")
+
+
+def _short(text: str, limit: int = 240) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @app.command("list")

@@ -31,7 +31,9 @@ class Tracker:
             )
         if run_id is None:
             run_id = client.create_run(
-                exp_id, run_name=spec.name, tags={"chattune.job": spec.name}
+                exp_id,
+                run_name=spec.name,
+                tags={"chattune.job": spec.name, "chattune.model": spec.model},
             ).info.run_id
         else:
             client.update_run(run_id, status="RUNNING")

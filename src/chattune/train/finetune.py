@@ -91,7 +91,9 @@ def build_trainer(
     model: Any, tokenizer: Any, data: Preprocessed, p: TrainParams, out_dir: Path, hooks: Hooks
 ) -> Any:
     """A transformers Trainer over packed rows, with metrics and early stopping callbacks."""
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback
+
+    from chattune.train.trainer import Trainer  # evaluation by train/scoring.py's score()
 
     max_len = data.max_seq_length
     train_rows = rows(read_examples(data.splits["train"].file), max_len, p.packing)
