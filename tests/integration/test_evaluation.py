@@ -85,3 +85,26 @@ def test_jobs_show_metrics_prints_the_report(evaluated_job, monkeypatch) -> None
     assert "report.md" in flat
     shown = json.loads(chattune("jobs", "show", job.name, "--metrics", "--json").stdout)
     assert shown["metrics"]["report"]["metrics"]["bleu"]["fine_tuned"] >= 0
+
+
+def test_run_holds_spec_logs_loss_curve_and_report_as_artifacts(evaluated_job, tmp_path) -> None:
+    import mlflow
+    import yaml
+
+    client, job = evaluated_job
+    ml = mlflow.MlflowClient(client.workspace.mlflow_uri)
+
+    def listed(path: str | None = None) -> set[str]:
+        return {a.path for a in ml.list_artifacts(job.mlflow_run_id, path)}
+
+    assert {"spec.yaml", "logs", "plots", "evaluation"} <= listed()
+    stages = {f"logs/stages/{s.name}.log" for s in job.stages}
+    assert stages <= listed("logs/stages")
+    assert {"evaluation/report.json", "evaluation/report.md"} <= listed("evaluation")
+    got = Path(ml.download_artifacts(job.mlflow_run_id, "", str(tmp_path)))
+    assert yaml.safe_load((got / "spec.yaml").read_text())["parameters"]["max_steps"] == 4
+    finetune_log = (got / "logs/stages/finetune.log").read_text()
+    assert "stage finetune: running" in finetune_log and "stage evaluate" not in finetune_log
+    assert (got / "plots/loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    local = client.workspace.job_dir(job.name) / "evaluate/report.json"
+    assert (got / "evaluation/report.json").read_text() == local.read_text()

@@ -47,8 +47,23 @@ def loss_plot(
     title: str = "",
     base_eval_loss: float | None = None,
 ) -> Path:
-    """Train and eval loss against the (integer) optimizer step, the base model's test loss
-    as a dashed reference line; saved as PNG atomically."""
+    """:func:`loss_figure`, saved as PNG atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = loss_figure(history, title, base_eval_loss)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def loss_figure(
+    history: dict[str, list[tuple[int, float]]], title: str, base_eval_loss: float | None
+) -> Any:
+    """Train and eval loss against the (integer) optimizer step, one point per step, and the
+    base model's test loss as a dashed reference line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,9 +88,4 @@ def loss_plot(
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return fig
