@@ -40,7 +40,10 @@ def create(
     max_steps[-1], per_device_train_batch_size[1], learning_rate[2e-5], lr_scheduler_type[linear],
     warmup_steps[0], optim[adamw_torch], precision[32], max_seq_length[-1], packing[true],
     evaluation_strategy[epoch], apply_lora[true], lora_r[8], lora_alpha[128], apply_early_stopping,
-    apply_deepspeed, processes (torchrun processes; gloo on CPU), ... (full list: DESIGN.md §2).
+    apply_deepspeed, processes (torchrun processes; gloo on CPU), generation_eval_rows[16] and
+    generation_max_new_tokens[64] (ROUGE-L/BLEU on data.test_gen, else test), ... (full
+    list: DESIGN.md §2). The validate stage refuses a job whose memory estimate
+    (`chattune compute check`) does not fit this machine.
     The spec's `compute:` must name a target (`chattune compute list`).
 
     The job's spec.yaml records every effective parameter and its source (spec, model card
@@ -94,12 +97,16 @@ def stream(name: str, workspace: str = WorkspaceOpt) -> None:
 @app.command("show")
 def show(
     name: str,
-    metrics: bool = typer.Option(False, "--metrics", help="Metrics table and loss-curve PNG"),
+    metrics: bool = typer.Option(
+        False, "--metrics", help="Evaluation report (base vs fine-tuned), metrics, loss curve"
+    ),
     plot: str = typer.Option(None, "--plot", help="Where to save the loss curve PNG"),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Show a job's status and stages; with --metrics its MLflow metrics and loss curve.
+    """Show a job's status and stages; with --metrics its evaluation report (loss,
+    perplexity, token accuracy, ROUGE-L, BLEU for base and fine-tuned; three answers side by
+    side), its MLflow metrics and loss curve.
 
     Example: chattune jobs show phi3-ultrachat --metrics
     """
