@@ -108,6 +108,14 @@ class ComputeAPI:
         ref = sources.parse(model)
         defaults = ref.card.tags.get("model_specific_defaults", {}) if ref.card else {}
         known = TrainingShape.__dataclass_fields__
+        unknown_params = sorted(set(params) - set(known) | ({"apply_lora"} & set(params)))
+        if unknown_params:
+            from chattune.errors import ValidationError
+
+            raise ValidationError(
+                f"compute check: parameter(s) {', '.join(unknown_params)} not known here",
+                f"use method= and some of: {', '.join(k for k in known if k != 'apply_lora')}",
+            )
         fields = {k: v for k, v in dict(defaults).items() if k in known}  # type: ignore[call-overload]
         shape = TrainingShape(**{**fields, **params, "apply_lora": method == "lora"})
         fitted = fit.check(Architecture.from_config(fit.model_config(model)), shape, fit.room())

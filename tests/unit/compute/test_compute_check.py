@@ -75,3 +75,12 @@ def test_validate_stage_refuses_the_job_in_seconds(workspace: Path, tmp_path: Pa
     assert "fix: lora_r: " in validate.error
     assert validate.duration is not None and validate.duration < 5, validate.duration
     assert [s.status for s in job.stages[1:]] == ["canceled"] * 5  # nothing else ran
+
+
+def test_compute_check_names_a_parameter_it_does_not_know(workspace: Path) -> None:
+    import pytest
+
+    from chattune.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="lora_rank not known here"):
+        Client(workspace).compute.check("tiny-random-phi3", lora_rank=3)
