@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from chattune.workspace import private_environment
+
+# Before any heavy import (MLflow, matplotlib, torch) reads them: telemetry off, caches
+# under the user cache dir (CHATTUNE_TELEMETRY=1 turns telemetry back on).
+private_environment()
+
 __version__ = "0.1.0"
 __all__ = ["Client", "__version__"]
 

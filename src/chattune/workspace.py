@@ -30,6 +30,16 @@ from chattune.errors import ValidationError
 
 DEFAULT_DIR = ".chattune"
 ENV_VAR = "CHATTUNE_WORKSPACE"
+TELEMETRY_VAR = "CHATTUNE_TELEMETRY"
+# Switches that keep the libraries chattune runs from reporting usage (MLflow, Hugging Face,
+# Ray, vLLM and anything honouring DO_NOT_TRACK); `CHATTUNE_TELEMETRY=1` leaves them unset.
+NO_TELEMETRY = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "VLLM_NO_USAGE_STATS": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,38 @@ class Workspace:
 
     def endpoint_dir(self, name: str) -> Path:
         return self.root / "endpoints" / name
+
+
+def cache_root() -> Path:
+    """``$CHATTUNE_CACHE`` or the user cache dir (``~/.cache/chattune`` on Linux)."""
+    env = os.environ.get("CHATTUNE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("chattune"))
+
+
+def private_environment(environ: dict[str, str] | None = None) -> None:
+    """Nothing leaves the machine, nothing lands outside the workspace and the cache.
+
+    Run when ``chattune`` is imported, before MLflow, matplotlib or torch are: telemetry
+    off (unless ``CHATTUNE_TELEMETRY=1``), and the caches matplotlib and torch would put in
+    ``~/.config`` or ``~/.cache/torch`` go under the user cache dir instead. A variable the
+    user has set already is left as it is.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(TELEMETRY_VAR, "").lower() not in ("1", "true", "yes", "on"):
+        for key, value in NO_TELEMETRY.items():
+            env.setdefault(key, value)
+    cache = cache_root()
+    for key, sub in (
+        ("MPLCONFIGDIR", "matplotlib"),
+        ("TORCHINDUCTOR_CACHE_DIR", "torchinductor"),
+        ("TRITON_CACHE_DIR", "triton"),
+        ("TORCH_HOME", "torch"),
+    ):
+        env.setdefault(key, str(cache / sub))
 
 
 @contextmanager

@@ -16,7 +16,7 @@ def test_dry_run_prints_effective_parameters_and_starts_nothing(
     data = tmp_path / "data"
     data.mkdir()
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
-    for split in ("train_sft", "test_sft"):
+    for split in ("train_sft", "test_sft", "test_gen"):
         (data / f"{split}.jsonl").write_text(json.dumps(row) + "\n")
     spec = tmp_path / "job.yaml"
     spec.write_text(

@@ -43,6 +43,18 @@ CATALOG: tuple[ModelCard, ...] = (
         tags={
             "finetune_compute_allow_list": ["local-gpu"],
             "inference_compute_allow_list": ["local-gpu", "local-cpu"],
+            # The hub's config.json sizes, so `compute check` estimates it without the hub.
+            "config": {
+                "model_type": "phi3",
+                "hidden_size": 3072,
+                "intermediate_size": 8192,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 32,
+                "vocab_size": 32064,
+                "tie_word_embeddings": False,
+                "max_position_embeddings": 4096,
+            },
             "model_specific_defaults": {
                 "apply_lora": True,
                 "apply_deepspeed": True,

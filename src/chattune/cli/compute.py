@@ -81,27 +81,66 @@ def show(
 def check(
     model: str = typer.Option(..., "--model", help="Catalog model, folder or hf://org/id"),
     method: str = typer.Option("lora", "--method", help="lora or full"),
+    lora_r: int = typer.Option(None, "--lora-r", help="LoRA rank [8]"),
+    target_modules: str = typer.Option(
+        None, "--lora-target-modules", help="Comma-separated LoRA targets [model card, else all]"
+    ),
+    precision: str = typer.Option(None, "--precision", help="32, 16 or bf16 [32]"),
+    batch: int = typer.Option(None, "--batch-size", help="per_device_train_batch_size [1]"),
+    max_seq_length: int = typer.Option(
+        None, "--max-seq-length", help="Tokens per row [model card, else the model maximum]"
+    ),
+    optim: str = typer.Option(None, "--optim", help="adamw_torch or adafactor [adamw_torch]"),
+    processes: int = typer.Option(None, "--processes", help="Training processes per node [1]"),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Estimate training memory for MODEL with METHOD and check it against this machine.
+    """Estimate training memory (weights, gradients, optimizer, activations) for MODEL and
+    check it against this machine; the job's validate stage runs the same check.
 
-    Example: chattune compute check --model SmolLM2-135M-Instruct --method lora
+    Options left out take the model card's defaults, then the job defaults. Exits 1 when it
+    does not fit, naming what would.
+
+    Example: chattune compute check --model SmolLM2-135M-Instruct --method lora --lora-r 16
     """
     if method not in ("lora", "full"):
         from chattune.errors import ValidationError
 
         raise ValidationError(f"--method {method!r} is not known", "use lora or full")
-    result = get_client(workspace).compute.check(model, method)
+    given = {
+        "lora_r": lora_r,
+        "lora_target_modules": target_modules.split(",") if target_modules else None,
+        "precision": precision,
+        "per_device_train_batch_size": batch,
+        "max_seq_length": max_seq_length,
+        "optim": optim,
+        "processes": processes,
+    }
+    params = {k: v for k, v in given.items() if v is not None}
+    result = get_client(workspace).compute.check(model, method, **params)
     if json:
         print_json(result)
     else:
-        verdict = "[green]fits[/]" if result["ok"] else "[red]does not fit[/]"
-        console.print(
-            f"{result['model']} ({method}) on {result['compute']}: {verdict}; "
-            f"needs ~{result['estimated_memory_gb']} GB, {result['available_gb']} GB there"
-        )
-        for reason in result["reasons"]:
-            console.print(f"  - {reason}")
+        _print_check(result)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _print_check(result: dict[str, object]) -> None:
+    verdict = "[green]fits[/]" if result["ok"] else "[red]does not fit[/]"
+    p = result["parameters"]
+    assert isinstance(p, dict)
+    how = f"LoRA r={p['lora_r']}" if p["apply_lora"] else "full"
+    console.print(
+        f"{result['model']} ({how}, precision {p['precision']}, batch "
+        f"{p['per_device_train_batch_size']} x {result['seq_length']} tokens) on "
+        f"{result['compute']}: {verdict}; needs ~{result['estimated_memory_gb']} GB, "
+        f"{result['available_gb']} GB there"
+    )
+    parts = result["breakdown_gb"]
+    assert isinstance(parts, dict)
+    console.print("  " + ", ".join(f"{k} {v} GB" for k, v in parts.items()))
+    for reason in result["reasons"]:  # type: ignore[attr-defined]
+        console.print(f"  - {reason}")
+    for change in result["would_fit"]:  # type: ignore[attr-defined]
+        console.print(f"  would fit: {change}")

@@ -79,6 +79,9 @@ def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path
         splits = client.data.download("ultrachat-sample", split_pc=split_pc, out=data_dir)
         rows = {name: info.rows for name, info in splits.items()}
         console.print(f"  {rows}  →  {data_dir}")
+        # A 5% split leaves one test_gen row; generation metrics want a sample of them.
+        gen = client.data.download("ultrachat-sample", split_pc=100, out=data_dir / "full")
+        console.print(f"  generation prompts: test_gen, {gen['test_gen'].rows} rows (all)")
         done(", ".join(f"{k} {v}" for k, v in rows.items()))
     job = _train(n, client, model, spec, data_dir)
     with n.step("register model") as done:
@@ -114,6 +117,7 @@ def _train(n: Narrator, client: Any, model: str, spec: Path, data_dir: Path) -> 
         data = {
             "train": str(data_dir / "train_sft.jsonl"),
             "test": str(data_dir / "test_sft.jsonl"),
+            "test_gen": str(data_dir / "full" / "test_gen.jsonl"),
         }
         name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         job = client.jobs.create(spec, overrides={"name": name, "model": model, "data": data})
@@ -124,15 +128,42 @@ def _train(n: Narrator, client: Any, model: str, spec: Path, data_dir: Path) -> 
         done(f"job {job.name} completed")
     with n.step("metrics") as done:
         plot = client.workspace.job_dir(job.name) / "loss.png"
-        final = client.jobs.metrics(job.name, plot=plot)["final"]
+        metrics = client.jobs.metrics(job.name, plot=plot)
+        final = metrics["final"]
         base, tuned = final["base_test_loss"], final["test_loss"]
         console.print(f"  eval loss on test_sft: base {base:.4f} → fine-tuned {tuned:.4f}")
         console.print(
             f"  token accuracy: {final['base_test_token_accuracy']:.3f} → "
             f"{final['test_token_accuracy']:.3f}; loss curve {plot}"
         )
+        _print_report(metrics)
         done(f"eval loss base {base:.4f} → fine-tuned {tuned:.4f}")
     return job
+
+
+def _print_report(metrics: dict[str, Any]) -> None:
+    """Generation metrics and the report's side-by-side answers."""
+    report = metrics.get("report")
+    if not report:
+        return
+    gen = report["generation"]
+    for name in ("rouge_l", "bleu"):
+        row = report["metrics"].get(name)
+        if row:
+            console.print(
+                f"  {name} on {gen['rows']} {gen['split']} prompts: base {row['base']:.4f} → "
+                f"fine-tuned {row['fine_tuned']:.4f}"
+            )
+    for i, sample in enumerate(report["samples"], 1):
+        console.print(f"  [bold]sample {i}[/]: {_short(sample['prompt'])}", highlight=False)
+        for key in ("reference", "base", "fine_tuned"):
+            console.print(f"    {key:>10}: {_short(sample[key])}", markup=False, highlight=False)
+    console.print(f"  report: {metrics['report_markdown']}")
+
+
+def _short(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _serve(n: Narrator, client: Any, model_ref: str, request: Path, data_dir: Path) -> None:

@@ -40,7 +40,10 @@ def create(
     max_steps[-1], per_device_train_batch_size[1], learning_rate[2e-5], lr_scheduler_type[linear],
     warmup_steps[0], optim[adamw_torch], precision[32], max_seq_length[-1], packing[true],
     evaluation_strategy[epoch], apply_lora[true], lora_r[8], lora_alpha[128], apply_early_stopping,
-    apply_deepspeed, processes (torchrun processes; gloo on CPU), ... (full list: DESIGN.md §2).
+    apply_deepspeed, processes (torchrun processes; gloo on CPU), generation_eval_rows[16] and
+    generation_max_new_tokens[64] (ROUGE-L/BLEU on data.test_gen, else test), ... (full
+    list: DESIGN.md §2). The validate stage refuses a job whose memory estimate
+    (`chattune compute check`) does not fit this machine.
     The spec's `compute:` must name a target (`chattune compute list`).
 
     The job's spec.yaml records every effective parameter and its source (spec, model card
@@ -94,12 +97,16 @@ def stream(name: str, workspace: str = WorkspaceOpt) -> None:
 @app.command("show")
 def show(
     name: str,
-    metrics: bool = typer.Option(False, "--metrics", help="Metrics table and loss-curve PNG"),
+    metrics: bool = typer.Option(
+        False, "--metrics", help="Evaluation report (base vs fine-tuned), metrics, loss curve"
+    ),
     plot: str = typer.Option(None, "--plot", help="Where to save the loss curve PNG"),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Show a job's status and stages; with --metrics its MLflow metrics and loss curve.
+    """Show a job's status and stages; with --metrics its evaluation report (loss,
+    perplexity, token accuracy, ROUGE-L, BLEU for base and fine-tuned; three answers side by
+    side), its MLflow metrics and loss curve.
 
     Example: chattune jobs show phi3-ultrachat --metrics
     """
@@ -114,11 +121,49 @@ def show(
         return
     print_job(job)
     if metrics:
-        table = Table("metric", "value")
-        for key, value in sorted(data["metrics"]["final"].items()):
-            table.add_row(key, f"{value:.6g}")
+        print_metrics(data["metrics"])
+
+
+def print_metrics(metrics: dict[str, Any]) -> None:
+    """The evaluation report (base vs fine-tuned, sample answers), then training metrics."""
+    report = metrics.get("report")
+    shown: set[str] = set()
+    if report:
+        table = Table("metric", "base", "fine-tuned", "change", title="evaluation")
+        for name, row in report["metrics"].items():
+            change = row["fine_tuned"] - row["base"]
+            table.add_row(name, f"{row['base']:.4f}", f"{row['fine_tuned']:.4f}", f"{change:+.4f}")
         console.print(table)
-        console.print(f"loss curve: {data['metrics']['plot']}")
+        gen = report.get("generation") or {}
+        if gen.get("rows"):
+            console.print(
+                f"rouge_l and bleu: {gen['rows']} prompts from {gen['split']}, greedy, "
+                f"≤ {gen['max_new_tokens']} new tokens"
+            )
+        for i, sample in enumerate(report.get("samples", []), 1):
+            console.print(f"[bold]sample {i}[/]: {_short(sample['prompt'])}", highlight=False)
+            for key, label in (
+                ("reference", "reference"),
+                ("base", "base"),
+                ("fine_tuned", "fine-tuned"),
+            ):
+                console.print(
+                    f"  {label:>10}: {_short(sample[key])}", markup=False, highlight=False
+                )
+        shown = {k for k in metrics["final"] if k.split("_")[0] in ("test", "gen", "base")}
+    table = Table("metric", "value", title="training" if report else None)
+    for key, value in sorted(metrics["final"].items()):
+        if key not in shown:
+            table.add_row(key, f"{value:.6g}")
+    console.print(table)
+    console.print(f"loss curve: {metrics['plot']}")
+    if metrics.get("report_markdown"):
+        console.print(f"report: {metrics['report_markdown']}")
+
+
+def _short(text: str, limit: int = 240) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @app.command("list")

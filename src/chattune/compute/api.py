@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 from chattune.catalog import sources
+from chattune.compute import fit
+from chattune.compute.estimate import Architecture, TrainingShape
 from chattune.compute.targets import LOCAL, new_target, unknown
 from chattune.store import workspace_store
 from chattune.store.compute import TargetRecord
 from chattune.workspace import Workspace
-
-# Bytes per parameter while training: weights (fp32) + grads + two Adam moments when the
-# parameter trains; LoRA trains ~1% of them. Activations are bounded separately.
-_BYTES_FULL = 16
-_BYTES_FROZEN = 4
 
 
 class ComputeAPI:
@@ -81,9 +79,9 @@ class ComputeAPI:
             "memory_available_gb": round(psutil.virtual_memory().available / 2**30, 1),
             "gpus": [],
         }
-        import torch
+        if fit.gpu_memory_gb():  # imports torch only where a GPU driver is installed
+            import torch
 
-        if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 props = torch.cuda.get_device_properties(i)
                 info["gpus"].append(
@@ -96,30 +94,50 @@ class ComputeAPI:
         info["kind"] = "local-gpu" if info["gpus"] else "local-cpu"
         return info
 
-    def check(self, model: str, method: str = "lora") -> dict[str, Any]:
-        """Estimate training memory for ``model`` and say whether this machine fits it."""
+    def check(self, model: str, method: str = "lora", **params: Any) -> dict[str, Any]:
+        """Estimate training memory for ``model`` and say whether this machine fits it.
+
+        ``params`` are job parameters (``lora_r``, ``lora_target_modules``, ``precision``,
+        ``per_device_train_batch_size``, ``max_seq_length``, ``optim``, ``processes``); the
+        model card's ``model_specific_defaults``, then chattune's defaults, fill the rest —
+        the same estimate the ``validate`` stage runs before a job trains.
+
+        >>> client.compute.check("SmolLM2-135M-Instruct", "lora", lora_r=1_000_000)["ok"]
+        False
+        """
         ref = sources.parse(model)
-        hw = self.show()
-        params = ref.card.num_parameters if ref.card else 0
-        per_param = _BYTES_FROZEN + (0.01 * _BYTES_FULL if method == "lora" else _BYTES_FULL)
-        need_gb = round(params * per_param / 2**30 * 1.2, 2)  # 20% for activations and buffers
-        allowed = ref.card.tags.get("finetune_compute_allow_list", []) if ref.card else []
-        target = hw["kind"]
-        room = max((g["memory_gb"] for g in hw["gpus"]), default=hw["memory_available_gb"])
-        fits = need_gb <= room if params else None
-        reasons = []
-        if allowed and target not in allowed:  # type: ignore[operator]
-            reasons.append(
-                f"{ref.display} allows fine-tuning on {allowed}, this machine is {target}"
+        defaults = ref.card.tags.get("model_specific_defaults", {}) if ref.card else {}
+        known = TrainingShape.__dataclass_fields__
+        unknown_params = sorted(set(params) - set(known) | ({"apply_lora"} & set(params)))
+        if unknown_params:
+            from chattune.errors import ValidationError
+
+            raise ValidationError(
+                f"compute check: parameter(s) {', '.join(unknown_params)} not known here",
+                f"use method= and some of: {', '.join(k for k in known if k != 'apply_lora')}",
             )
-        if fits is False:
-            reasons.append(f"needs ~{need_gb} GB, {room} GB available")
+        fields = {k: v for k, v in dict(defaults).items() if k in known}  # type: ignore[call-overload]
+        shape = TrainingShape(**{**fields, **params, "apply_lora": method == "lora"})
+        fitted = fit.check(Architecture.from_config(fit.model_config(model)), shape, fit.room())
+        allowed = ref.card.tags.get("finetune_compute_allow_list", []) if ref.card else []
+        reasons = []
+        if allowed and fitted.room.kind not in allowed:  # type: ignore[operator]
+            reasons.append(
+                f"{ref.display} allows fine-tuning on {allowed}, this machine is {fitted.room.kind}"
+            )
+        if not fitted.fits:
+            reasons.append(f"needs {fitted.describe()}; this machine has {fitted.room}")
         return {
             "model": ref.display,
             "method": method,
-            "compute": target,
-            "estimated_memory_gb": need_gb or None,
-            "available_gb": room,
+            "parameters": asdict(shape),
+            "compute": fitted.room.kind,
+            "estimated_memory_gb": round(fitted.need_gb, 2),
+            "seq_length": fitted.estimate.seq_length,
+            "breakdown_gb": fitted.estimate.breakdown(),
+            "trainable_parameters": fitted.estimate.trainable_parameters,
+            "available_gb": fitted.room.gb,
             "ok": not reasons,
             "reasons": reasons,
+            "would_fit": fitted.suggestions,
         }

@@ -87,7 +87,8 @@ def _preprocess(i: Inputs) -> Preprocessed:
     from chattune.train import preprocess
 
     model = i.get(ImportedModel)
-    return preprocess.run(model, i.data, i.params.max_seq_length, i.dir("preprocess"), i.hooks)
+    splits = {k: v for k, v in i.data.items() if k != "test_gen"}  # prompts, not trained on
+    return preprocess.run(model, splits, i.params.max_seq_length, i.dir("preprocess"), i.hooks)
 
 
 def _finetune(i: Inputs) -> FineTuned:
@@ -108,7 +109,9 @@ def _finetune(i: Inputs) -> FineTuned:
 def _evaluate(i: Inputs) -> Evaluation:
     from chattune.train import evaluate
 
-    return evaluate.run(i.get(Preprocessed), i.get(FineTuned), i.params, i.hooks)
+    gen_data = i.data.get("test_gen") or i.data.get("test")
+    prep, tuned = i.get(Preprocessed), i.get(FineTuned)
+    return evaluate.run(prep, tuned, i.params, i.hooks, gen_data, i.dir("evaluate"))
 
 
 def _package(i: Inputs) -> Packaged:
@@ -160,6 +163,8 @@ PIPELINE: tuple[Stage, ...] = (
         key_inputs=lambda i: {
             "per_device_eval_batch_size": i.params.per_device_eval_batch_size,
             "precision": i.params.precision,
+            "generation": [i.params.generation_eval_rows, i.params.generation_max_new_tokens],
+            "gen_data": i.data_sha256.get("test_gen") or i.data_sha256.get("test"),
         },
     ),
     Stage(

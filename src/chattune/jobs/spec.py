@@ -28,6 +28,7 @@ class DataSpec(BaseModel):
     train: str = Field(description="Training conversations (required)")
     test: str | None = Field(None, description="Held-out conversations for eval loss")
     validation: str | None = Field(None, description="Used for eval during training; else test")
+    test_gen: str | None = Field(None, description="Prompts for generation metrics; else test")
 
 
 class Settings(BaseModel):

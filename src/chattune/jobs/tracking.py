@@ -31,11 +31,14 @@ class Tracker:
             )
         if run_id is None:
             run_id = client.create_run(
-                exp_id, run_name=spec.name, tags={"chattune.job": spec.name}
+                exp_id,
+                run_name=spec.name,
+                tags={"chattune.job": spec.name, "chattune.model": spec.model},
             ).info.run_id
         else:
             client.update_run(run_id, status="RUNNING")
         self.client, self.run_id = client, run_id
+        self.ws, self.job = ws, spec.name
 
     def log_parameters(self, table: dict[str, dict[str, Any]]) -> None:
         """Each effective parameter as a param, its source as tag ``source.<name>``."""
@@ -56,5 +59,18 @@ class Tracker:
         )
 
     def finish(self, status: str) -> None:
+        """Log the job's artifacts (spec, logs, loss curve, report), then close the run.
+
+        An artifact that cannot be stored does not change the job's outcome: the reason is
+        kept as the run's tag ``chattune.artifacts_error``.
+        """
+        from chattune.jobs.artifacts import log_job_artifacts
+
+        try:
+            log_job_artifacts(self.client, self.run_id, self.ws, self.job)
+        except Exception as exc:
+            self.client.set_tag(
+                self.run_id, "chattune.artifacts_error", f"{type(exc).__name__}: {exc}"[:500]
+            )
         mlflow_status = {"completed": "FINISHED", "canceled": "KILLED"}.get(status, "FAILED")
         self.client.set_terminated(self.run_id, status=mlflow_status)

@@ -1,89 +1,111 @@
-"""Stage `evaluate`: loss, perplexity and token accuracy on the test split, base vs fine-tuned.
+"""Stage `evaluate`: the base and the fine-tuned model on the same held-out data.
 
-Both models are scored on the same preprocessed examples (assistant tokens only), so the
-difference is what fine-tuning bought.
+- Loss, perplexity and token accuracy on the test split (assistant tokens only), by
+  :func:`chattune.train.scoring.score`: the same code as the evaluation during training.
+- ROUGE-L and BLEU of greedy answers to a bounded sample of ``test_gen`` (else ``test``).
+- A report (``report.json`` and ``report.md``): the metrics table and three prompts with
+  the reference, the base answer and the fine-tuned answer side by side.
 """
 
 from __future__ import annotations
 
-import math
+import gc
+from pathlib import Path
 from typing import Any
 
-from chattune.train.packing import collate
+from chattune.train import generation, report
+from chattune.train.generation import Prompt
 from chattune.train.params import TrainParams
 from chattune.train.preprocess import read_examples
 from chattune.train.results import Evaluation, FineTuned, Hooks, Preprocessed
+from chattune.train.scoring import load_model, score
 from chattune.train.template import Example
 
 
-def run(data: Preprocessed, tuned: FineTuned, p: TrainParams, hooks: Hooks) -> Evaluation:
-    """Score the base and the fine-tuned model; log ``test_*`` and ``base_test_*`` metrics."""
+def run(
+    data: Preprocessed,
+    tuned: FineTuned,
+    p: TrainParams,
+    hooks: Hooks,
+    gen_data: str | None = None,
+    out_dir: Path | None = None,
+) -> Evaluation:
+    """Score both models; log ``test_*``/``base_test_*`` and ``gen_*``/``base_gen_*``
+    metrics; write the report into ``out_dir``."""
     if "test" not in data.splits:
         hooks.log.info("no data.test: nothing to evaluate")
         return Evaluation(skipped="no test data")
+    from transformers import AutoTokenizer
+
     examples = read_examples(data.splits["test"].file)
-    batch = p.per_device_eval_batch_size
+    rows = p.generation_eval_rows
+    prompts = generation.sample(gen_data, rows) if gen_data and rows > 0 else []
+    tokenizer = AutoTokenizer.from_pretrained(tuned.final_model)
     dtype = "bfloat16" if p.precision == "bf16" else "float32"
-    base = score(load_model(tuned.base_model_dir, dtype=dtype), examples, batch)
     adapter_base = tuned.base_model_dir if tuned.adapter_only else None
-    fine = score(load_model(tuned.final_model, adapter_base, dtype=dtype), examples, batch)
-    metrics = {f"test_{k}": v for k, v in fine.items()}
-    metrics |= {f"base_test_{k}": v for k, v in base.items()}
-    hooks.metrics(metrics, None)
-    hooks.log.info(
-        "base: loss %.4f ppl %.2f acc %.3f | fine-tuned: loss %.4f ppl %.2f acc %.3f",
-        base["loss"],
-        base["perplexity"],
-        base["token_accuracy"],
-        fine["loss"],
-        fine["perplexity"],
-        fine["token_accuracy"],
+    base, base_answers = assess(
+        load_model(tuned.base_model_dir, dtype=dtype), tokenizer, examples, prompts, p
     )
-    return Evaluation(metrics=metrics, examples=len(examples))
-
-
-def load_model(folder: str, base_dir: str | None = None, dtype: str = "float32") -> Any:
-    """A model for scoring, on the GPU when there is one: a full folder, or ``base_dir``
-    with the LoRA adapter in ``folder``."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_dtype = getattr(torch, dtype)
-    if base_dir is None:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
-    else:
-        from peft import PeftModel
-
-        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype)
-        model = PeftModel.from_pretrained(base, folder)
-    return model.to(device).eval()
-
-
-def score(model: Any, examples: list[Example], batch_size: int = 1) -> dict[str, float]:
-    """Token-weighted loss, perplexity and next-token accuracy on assistant tokens."""
-    import torch
-
-    total_loss, correct, count = 0.0, 0, 0
-    pad = getattr(model.config, "pad_token_id", None) or 0
-    with torch.inference_mode():
-        for i in range(0, len(examples), batch_size):
-            batch = collate([[e] for e in examples[i : i + batch_size]], pad)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            labels = batch.pop("labels")
-            logits = model(**batch).logits[:, :-1].float()
-            target = labels[:, 1:]
-            keep = target != -100
-            losses = torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2), target.clamp(min=0), reduction="none"
-            )
-            total_loss += losses[keep].sum().item()
-            correct += (logits.argmax(-1) == target)[keep].sum().item()
-            count += keep.sum().item()
-    loss = total_loss / max(count, 1)
-    return {
-        "loss": loss,
-        "perplexity": math.exp(min(loss, 50)),
-        "token_accuracy": correct / max(count, 1),
-        "tokens": float(count),
+    fine, fine_answers = assess(
+        load_model(tuned.final_model, adapter_base, dtype=dtype), tokenizer, examples, prompts, p
+    )
+    metrics = named(base, fine)
+    hooks.metrics(metrics, None)
+    for name in ("loss", "perplexity", "token_accuracy", "rouge_l", "bleu"):
+        if name in base:
+            hooks.log.info("%s: base %.4f -> fine-tuned %.4f", name, base[name], fine[name])
+    facts = {
+        "test": {"split": "test", "examples": len(examples), "tokens": int(fine["tokens"])},
+        "generation": {
+            "split": Path(gen_data).stem if gen_data else None,
+            "rows": len(prompts),
+            "max_new_tokens": p.generation_max_new_tokens,
+        },
     }
+    samples = [
+        {"prompt": shown(q), "reference": q.reference, "base": b, "fine_tuned": f}
+        for q, b, f in zip(prompts, base_answers, fine_answers, strict=True)
+    ]
+    json_path, md_path = report.write(
+        report.build(base, fine, facts, samples), out_dir or Path(tuned.final_model).parent
+    )
+    hooks.log.info("evaluation report: %s", md_path)
+    return Evaluation(
+        metrics=metrics,
+        examples=len(examples),
+        report_json=str(json_path),
+        report_markdown=str(md_path),
+    )
+
+
+def assess(
+    model: Any, tokenizer: Any, examples: list[Example], prompts: list[Prompt], p: TrainParams
+) -> tuple[dict[str, float], list[str]]:
+    """One model's scores on the test examples and its answers to the prompts (then the
+    model is released, so base and fine-tuned are never in memory together)."""
+    scores = score(model, examples, p.per_device_eval_batch_size)
+    answers: list[str] = []
+    if prompts:
+        answers = generation.generate(model, tokenizer, prompts, p.generation_max_new_tokens)
+        scores |= generation.metrics(answers, [q.reference for q in prompts])
+    del model
+    gc.collect()
+    return scores, answers
+
+
+def named(base: dict[str, float], fine: dict[str, float]) -> dict[str, float]:
+    """MLflow names: ``test_*`` (test split) and ``gen_*`` (generation sample), with a
+    ``base_`` prefix for the base model."""
+    out: dict[str, float] = {}
+    for prefix, scores in (("", fine), ("base_", base)):
+        for key, value in scores.items():
+            split = "gen" if key in ("rouge_l", "bleu") else "test"
+            out[f"{prefix}{split}_{key}"] = value
+    return out
+
+
+def shown(prompt: Prompt) -> str:
+    """A prompt as the report shows it: the last user turn, after any earlier turns."""
+    if len(prompt.messages) == 1:
+        return prompt.messages[0]["content"]
+    return "\n".join(f"{m['role']}: {m['content']}" for m in prompt.messages)

@@ -54,7 +54,7 @@ def merged_copy(tuned: FineTuned, dest: Path) -> Path:
     """Base + adapter merged into a full folder, so serving needs no PEFT."""
     from transformers import AutoTokenizer
 
-    from chattune.train.evaluate import load_model
+    from chattune.train.scoring import load_model
 
     model = load_model(tuned.final_model, tuned.base_model_dir).merge_and_unload()
     model.save_pretrained(dest)

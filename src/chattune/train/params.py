@@ -138,6 +138,8 @@ class TrainParams(BaseModel):
     rendezvous_endpoint: str | None = Field(
         None, description="host:port of node 0, needed when num_nodes_finetune > 1"
     )
+    generation_eval_rows: int = Field(16, ge=0, le=1024, description="test_gen prompts (0: none)")
+    generation_max_new_tokens: int = Field(64, ge=1, le=4096, description="Per generated answer")
 
     @property
     def world(self) -> tuple[int, int]:

@@ -77,6 +77,10 @@ class Evaluation(Result):
     metrics: dict[str, float] = {}
     examples: int = 0
     skipped: str | None = None
+    report_json: str | None = None
+    """The evaluation report (metrics table, sample answers side by side) as JSON ..."""
+    report_markdown: str | None = None
+    """... and as Markdown."""
 
 
 class Packaged(Result):

@@ -9,6 +9,10 @@
   ``checkpoint-N`` when complete, so a kill during a save never leaves a checkpoint that a
   resume would trip over. Each also records the training-loss sum so far, so a resumed run
   reports its loss over all its steps.
+- **One definition of the eval metrics**: evaluation calls
+  :func:`chattune.train.scoring.score` on the eval split's conversations (the stock loop
+  averages per-batch mean losses over packed rows), so ``eval_loss`` during training and
+  ``test_loss`` after it answer the same question the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from chattune.errors import ChattuneError
 from chattune.train.checkpoints import STAGING_PREFIX, TRAINER_STATE, write_run_state
+from chattune.train.scoring import score
 
 BEST, BEST_INFO = "best", "best.json"
 
@@ -59,6 +65,31 @@ class ChattuneTrainer(Trainer):
         step = self.state.global_step
         if self.args.metric_for_best_model and self.state.best_global_step == step:
             self._save_best()
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """``eval_loss``, ``eval_perplexity`` and ``eval_token_accuracy`` by :func:`score`."""
+        rows = eval_dataset if eval_dataset is not None else self.eval_dataset
+        examples = [example for row in rows for example in row]  # unpack packed rows
+        model = self.model
+        was_training = model.training
+        started = time.time()
+        model.eval()
+        try:
+            scored = score(model, examples, self.args.per_device_eval_batch_size)
+        finally:
+            model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in scored.items() if k != "tokens"}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - started, 4)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        return metrics
 
     def _save_best(self) -> None:
         """The weights of the new best evaluation, atomically, in ``best/``."""

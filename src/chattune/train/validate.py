@@ -26,6 +26,7 @@ def run(model: str, data: dict[str, str], params: TrainParams, hooks: Hooks) -> 
         hashes[split] = file_digest(Path(path))
         hooks.log.info("data.%s: %d conversations (%s)", split, len(convs), path)
     check_compute(params)
+    check_memory(model, params, hooks)
     hooks.log.info("model: %s", ref.display)
     return Validated(model=ref.display, rows=counts, data_sha256=hashes)
 
@@ -59,6 +60,33 @@ def check_compute(p: TrainParams) -> None:
         )
     if wants:
         _need_cuda(p, wants)
+
+
+def check_memory(model: str, p: TrainParams, hooks: Hooks) -> None:
+    """Refuse a job whose memory estimate (the one ``compute check`` prints) exceeds this
+    machine's, naming what would fit; skipped when the model's config is not here yet."""
+    from chattune.compute.estimate import TrainingShape
+    from chattune.compute.fit import require_fit
+    from chattune.errors import NotFoundError
+
+    shape = TrainingShape(
+        apply_lora=p.apply_lora,
+        lora_r=p.lora_r,
+        lora_target_modules=p.lora_target_modules,
+        lora_dropout=p.lora_dropout,
+        precision=p.precision,
+        per_device_train_batch_size=p.per_device_train_batch_size,
+        max_seq_length=p.max_seq_length,
+        optim=p.optim,
+        processes=p.world[0],
+        deepspeed_stage=p.deepspeed_stage if p.apply_deepspeed else None,
+    )
+    try:
+        fit = require_fit(model, shape)
+    except NotFoundError as exc:  # a hub model before its download: model_import decides
+        hooks.log.info("memory estimate skipped: %s", exc.message)
+        return
+    hooks.log.info("memory estimate: %s; %s GB here", fit.describe(), fit.room.gb)
 
 
 def _need_cuda(p: TrainParams, wants: list[str]) -> None:
