@@ -140,8 +140,7 @@ def build_trainer(
     loss_sum_before: float = 0.0,
 ) -> Any:
     """A Trainer over packed rows (watchdog, atomic checkpoints, best model, evaluation by
-    train/scoring.py's score()), with metrics and early stopping
-    callbacks."""
+    train/scoring.py's score()), with metrics and early stopping callbacks."""
     from transformers import EarlyStoppingCallback
 
     from chattune.train.trainer import ChattuneTrainer
