@@ -26,7 +26,7 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.serving.settings import DeploymentSettings
-from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong
+from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong, TokenLogprob
 
 log = logging.getLogger("chattune.serving.engine")
 
@@ -48,6 +48,8 @@ class _Job:
 
 class TransformersEngine:
     """Loads a HuggingFace model folder and answers conversations in batches."""
+
+    supports_logprobs = True
 
     def __init__(
         self,
@@ -146,6 +148,8 @@ class TransformersEngine:
         if first is None:
             return None
         batch = [first]
+        if first.params.seed is not None:  # a seeded answer must not depend on its batch
+            return [first] if not first.cancelled else []
         for job in list(self._backlog):
             if len(batch) < self.max_batch_size and job.params == first.params:
                 batch.append(job)
@@ -159,11 +163,13 @@ class TransformersEngine:
             if job is None:
                 self._pending.put(None)  # shut down after this batch
                 break
-            (batch if job.params == first.params else self._backlog).append(job)
+            same = job.params == first.params and job.params.seed is None
+            (batch if same else self._backlog).append(job)
         return [job for job in batch if not job.cancelled]
 
     def _run(self, batch: list[_Job]) -> None:
         import torch
+        from transformers import LogitsProcessorList
 
         rows, prompts = [], []
         for job in batch:
@@ -185,7 +191,11 @@ class TransformersEngine:
         config.top_k = None
         config.eos_token_id = sorted(self.eos_ids)
         config.pad_token_id = self.pad_id
+        recorder = _Logprobs(params.logprobs)
         streamer = _RowStreamer(self, rows, [len(p) for p in prompts], config.max_new_tokens)
+        streamer.recorder = recorder
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
         try:
             with torch.inference_mode():
                 self.model.generate(
@@ -194,6 +204,9 @@ class TransformersEngine:
                     generation_config=config,
                     streamer=streamer,
                     stopping_criteria=[_Cancelled(rows)],
+                    logits_processor=LogitsProcessorList(
+                        [recorder] if params.logprobs is not None else []
+                    ),
                 )
         except Exception as exc:
             log.exception("generation failed for a batch of %d", len(rows))
@@ -231,6 +244,40 @@ class _Cancelled:
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
 
+class _Logprobs:
+    """Logits processor that keeps the step's log probabilities (placed before temperature
+    and top-p, so they are the model's own distribution, as OpenAI reports them)."""
+
+    def __init__(self, top: int | None) -> None:
+        self.top = top or 0
+        self.last: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.last = scores.float().log_softmax(dim=-1)
+        return scores
+
+    def entries(self, tokenizer: Any, row: int, token: int) -> TokenLogprob | None:
+        """The recorded log probability of ``token`` in ``row`` and the top alternatives."""
+        if self.last is None:
+            return None
+        values = self.last[row]
+        top = values.topk(self.top) if self.top else None
+        alternatives = (
+            tuple(
+                (tokenizer.decode([i]), _finite(v))
+                for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+            )
+            if top is not None
+            else ()
+        )
+        return TokenLogprob(tokenizer.decode([token]), _finite(values[token].item()), alternatives)
+
+
+def _finite(value: float) -> float:
+    """OpenAI's stand-in for an impossible token (JSON has no -inf)."""
+    return max(value, -9999.0)
+
+
 class _RowStreamer:
     """Receives each step's tokens for the whole batch and sends text deltas per row."""
 
@@ -245,6 +292,8 @@ class _RowStreamer:
         self.sent = [0] * len(rows)
         self.done = [False] * len(rows)
         self.seen_prompt = False
+        self.recorder: _Logprobs | None = None
+        self.logprobs: list[list[TokenLogprob]] = [[] for _ in rows]
 
     def put(self, value: Any) -> None:
         if not self.seen_prompt:  # generate() first pushes the prompt ids
@@ -257,6 +306,10 @@ class _RowStreamer:
                 self._finish(i, "stop")
                 continue
             self.tokens[i].append(token)
+            if self.rows[i].params.logprobs is not None and self.recorder is not None:
+                entry = self.recorder.entries(self.engine.tokenizer, i, token)
+                if entry is not None:
+                    self.logprobs[i].append(entry)
             if len(self.tokens[i]) >= self.max_new:
                 self._finish(i, "length")
             else:
@@ -284,4 +337,5 @@ class _RowStreamer:
         self.sent[i] = len(text)
 
     def _delta(self, i: int, text: str, reason: str | None) -> Delta:
-        return Delta(text, reason, self.prompt_lens[i], len(self.tokens[i]))
+        logprobs, self.logprobs[i] = tuple(self.logprobs[i]), []
+        return Delta(text, reason, self.prompt_lens[i], len(self.tokens[i]), logprobs)
