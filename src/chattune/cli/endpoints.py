@@ -32,6 +32,7 @@ _STYLE = {
     "creating": "cyan",
     "failed": "red",
     "dead": "red",
+    "unavailable": "red",
     "degraded": "yellow",
     "unhealthy": "yellow",
     "deleting": "yellow",
@@ -99,6 +100,29 @@ def create(
     else:
         _print_endpoint(info)
         console.print(f"next: chattune deployments create demo --endpoint {name} --model M:V")
+
+
+@app.command("start")
+def start(
+    name: str = typer.Argument(..., help="An endpoint whose gateway is dead."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Return once the gateway is started, not when it is ready."
+    ),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Bring back a dead endpoint's gateway: the same port (when free), keys, deployments and
+    traffic. Waits until its deployments are ready again.
+
+    Example: chattune endpoints start my-ep
+    """
+    client = get_client(workspace)
+    with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
+        info = client.endpoints.start(name, wait=not no_wait)
+    if json:
+        print_json(info.to_dict())
+    else:
+        _print_endpoint(info)
 
 
 @app.command("list")
