@@ -346,9 +346,7 @@ def logprob_entry(token: str, logprob: float, top: Sequence[tuple[str, float]]) 
         "token": token,
         "logprob": logprob,
         "bytes": list(token.encode()),
-        "top_logprobs": [
-            {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top
-        ],
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
     }
 
 

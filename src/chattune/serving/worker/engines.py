@@ -18,7 +18,6 @@ from typing import Protocol
 from chattune.data.schema import Message
 from chattune.serving.protocol import DEFAULT_MAX_NEW_TOKENS
 
-
 MIN_TEMPERATURE = 0.01
 """Sampling temperatures below this decode greedily (their limit): dividing logits by a
 temperature near zero overflows to inf and NaN probabilities."""
