@@ -47,7 +47,7 @@ class Handlers:
         self.deployment = deployment
         self.settings = settings or DeploymentSettings()
         self.created = int(time.time())
-        self._slots = asyncio.Semaphore(self.settings.max_concurrent_requests_per_instance)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
 
     @asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
@@ -61,7 +61,7 @@ class Handlers:
                 429,
                 "too_many_requests",
                 f"deployment {self.deployment} is busy: max_concurrent_requests_per_instance="
-                f"{self.settings.max_concurrent_requests_per_instance} and no slot freed within "
+                f"{self.settings.concurrency} and no slot freed within "
                 f"max_queue_wait_ms={self.settings.max_queue_wait_ms}; retry later",
             ) from None
         try:
