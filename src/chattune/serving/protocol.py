@@ -12,8 +12,12 @@ Two contracts on the same endpoint (DESIGN §4):
 ``input_string`` may also be a list of conversations (a batch); the answer is then a list of
 strings in the same order: ``{"output": ["...", "..."]}``.
 
-``POST /v1/chat/completions`` follows the OpenAI schema (``n`` must be 1); ``stream: true``
-answers with server-sent events (``data: {...}`` chunks, then ``data: [DONE]``).
+``POST /v1/chat/completions`` follows the OpenAI schema as the official client uses it
+(:class:`ChatCompletionRequest` lists the fields honoured; those the engine cannot honour are
+refused by name); ``stream: true`` answers with server-sent events (``data: {...}`` chunks,
+then ``data: [DONE]``).
+
+Bodies nested deeper than :data:`MAX_JSON_DEPTH` are refused before validation.
 
 pydantic checks the shape; the conversation rules are the project's one validator,
 :func:`chattune.data.schema.validate_conversation`. :func:`parse_request` turns every problem
