@@ -80,6 +80,7 @@ def baselines(folder: Any, convs: list, one_at_a_time: int) -> dict[str, dict[st
         ids = [encode(tok, c) for c in convs]
         generate(model, tok, ids[:2], eos)  # warm-up
         name = "float32" if dtype == torch.float32 else "bf16"
+        print(f"baselines, {name}", flush=True)
         if dtype == torch.float32:
             latencies, tokens = [], 0
             started = time.perf_counter()
@@ -99,6 +100,7 @@ def baselines(folder: Any, convs: list, one_at_a_time: int) -> dict[str, dict[st
 def summary(tokens: int, wall: float, latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(f"  ... {tokens} tokens in {wall:.1f} s, p95 {p95:.2f} s", flush=True)
     return {
         "tokens": tokens,
         "tok_s": tokens / wall,
@@ -140,6 +142,7 @@ def ours(folder: Any, convs: list, one_at_a_time: int) -> tuple[dict[str, dict],
         assert engine.load_error is None, engine.load_error
         time.sleep(0.1)
     app = create_worker_app(engine, "bench")
+    print(f"chattune ({engine.dtype})", flush=True)
     asyncio.run(clients(app, convs[:2], 2, 0.0, 2))  # warm-up
     results = {}
     for count, stagger, requests in ((1, 0.0, one_at_a_time), (4, 0.25, 16), (16, 0.1, 16)):

@@ -24,7 +24,7 @@ def engine(tiny_model_dir: Path) -> Iterator[ContinuousEngine]:
     settings = DeploymentSettings(max_batch_size=4, dtype="float32")
     engine = ContinuousEngine(tiny_model_dir, "tiny:1", settings)
     engine.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the machine may be shared
     while not engine.is_ready():
         assert engine.load_error is None and time.monotonic() < deadline
         time.sleep(0.05)
