@@ -96,7 +96,12 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
     )
     assert with_key.status_code == 401  # the endpoint key is not the worker secret
 
-    body = {"messages": SCORE["input_data"]["input_string"], "max_tokens": 4, "stream": True}
+    body = {
+        "messages": SCORE["input_data"]["input_string"],
+        "max_tokens": 4,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with httpx.stream(
         "POST",
         endpoint.openai_base_url + "/chat/completions",

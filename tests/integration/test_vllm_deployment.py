@@ -53,7 +53,8 @@ def test_vllm_deployment_answers_through_the_gateway_only(api: EndpointsAPI) -> 
     body = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 6}
     chat = httpx.post(url, json=body, headers=key, timeout=120).json()
     assert chat["usage"]["completion_tokens"] <= 6 and chat["choices"][0]["message"]["content"]
-    with httpx.stream("POST", url, json=body | {"stream": True}, headers=key, timeout=120) as s:
+    streamed = body | {"stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", url, json=streamed, headers=key, timeout=120) as s:
         events = [line for line in s.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]"
     assert json.loads(events[-2][6:])["usage"]["completion_tokens"] <= 6

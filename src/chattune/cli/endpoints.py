@@ -32,6 +32,7 @@ _STYLE = {
     "creating": "cyan",
     "failed": "red",
     "dead": "red",
+    "unavailable": "red",
     "degraded": "yellow",
     "unhealthy": "yellow",
     "deleting": "yellow",
@@ -99,6 +100,29 @@ def create(
     else:
         _print_endpoint(info)
         console.print(f"next: chattune deployments create demo --endpoint {name} --model M:V")
+
+
+@app.command("start")
+def start(
+    name: str = typer.Argument(..., help="An endpoint whose gateway is dead."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Return once the gateway is started, not when it is ready."
+    ),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Bring back a dead endpoint's gateway: the same port (when free), keys, deployments and
+    traffic. Waits until its deployments are ready again.
+
+    Example: chattune endpoints start my-ep
+    """
+    client = get_client(workspace)
+    with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
+        info = client.endpoints.start(name, wait=not no_wait)
+    if json:
+        print_json(info.to_dict())
+    else:
+        _print_endpoint(info)
 
 
 @app.command("list")
@@ -267,7 +291,7 @@ def _print_deployment(info: DeploymentInfo) -> None:
     console.print(
         f"  settings:  instance_count={s.instance_count} request_timeout_ms="
         f"{s.request_timeout_ms} max_concurrent_requests_per_instance="
-        f"{s.max_concurrent_requests_per_instance} liveness_initial_delay="
+        f"{s.concurrency} liveness_initial_delay="
         f"{s.liveness_probe.initial_delay:g}s engine={s.engine}"
     )
     for inst in info.instances:
@@ -290,15 +314,20 @@ LivenessDelayOpt = typer.Option(
     help="Most seconds a worker may take to load; ready is reported as soon as it has.",
 )
 MaxConcurrentOpt = typer.Option(
-    None, "--max-concurrent-requests", help="max_concurrent_requests_per_instance"
+    None,
+    "--max-concurrent-requests",
+    help="max_concurrent_requests_per_instance (default: --max-batch-size, so they batch).",
 )
 QueueWaitOpt = typer.Option(
     None, "--max-queue-wait-ms", help="Most milliseconds a request waits for a slot (else 429)."
 )
 BatchSizeOpt = typer.Option(
-    None, "--max-batch-size", help="Most requests a worker generates for together."
+    None, "--max-batch-size", help="Rows of a worker's running batch (default 16)."
 )
 EngineOpt = typer.Option(None, "--engine", help="transformers (default) or vllm.")
+DtypeOpt = typer.Option(
+    None, "--dtype", help="auto (default: bf16 where measured faster), float32 or bfloat16."
+)
 
 
 @deployments_app.command("create")
@@ -315,6 +344,7 @@ def create_deployment(
     max_queue_wait_ms: int | None = QueueWaitOpt,
     max_batch_size: int | None = BatchSizeOpt,
     engine: str | None = EngineOpt,
+    dtype: str | None = DtypeOpt,
     no_wait: bool = typer.Option(False, "--no-wait", help="Return before the model is loaded."),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
@@ -336,6 +366,7 @@ def create_deployment(
         "max_queue_wait_ms": max_queue_wait_ms,
         "max_batch_size": max_batch_size,
         "engine": engine,
+        "dtype": dtype,
     }
     client = get_client(workspace)
     with console.status(f"creating deployment {name}...", spinner="dots") as status:

@@ -110,19 +110,22 @@ class DeploymentsMixin:
 
     def get_deployment(self, endpoint: str, name: str) -> DeploymentInfo:
         """Deployment ``name`` of ``endpoint`` with its settings and instances."""
+        alive = self.get(endpoint).status != "dead"  # also names a missing endpoint
         record = self.store.get_deployment(endpoint, name)
         if record is None:
-            self.get(endpoint)  # names the endpoint when that is what is missing
             raise NotFoundError(
                 f"deployment {name} not found on endpoint {endpoint}",
                 f"see `chattune deployments list --endpoint {endpoint}`",
             )
-        return DeploymentInfo.from_record(record)
+        return DeploymentInfo.from_record(record, gateway_alive=alive)
 
     def list_deployments(self, endpoint: str) -> list[DeploymentInfo]:
         """The endpoint's deployments, oldest first."""
-        self.get(endpoint)
-        return [DeploymentInfo.from_record(r) for r in self.store.deployments(endpoint)]
+        alive = self.get(endpoint).status != "dead"
+        return [
+            DeploymentInfo.from_record(r, gateway_alive=alive)
+            for r in self.store.deployments(endpoint)
+        ]
 
     def delete_deployment(
         self, endpoint: str, name: str, *, wait: bool = True, timeout: float = 30.0

@@ -81,13 +81,59 @@ class EndpointsAPI(DeploymentsMixin):
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an endpoint of that name
         folder.mkdir(parents=True)
         keyfile.write_keys(folder / "keys.json", {k: keyfile.new_key() for k in keyfile.KEY_TYPES})
-        args = ["-m", GATEWAY_MODULE, "--workspace", str(self.ws.root), "--endpoint", name]
-        proc = procs.spawn([sys.executable, *args], folder / "gateway.log", new_session=True)
-        self._gateways[name] = proc
-        self.store.update(name, pid=proc.pid)
+        proc = self._spawn_gateway(name)
         if wait:
             self._wait_listening(name, proc, timeout)
         return self.get(name)
+
+    def start(self, name: str, *, wait: bool = True, timeout: float = 60.0) -> EndpointInfo:
+        """Bring back the gateway of an endpoint whose gateway died (``dead``): the same port
+        when it is still free, the same keys, deployments and traffic. Waits (unless
+        ``wait=False``) until the gateway listens and its deployments are ready again.
+
+        >>> client.endpoints.start("my-ep").status
+        'running'
+        """
+        info = self.get(name)
+        if info.status != "dead":
+            raise ConflictError(
+                f"endpoint {name} is {info.status}; only a dead gateway can be started",
+                f"see `chattune endpoints show {name}`",
+            )
+        if info.port and procs.port_open(info.host, info.port):
+            self.store.update(name, port=None)  # taken by another process: take a new one
+        self.store.update(name, status="creating", error=None)
+        for record in self.store.deployments(name):  # their old workers died with the gateway
+            if record.status != "failed":
+                self.store.update_deployment(name, record.name, status="creating", instances=[])
+        proc = self._spawn_gateway(name)
+        if wait:
+            self._wait_listening(name, proc, timeout)
+            for deployment in self.list_deployments(name):
+                if deployment.status != "failed":
+                    limit = deployment.settings.liveness_probe.initial_delay + 60
+                    self._wait_ready(name, deployment.name, limit, None)
+        return self.get(name)
+
+    def _spawn_gateway(self, name: str) -> subprocess.Popen[bytes]:
+        args = ["-m", GATEWAY_MODULE, "--workspace", str(self.ws.root), "--endpoint", name]
+        log_path = self.ws.endpoint_dir(name) / "gateway.log"
+        proc = procs.spawn([sys.executable, *args], log_path, new_session=True)
+        self._gateways[name] = proc
+        self.store.update(name, pid=proc.pid)
+        return proc
+
+    def _running(self, name: str) -> EndpointInfo:
+        """Endpoint ``name``, refused with the fix unless its gateway is running."""
+        info = self.get(name)
+        if info.status != "running":
+            fix = (
+                f"run `chattune endpoints start {name}` first"
+                if info.status == "dead"
+                else info.error or f"see `chattune endpoints show {name}`"
+            )
+            raise ConflictError(f"endpoint {name} is {info.status}, not running", fix)
+        return info
 
     def add_node(self, name: str, node: str, port: int = 0, *, timeout: float = 60.0) -> str:
         """Start one more gateway of endpoint ``name`` (as a second machine would run it):
@@ -195,7 +241,7 @@ class EndpointsAPI(DeploymentsMixin):
 
         >>> client.endpoints.update("my-ep", traffic={"blue": 90, "green": 10})
         """
-        info = self.get(name)
+        info = self._running(name)
         new_traffic = info.traffic if traffic is None else dict(traffic)
         new_mirror = info.mirror_traffic if mirror_traffic is None else dict(mirror_traffic)
         problems = traffic_problems(new_traffic, new_mirror, info.deployments)

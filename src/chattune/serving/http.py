@@ -97,7 +97,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 for bodies over ``max_bytes``, declared or streamed (pure ASGI, no buffering)."""
+    """Answer 413 for bodies over ``max_bytes``, declared or not (chunked uploads too).
+
+    The body is read here, counted as it arrives and refused the moment it passes the limit,
+    so a route never sees an oversized body and no exception crosses other middleware (a
+    limit raised inside the route surfaced as an ``ExceptionGroup`` and a 500). A body under
+    the limit is handed on whole; later ``receive`` calls (disconnects) pass through.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
@@ -107,38 +113,45 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
+        declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def guarded_receive() -> Message:
-            # Raised inside the route, so the app's ApiError handler answers the 413.
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise ApiError(413, "payload_too_large", self._message())
-            return message
+            if message["type"] != "http.request":  # the client left before sending it all
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
 
-        await self.app(scope, guarded_receive, send)
+        async def replay() -> Message:
+            return body.pop() if body else await receive()
+
+        await self.app(scope, replay, send)
 
     def _message(self) -> str:
         return f"request body is over the {self.max_bytes} byte limit; send a smaller request"
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(error_body("payload_too_large", self._message())).encode()
+        payload = json.dumps(error_body("payload_too_large", self._message())).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
                     (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": payload})

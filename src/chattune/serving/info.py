@@ -27,7 +27,8 @@ class DeploymentInfo:
     model: str
     model_path: str
     status: str
-    """``creating`` → ``ready`` (``degraded``/``unhealthy`` while restarting) or ``failed``."""
+    """``creating`` → ``ready`` (``degraded``/``unhealthy`` while restarting) or ``failed``;
+    ``unavailable`` while the endpoint's gateway is dead (its workers died with it)."""
     settings: DeploymentSettings
     instances: list[dict[str, Any]]
     """One ``{index, pid, port, state, restarts}`` per worker process."""
@@ -35,17 +36,25 @@ class DeploymentInfo:
     created_at: float
 
     @classmethod
-    def from_record(cls, record: DeploymentRecord) -> DeploymentInfo:
-        """The info of a stored deployment."""
+    def from_record(cls, record: DeploymentRecord, *, gateway_alive: bool = True) -> DeploymentInfo:
+        """The info of a stored deployment; ``unavailable`` when its gateway is dead (the
+        record then still holds the last status the gateway wrote)."""
+        status, error = record.status, record.error
+        if not gateway_alive:
+            status = "unavailable"
+            error = (
+                f"the gateway of endpoint {record.endpoint} is not running; "
+                f"`chattune endpoints start {record.endpoint}` brings it back"
+            )
         return cls(
             endpoint=record.endpoint,
             name=record.name,
             model=record.model,
             model_path=record.model_path,
-            status=record.status,
+            status=status,
             settings=DeploymentSettings.parse(record.settings),
-            instances=record.instances,
-            error=record.error,
+            instances=record.instances if gateway_alive else [],
+            error=error,
             created_at=record.created_at,
         )
 
@@ -81,8 +90,8 @@ class EndpointInfo:
         if started and not gateway_alive:
             status = "dead"
             error = (
-                f"gateway process {record.pid} is not running; delete the endpoint and "
-                "create it again"
+                f"gateway process {record.pid} is not running; `chattune endpoints start "
+                f"{record.name}` brings it back (same port when free, keys and deployments)"
             )
         return cls(
             name=record.name,

@@ -12,8 +12,12 @@ Two contracts on the same endpoint (DESIGN §4):
 ``input_string`` may also be a list of conversations (a batch); the answer is then a list of
 strings in the same order: ``{"output": ["...", "..."]}``.
 
-``POST /v1/chat/completions`` follows the OpenAI schema (``n`` must be 1); ``stream: true``
-answers with server-sent events (``data: {...}`` chunks, then ``data: [DONE]``).
+``POST /v1/chat/completions`` follows the OpenAI schema as the official client uses it
+(:class:`ChatCompletionRequest` lists the fields honoured; those the engine cannot honour are
+refused by name); ``stream: true`` answers with server-sent events (``data: {...}`` chunks,
+then ``data: [DONE]``).
+
+Bodies nested deeper than :data:`MAX_JSON_DEPTH` are refused before validation.
 
 pydantic checks the shape; the conversation rules are the project's one validator,
 :func:`chattune.data.schema.validate_conversation`. :func:`parse_request` turns every problem
@@ -26,6 +30,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
@@ -113,44 +119,167 @@ class ScoreRequest(BaseModel):
         return [as_messages(turns) for turns in batch]  # type: ignore[arg-type]
 
 
-class ChatCompletionRequest(BaseModel):
-    """Body of ``POST /v1/chat/completions`` (the OpenAI fields chattune honours).
-
-    Unknown OpenAI fields (``user``, ``presence_penalty``, ...) are ignored, as OpenAI-
-    compatible servers do, so stock clients work unchanged.
-    """
+class TextPart(BaseModel):
+    """One part of a message's content given as a list (only text parts are served)."""
 
     model_config = ConfigDict(extra="ignore")
 
+    type: str
+    text: str = ""
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI message: string or text-part content; ``developer`` acts as ``system``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+
+    def text(self) -> str:
+        """The content as one string (text parts joined by newlines)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content)
+
+
+class StreamOptions(BaseModel):
+    """OpenAI ``stream_options``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+    """Send a last chunk with ``usage`` and no choices."""
+
+
+MAX_N = 8
+MAX_TOP_LOGPROBS = 20
+UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "audio", "prediction")
+"""OpenAI fields this engine cannot honour: refused with a 400 naming them, never ignored."""
+
+
+class ChatCompletionRequest(BaseModel):
+    """Body of ``POST /v1/chat/completions`` (the OpenAI fields chattune honours).
+
+    Other OpenAI fields (``user``, ``presence_penalty``, ...) are ignored, as OpenAI-
+    compatible servers do, except those in :data:`UNSUPPORTED` and a non-text
+    ``response_format``, which are refused: silence would return a wrong kind of answer.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
     model: str | None = None
-    messages: list[ChatTurn]
+    messages: list[ChatMessage]
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    stop: str | list[str] | None = None
+    """Up to 4 strings; the answer ends before the first one (which is not returned)."""
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=MAX_N)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     stream: bool = False
-    n: int = 1
+    stream_options: StreamOptions | None = None
+    response_format: dict[str, Any] | None = None
+
+    def stops(self) -> tuple[str, ...]:
+        """The stop strings, as a tuple (empty when none)."""
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def conversation(self) -> list[Message]:
+        """The messages as the project's conversation (``developer`` becomes ``system``)."""
+        return [
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in self.messages
+        ]
+
+
+def _chat_problems(request: ChatCompletionRequest) -> list[str]:
+    """What a well-shaped chat request asks that the engine cannot do, each naming its field."""
+    extra = request.model_extra or {}
+    problems = [
+        f"{name}: not supported by chattune endpoints (no tool calling); remove it"
+        for name in UNSUPPORTED
+        if extra.get(name) not in (None, [], {})
+    ]
+    kind = (request.response_format or {}).get("type", "text")
+    if kind != "text":
+        problems.append(f"response_format: only type 'text' is supported, got {kind!r}")
+    stops = request.stops()
+    if len(stops) > 4 or any(not s for s in stops):
+        problems.append("stop: give up to 4 non-empty strings")
+    if request.top_logprobs is not None and not request.logprobs:
+        problems.append("top_logprobs: set logprobs to true to use it")
+    if request.stream and request.n > 1:
+        problems.append(f"n: streamed answers support n=1, got {request.n}")
+    for i, message in enumerate(request.messages):
+        if isinstance(message.content, list):
+            problems += [
+                f"messages[{i}].content[{j}].type: only 'text' parts are supported, got "
+                f"{part.type!r}"
+                for j, part in enumerate(message.content)
+                if part.type != "text"
+            ]
+    return problems
 
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def parse_request(model: type[Model], body: bytes) -> Model:
-    """Parse and check a request body; every problem becomes one 400/422 :class:`ApiError`."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting a request body may have (a conversation batch is 5 deep)."""
+
+
+def parse_request(model: type[Model], body: bytes, invalid_status: int = 422) -> Model:
+    """Parse and check a request body; every problem becomes one :class:`ApiError` (400 for
+    bad JSON, ``invalid_status`` for a wrong shape or conversation: OpenAI answers 400)."""
     try:
         data = json.loads(body)
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep()
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
     try:
         request = model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ApiError(422, "invalid_request", _describe(exc)) from None
+        raise ApiError(invalid_status, "invalid_request", _describe(exc)) from None
     problems = _problems(request)
     if problems:
-        raise ApiError(422, "invalid_request", "; ".join(problems))
+        raise ApiError(invalid_status, "invalid_request", "; ".join(problems))
     return request
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion.
+
+    >>> json_depth({"a": [1, [2]]})
+    3
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:  # deeper is refused anyway: stop counting
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400,
+        "invalid_json",
+        f"request body nests deeper than {MAX_JSON_DEPTH} levels; send a flat request",
+    )
 
 
 def _problems(request: BaseModel) -> list[str]:
@@ -161,9 +290,8 @@ def _problems(request: BaseModel) -> list[str]:
             where = f"input_string[{i}]" if request.is_batch else "input_string"
             problems += _conversation_problems(messages, where)
     elif isinstance(request, ChatCompletionRequest):
-        if request.n != 1:
-            problems.append(f"n: only n=1 is supported, got {request.n}")
-        problems += _conversation_problems(as_messages(request.messages), "messages")
+        problems += _chat_problems(request)
+        problems += _conversation_problems(request.conversation(), "messages")
     return problems
 
 
@@ -197,14 +325,41 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One answer of a completion, as the response builders take it."""
+
+    text: str
+    finish_reason: str | None
+    logprobs: list[dict[str, Any]] | None = None
+    """OpenAI ``logprobs.content`` entries, when the request asked for them."""
+
+
+def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI ``usage``."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def logprob_entry(token: str, logprob: float, top: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """One OpenAI ``logprobs.content`` entry."""
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": list(token.encode()),
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
+    }
+
+
+def _logprobs(choice: Choice) -> dict[str, Any] | None:
+    return None if choice.logprobs is None else {"content": choice.logprobs, "refusal": None}
+
+
 def chat_completion_body(
-    *,
-    cid: str,
-    model: str,
-    text: str,
-    finish_reason: str,
-    prompt_tokens: int,
-    completion_tokens: int,
+    *, cid: str, model: str, choices: list[Choice], usage: dict[str, int]
 ) -> dict[str, Any]:
     """An OpenAI ``chat.completion`` object."""
     return {
@@ -214,16 +369,14 @@ def chat_completion_body(
         "model": model,
         "choices": [
             {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason,
+                "index": i,
+                "message": {"role": "assistant", "content": c.text},
+                "finish_reason": c.finish_reason,
+                "logprobs": _logprobs(c),
             }
+            for i, c in enumerate(choices)
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage,
     }
 
 
@@ -233,19 +386,31 @@ def chat_chunk_body(
     model: str,
     delta: dict[str, str],
     finish_reason: str | None,
-    usage: dict[str, int] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """An OpenAI ``chat.completion.chunk`` object (one SSE event)."""
-    body: dict[str, Any] = {
+    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs, "refusal": None}
+    return {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        "choices": [choice],
     }
-    if usage is not None:
-        body["usage"] = usage
-    return body
+
+
+def usage_chunk_body(*, cid: str, model: str, usage: dict[str, int]) -> dict[str, Any]:
+    """The last chunk of a stream with ``stream_options.include_usage``: no choices."""
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
 
 
 def sse(data: dict[str, Any] | str) -> bytes:
@@ -254,9 +419,11 @@ def sse(data: dict[str, Any] | str) -> bytes:
     return f"data: {payload}\n\n".encode()
 
 
+def model_body(model: str, created: int, owner: str) -> dict[str, Any]:
+    """One OpenAI model object (``GET /v1/models/{id}``)."""
+    return {"id": model, "object": "model", "created": created, "owned_by": owner}
+
+
 def models_body(model: str, created: int, owner: str) -> dict[str, Any]:
     """``GET /v1/models`` answer: the one model this deployment serves."""
-    return {
-        "object": "list",
-        "data": [{"id": model, "object": "model", "created": created, "owned_by": owner}],
-    }
+    return {"object": "list", "data": [model_body(model, created, owner)]}

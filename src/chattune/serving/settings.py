@@ -49,8 +49,9 @@ class DeploymentSettings(BaseModel):
     """Worker processes, each holding one copy of the model."""
     request_timeout_ms: int = Field(90_000, ge=1)
     """Most milliseconds a request may take in a worker (else 408)."""
-    max_concurrent_requests_per_instance: int = Field(1, ge=1)
-    """Requests one worker serves at once; more wait for a slot."""
+    max_concurrent_requests_per_instance: int | None = Field(None, ge=1)
+    """Requests one worker serves at once; more wait for a slot. Default: the engine's batch
+    capacity (``max_batch_size``), so concurrent requests batch instead of queueing."""
     max_queue_wait_ms: int = Field(500, ge=0)
     """Most milliseconds a request waits for a slot (else 429)."""
     liveness_probe: ProbeSettings = Field(
@@ -61,8 +62,17 @@ class DeploymentSettings(BaseModel):
     """Takes a worker out of rotation while it does not answer ``/health/ready``."""
     engine: Literal["transformers", "vllm"] = "transformers"
     """``transformers`` (continuous batching, CPU or GPU) or ``vllm`` (its own environment)."""
-    max_batch_size: int = Field(8, ge=1, le=1024)
-    """Most requests one worker generates for together."""
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    """Most requests one worker generates for together (rows of the running batch)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Weights' dtype (transformers engine): ``auto`` is bf16 on GPUs and, on a CPU, whichever
+    of float32 and bf16 a measured forward pass finds faster (the worker's log says which)."""
+
+    @property
+    def concurrency(self) -> int:
+        """Requests a worker admits at once (``max_concurrent_requests_per_instance``, else
+        ``max_batch_size``)."""
+        return self.max_concurrent_requests_per_instance or self.max_batch_size
 
     @pydantic.field_validator("liveness_probe")
     @classmethod

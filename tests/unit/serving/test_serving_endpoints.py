@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chattune.errors import ConflictError, NotFoundError, ValidationError
 from chattune.serving.endpoints import EndpointsAPI
+from chattune.serving.keys import write_keys
 from chattune.serving.settings import DeploymentSettings, ProbeSettings
 from chattune.workspace import Workspace
 
@@ -33,6 +35,8 @@ def add_endpoint(
     api.store.insert(name, "127.0.0.1", "key")
     api.store.update(name, port=1, pid=pid, status="running")
     api.store.set_traffic(name, traffic or {}, {})
+    api.ws.endpoint_dir(name).mkdir(parents=True, exist_ok=True)
+    write_keys(api.ws.endpoint_dir(name) / "keys.json", {"primary": "p" * 43, "secondary": "s"})
     for d in deployments:
         api.store.insert_deployment(name, d, "m:1", "/m", {})
         api.store.update_deployment(name, d, status="ready")
@@ -70,8 +74,37 @@ def test_gateway_that_died_shows_dead(api: EndpointsAPI) -> None:
     assert f"gateway process {proc.pid} is not running" in (info.error or "")
 
 
-def test_update_validates_traffic(api: EndpointsAPI) -> None:
-    add_endpoint(api, "my-ep", None, ["blue", "green"])
+@pytest.fixture
+def gateway_pid() -> Iterator[int]:
+    """A live process that passes for a gateway (its command line names the module)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "chattune.serving.gateway"]
+    )
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def test_dead_gateway_deployments_are_unavailable_and_changes_refused(api: EndpointsAPI) -> None:
+    add_endpoint(api, "my-ep", None, ["blue"])  # a gateway that is not running
+    [info] = api.list_deployments("my-ep")
+    assert info.status == "unavailable" and info.instances == []
+    assert "chattune endpoints start my-ep" in (info.error or "")
+    assert api.get_deployment("my-ep", "blue").status == "unavailable"
+    with pytest.raises(ConflictError, match="run `chattune endpoints start my-ep` first"):
+        api.update("my-ep", traffic={"blue": 100})
+    assert api.get("my-ep").traffic == {}
+
+
+def test_only_a_dead_gateway_can_be_started(api: EndpointsAPI, gateway_pid: int) -> None:
+    add_endpoint(api, "my-ep", gateway_pid, ["blue"])
+    assert api.get_deployment("my-ep", "blue").status == "ready"
+    with pytest.raises(ConflictError, match="only a dead gateway can be started"):
+        api.start("my-ep")
+
+
+def test_update_validates_traffic(api: EndpointsAPI, gateway_pid: int) -> None:
+    add_endpoint(api, "my-ep", gateway_pid, ["blue", "green"])
     with pytest.raises(ValidationError, match="weights sum to 90; they must sum to 100"):
         api.update("my-ep", traffic={"blue": 90})
     with pytest.raises(ValidationError, match="unknown deployment 'pink'"):

@@ -12,7 +12,15 @@ def test_defaults_are_the_azure_ml_ones() -> None:
     s = DeploymentSettings()
     assert (s.instance_count, s.request_timeout_ms, s.max_queue_wait_ms) == (1, 90_000, 500)
     assert (s.liveness_probe.initial_delay, s.readiness_probe.initial_delay) == (600.0, 0.0)
-    assert (s.engine, s.max_batch_size) == ("transformers", 8)
+    assert (s.engine, s.max_batch_size, s.dtype) == ("transformers", 16, "auto")
+
+
+def test_concurrency_follows_the_batch_capacity_unless_set() -> None:
+    # A default of 1 made 16 clients get 429s and the engine never batch.
+    assert DeploymentSettings().max_concurrent_requests_per_instance is None
+    assert DeploymentSettings().concurrency == 16
+    assert DeploymentSettings(max_batch_size=32).concurrency == 32
+    assert DeploymentSettings(max_concurrent_requests_per_instance=2).concurrency == 2
 
 
 def test_every_field_is_documented() -> None:

@@ -97,16 +97,20 @@ def test_chat_completion_has_openai_shape_and_usage(fake_engine: FakeEngine) -> 
 
 
 def test_chat_completion_streams_sse(fake_engine: FakeEngine) -> None:
-    answer = client(fake_engine).post("/v1/chat/completions", json={**CHAT, "stream": True})
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    answer = client(fake_engine).post("/v1/chat/completions", json=body)
     assert answer.headers["content-type"].startswith("text/event-stream")
     events = [line.removeprefix("data: ") for line in answer.text.split("\n\n") if line]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    *answer_chunks, usage = chunks
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in answer_chunks)
     assert text == "Hello there friend"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"]["total_tokens"] == 10
+    assert answer_chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 10
+    without = client(fake_engine).post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert '"usage"' not in without.text  # usage only when stream_options asks for it
 
 
 def test_models_lists_the_served_model(fake_engine: FakeEngine) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chattune.serving.settings import DeploymentSettings
 from chattune.serving.worker.engines import Completion, GenerationParams, PromptTooLong, complete
 from chattune.serving.worker.transformers_engine import TransformersEngine
 
@@ -17,9 +18,10 @@ GREEDY = GenerationParams(max_new_tokens=6)
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> Iterator[TransformersEngine]:
-    engine = TransformersEngine(tiny_model_dir, "tiny:1", batch_window_ms=50)
+    settings = DeploymentSettings(dtype="float32")  # no timing at load: tests stay quick
+    engine = TransformersEngine(tiny_model_dir, "tiny:1", settings, batch_window_ms=50)
     engine.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the machine may be shared
     while not engine.is_ready():
         assert engine.load_error is None and time.monotonic() < deadline
         time.sleep(0.05)
@@ -108,3 +110,14 @@ def test_stream_yields_deltas_that_join_to_the_answer(engine: TransformersEngine
     assert deltas[-1].finish_reason == "length"
     assert "".join(d.text for d in deltas) == run_all(engine, [(user("hi"), GREEDY)])[0].text
     assert all(d.finish_reason is None for d in deltas[:-1])
+
+
+def test_static_batches_give_logprobs_and_seeded_samples(engine: TransformersEngine) -> None:
+    from chattune.serving.worker.engines import join
+
+    with_lp = asyncio.run(join(engine.stream(user("hi"), GenerationParams(4, logprobs=2))))
+    assert len(with_lp.logprobs) == with_lp.completion_tokens
+    assert all(len(t.top) == 2 and t.top[0][1] >= t.logprob - 1e-4 for t in with_lp.logprobs)
+    seeded = GenerationParams(6, do_sample=True, temperature=0.9, seed=11)
+    first, again = (run_all(engine, [(user("hi"), seeded)])[0].text for _ in range(2))
+    assert first == again

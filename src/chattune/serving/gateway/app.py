@@ -16,8 +16,10 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from chattune.serving import protocol
+from chattune.serving.gateway import openapi
 from chattune.serving.gateway.proxy import Proxy
-from chattune.serving.gateway.routing import RoutingTable
+from chattune.serving.gateway.routing import RoutingTable, model_target
 from chattune.serving.http import (
     DEFAULT_MAX_BODY_BYTES,
     RECONCILE_PATH,
@@ -28,7 +30,17 @@ from chattune.serving.http import (
 from chattune.serving.keys import KeyStore
 
 PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
-PROXIED = {"/score": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET"}
+PROXIED = {
+    "/score": ("POST", "Answer conversations (Azure ML's request format)"),
+    "/v1/chat/completions": ("POST", "OpenAI chat completions (stream: true answers SSE)"),
+    "/v1/models": ("GET", "The model a deployment serves"),
+}
+API_DESCRIPTION = (
+    "Every route but /health/* needs `Authorization: Bearer <key>` "
+    "(`chattune endpoints get-keys NAME`). Send `azureml-model-deployment: NAME` to pick a "
+    "deployment; every answer names the one that served it in that header. Errors are "
+    '`{"error": {"code", "message"}}`.'
+)
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
 
@@ -42,6 +54,7 @@ def create_gateway_app(
     draw: Callable[[], float] = random.random,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     lifespan: Callable[[FastAPI], AsyncIterator[None]] | None = None,
+    on_broken: Callable[[str, str], None] | None = None,
 ) -> FastAPI:
     """The gateway's FastAPI app; ``table`` is updated in place by the supervisor.
 
@@ -49,8 +62,8 @@ def create_gateway_app(
     """
     app = FastAPI(
         title=f"chattune endpoint {endpoint}",
-        docs_url=None,
-        redoc_url=None,
+        description=API_DESCRIPTION,
+        redoc_url=None,  # /docs and /openapi.json stay: private like every non-health route
         lifespan=asynccontextmanager(lifespan) if lifespan else None,
     )
     install_error_handlers(app)
@@ -75,10 +88,29 @@ def create_gateway_app(
             await reconcile()
         return {"status": "reconciled"}
 
-    proxy = Proxy(endpoint, table, client, draw)
-    for path, method in PROXIED.items():
-        app.add_api_route(path, proxy.forward, methods=[method], include_in_schema=False)
+    _add_model_routes(app, endpoint, Proxy(endpoint, table, client, draw, on_broken))
+    openapi.install(app)
     return app
+
+
+def _add_model_routes(app: FastAPI, endpoint: str, proxy: Proxy) -> None:
+    """The proxied routes, and ``GET /v1/models/{id}`` answered from the routing table."""
+    table = proxy.table
+
+    @app.get("/v1/models/{model_id}", summary="One model the endpoint serves")
+    async def model(model_id: str) -> dict[str, object]:
+        if not table.knows_model(endpoint, model_id):
+            model_target(endpoint, table, model_id)  # raises the 404 that lists the known
+        return protocol.model_body(model_id, 0, "chattune")
+
+    for path, (method, summary) in PROXIED.items():
+        app.add_api_route(
+            path,
+            proxy.forward,
+            methods=[method],
+            summary=summary,
+            openapi_extra=openapi.operation(path),
+        )
 
 
 def _authenticate(endpoint: str, keys: KeyStore) -> Middleware:

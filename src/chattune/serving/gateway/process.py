@@ -50,7 +50,7 @@ def run_gateway(
         sys.exit(2)
     sock = procs.listen_socket(record.host, port if node else record.port or 0)
     port = sock.getsockname()[1]
-    supervisor = Supervisor(ws, endpoint, record.host, node)
+    supervisor = Supervisor(ws, endpoint, node)
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
     server: uvicorn.Server | None = None
 
@@ -77,7 +77,13 @@ def run_gateway(
 
     keys = KeyStore(ws.endpoint_dir(endpoint) / "keys.json")
     app = create_gateway_app(
-        endpoint, keys, supervisor.table, client, reconcile=supervisor.reconcile, lifespan=lifespan
+        endpoint,
+        keys,
+        supervisor.table,
+        client,
+        reconcile=supervisor.reconcile,
+        lifespan=lifespan,
+        on_broken=supervisor.note_broken,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=3))
     server.run(sockets=[sock])

@@ -7,26 +7,31 @@ naming the deployment that served it. A mirrored copy's answer, or failure, is d
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from chattune.serving.gateway.routing import RoutingTable, route
+from chattune.serving.gateway.routing import RoutingTable, model_target, route
 from chattune.serving.http import (
     DEPLOYMENT_HEADER,
     WORKER_SECRET_ENV,
     WORKER_SECRET_HEADER,
     ApiError,
+    error_body,
 )
+from chattune.serving.protocol import sse
 
 log = logging.getLogger("chattune.serving.gateway")
 
 FORWARDED_HEADERS = ("content-type", "accept")
+CHAT_PATH = "/v1/chat/completions"
 MIRROR_TIMEOUT_S = 120.0
 
 
@@ -39,6 +44,7 @@ class Proxy:
         table: RoutingTable,
         client: httpx.AsyncClient,
         draw: Callable[[], float],
+        on_broken: Callable[[str, str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.table = table
@@ -46,13 +52,19 @@ class Proxy:
         self.draw = draw
         self._shadows: set[asyncio.Task[None]] = set()
         self._secret = os.environ.get(WORKER_SECRET_ENV, "")
+        self.on_broken = on_broken or (lambda target, why: log.warning("%s", why))
+        """Told of each stream a worker broke off (the supervisor writes it to the
+        deployment's log)."""
+        self.broken: Counter[str] = Counter()
 
     async def forward(self, request: Request) -> Response:
         """Serve ``request`` from a worker of the chosen deployment."""
+        body = await request.body()
         header = request.headers.get(DEPLOYMENT_HEADER)
+        if not header and request.url.path == CHAT_PATH:
+            header = model_target(self.endpoint, self.table, _model_field(body))
         target, shadow = route(self.endpoint, self.table, header, self.draw)
         url = self._instance(target)
-        body = await request.body()
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         headers[WORKER_SECRET_HEADER] = self._secret
         path, method = request.url.path, request.method
@@ -75,8 +87,9 @@ class Proxy:
             self.table.inflight[url] -= 1
             await answer.aclose()
 
+        events = answer.headers.get("content-type", "").startswith("text/event-stream")
         return StreamingResponse(
-            answer.aiter_raw(),
+            self._relay(answer, target) if events else answer.aiter_raw(),
             status_code=answer.status_code,
             headers={
                 "content-type": answer.headers.get("content-type", "application/json"),
@@ -84,6 +97,22 @@ class Proxy:
             },
             background=BackgroundTask(done),
         )
+
+    async def _relay(self, answer: httpx.Response, target: str) -> AsyncIterator[bytes]:
+        """An SSE answer passed through; if the worker breaks off (it died, or stopped
+        answering), the client still gets an error event and ``[DONE]``, never a stream
+        that merely ends, and the deployment's log counts it."""
+        try:
+            async for chunk in answer.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            self.broken[target] += 1
+            why = (
+                f"the stream from deployment {target} broke off ({type(exc).__name__}); "
+                "the answer is incomplete, retry the request"
+            )
+            self.on_broken(target, f"{why} [broken streams: {self.broken[target]}]")
+            yield b"\n\n" + sse(error_body("stream_interrupted", why)) + sse("[DONE]")
 
     def _instance(self, target: str) -> str:
         url = self.table.choose_instance(target)
@@ -105,6 +134,17 @@ class Proxy:
             )
         except httpx.HTTPError as exc:
             log.info("mirrored request to %s failed: %s", url, type(exc).__name__)
+
+
+def _model_field(body: bytes) -> str | None:
+    """The ``model`` of a chat request body; ``None`` when there is none or the body is not
+    JSON (the worker answers that with its own 400)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None
 
 
 def _unreachable(target: str, timeout: float, exc: httpx.HTTPError) -> ApiError:

@@ -30,6 +30,8 @@ class RoutingTable:
     statuses: dict[str, str] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
     """Seconds the gateway waits on a deployment (its request timeout plus a margin)."""
+    models: dict[str, str] = field(default_factory=dict)
+    """The model each deployment serves (``NAME:VERSION``)."""
     inflight: Counter[str] = field(default_factory=Counter)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -45,11 +47,16 @@ class RoutingTable:
     def replace(self, other: RoutingTable) -> None:
         """Adopt ``other``'s routes, keeping in-flight counts and the round-robin turn."""
         self.traffic, self.mirror = other.traffic, other.mirror
-        self.instances, self.statuses, self.timeouts = (
+        self.instances, self.statuses, self.timeouts, self.models = (
             other.instances,
             other.statuses,
             other.timeouts,
+            other.models,
         )
+
+    def knows_model(self, endpoint: str, model: str) -> bool:
+        """True when ``model`` names the endpoint, one of its deployments or a served model."""
+        return model in (endpoint, *self.instances, *self.models.values())
 
 
 def route(
@@ -76,3 +83,30 @@ def route(
             f"the {DEPLOYMENT_HEADER} header",
         )
     return target, pick_mirror(table.mirror, draw())
+
+
+def model_target(endpoint: str, table: RoutingTable, model: str | None) -> str | None:
+    """The deployment an OpenAI ``model`` field asks for (``None``: route by traffic).
+
+    ``model`` may name a deployment (served by it), a served model (traffic among the
+    deployments serving it), or the endpoint itself (traffic); anything else is 404
+    ``model_not_found``, as OpenAI answers.
+
+    >>> model_target("ep", RoutingTable(instances={"blue": []}), "blue")
+    'blue'
+    """
+    if not model or model == endpoint:
+        return None
+    if model in table.instances:
+        return model
+    serving = [name for name, served in table.models.items() if served == model]
+    if not serving:
+        known = ", ".join(sorted({endpoint, *table.instances, *table.models.values()}))
+        raise ApiError(
+            404,
+            "model_not_found",
+            f"model {model!r} is not served by endpoint {endpoint}; use one of: {known}",
+        )
+    if all(table.models.get(name) == model for name, w in table.traffic.items() if w > 0):
+        return None  # every deployment with traffic serves it: keep the traffic split
+    return max(serving, key=lambda name: table.traffic.get(name, 0))

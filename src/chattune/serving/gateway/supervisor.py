@@ -18,7 +18,7 @@ from chattune.serving import procs
 from chattune.serving.gateway import probes
 from chattune.serving.gateway.probes import Action, Seen, Verdict
 from chattune.serving.gateway.routing import RoutingTable
-from chattune.serving.gateway.workers import Deployment, Instance, kill, launch
+from chattune.serving.gateway.workers import WORKER_HOST, Deployment, Instance, kill, launch
 from chattune.serving.settings import DeploymentSettings
 from chattune.store import workspace_store
 from chattune.store.endpoints import DELETING, DeploymentRecord, EndpointRecord
@@ -33,11 +33,11 @@ GATEWAY_MARGIN_S = 10.0
 class Supervisor:
     """Owns the worker processes of one endpoint (runs inside the gateway's event loop)."""
 
-    def __init__(self, ws: Workspace, endpoint: str, host: str, node: str | None = None) -> None:
+    def __init__(self, ws: Workspace, endpoint: str, node: str | None = None) -> None:
         self.ws = ws
         self.store = workspace_store(ws).endpoints
         self.endpoint = endpoint
-        self.host = host
+        self.host = WORKER_HOST  # workers are on loopback whatever the gateway listens on
         self.node = node
         """None for the endpoint's own gateway; a name for an extra gateway (another node),
         which runs workers of its own and reads the shared state but writes none of it."""
@@ -98,7 +98,7 @@ class Supervisor:
         return deployment
 
     def _launch(self, deployment: Deployment, index: int) -> Instance:
-        return launch(deployment, index, self.host, self._log_path(deployment))
+        return launch(deployment, index, self._log_path(deployment))
 
     async def _restart(self, deployment: Deployment, instance: Instance, why: str) -> None:
         log.warning(
@@ -213,7 +213,18 @@ class Supervisor:
                 name: d.settings.request_timeout_ms / 1000 + GATEWAY_MARGIN_S
                 for name, d in self.deployments.items()
             },
+            models={name: d.model for name, d in self.deployments.items()},
         )
+
+    def note_broken(self, deployment: str, why: str) -> None:
+        """Record a stream a worker broke off in the deployment's log (and the gateway's)."""
+        log.warning("%s", why)
+        found = self.deployments.get(deployment)
+        if found is None:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self._log_path(found), "a") as out:  # appends: the worker writes here too
+            out.write(f"{stamp} gateway WARNING: {why}\n")
 
     def _log_path(self, deployment: Deployment) -> Path:
         suffix = f".{self.node}" if self.node else ""

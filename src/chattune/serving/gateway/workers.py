@@ -2,7 +2,8 @@
 
 A worker gets its deployment's settings whole (``--settings-json``) and an inherited
 listening socket (``--fd``), so its port is bound before it starts and no other process can
-take it.
+take it. Workers listen on loopback only (:data:`WORKER_HOST`), whatever address the gateway
+listens on, and answer only requests carrying their gateway's secret.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ log = logging.getLogger("chattune.serving.supervisor")
 
 WORKER_MODULE = "chattune.serving.worker"
 STOP_GRACE = 5.0
+WORKER_HOST = "127.0.0.1"
+"""Where every worker listens: a gateway on ``0.0.0.0`` must not expose its workers."""
 
 
 @dataclass
@@ -71,9 +74,9 @@ class Deployment:
         return "degraded" if ready else "unhealthy"
 
 
-def launch(deployment: Deployment, index: int, host: str, log_path: Path) -> Instance:
-    """Start worker ``index`` of ``deployment`` on a fresh port of ``host``."""
-    sock = procs.listen_socket(host)
+def launch(deployment: Deployment, index: int, log_path: Path) -> Instance:
+    """Start worker ``index`` of ``deployment`` on a fresh loopback port."""
+    sock = procs.listen_socket(WORKER_HOST)
     port = sock.getsockname()[1]
     cmd = [
         sys.executable,

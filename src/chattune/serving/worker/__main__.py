@@ -89,9 +89,9 @@ def _engine(settings: DeploymentSettings, model_path: str, model_name: str | Non
         from chattune.serving.worker.vllm import VllmEngine
 
         return VllmEngine(model_path, name, settings)
-    from chattune.serving.worker.transformers_engine import TransformersEngine
+    from chattune.serving.worker.continuous import ContinuousEngine
 
-    return TransformersEngine(model_path, name, settings)
+    return ContinuousEngine(model_path, name, settings)
 
 
 class _NoProbes(logging.Filter):

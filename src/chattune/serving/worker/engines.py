@@ -18,6 +18,10 @@ from typing import Protocol
 from chattune.data.schema import Message
 from chattune.serving.protocol import DEFAULT_MAX_NEW_TOKENS
 
+MIN_TEMPERATURE = 0.01
+"""Sampling temperatures below this decode greedily (their limit): dividing logits by a
+temperature near zero overflows to inf and NaN probabilities."""
+
 
 @dataclass(frozen=True)
 class GenerationParams:
@@ -27,12 +31,26 @@ class GenerationParams:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    seed: int | None = None
+    """Sampling seed: the same seed and request give the same answer (sampled alone)."""
+    logprobs: int | None = None
+    """Return each answer token's log probability and this many top alternatives."""
 
     def normalized(self) -> GenerationParams:
-        """Greedy requests ignore temperature/top_p, so they batch regardless of them."""
-        if not self.do_sample or self.temperature == 0.0:
-            return GenerationParams(self.max_new_tokens, False, 1.0, 1.0)
+        """Greedy requests ignore temperature/top_p/seed, so they batch regardless of them;
+        a temperature under :data:`MIN_TEMPERATURE` is greedy."""
+        if not self.do_sample or self.temperature < MIN_TEMPERATURE:
+            return GenerationParams(self.max_new_tokens, False, 1.0, 1.0, None, self.logprobs)
         return self
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One answer token with its log probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,8 @@ class Delta:
     """``stop`` (end-of-turn token) or ``length`` (max_new_tokens reached) on the last delta."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """The tokens this delta adds, when the request asked for logprobs."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,7 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 class PromptTooLong(ValueError):
@@ -76,6 +97,9 @@ class Engine(Protocol):
         """True once the model is loaded and can answer."""
         ...
 
+    supports_logprobs: bool
+    """Whether :attr:`Delta.logprobs` is filled when asked for."""
+
     def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
         """Answer deltas for ``messages`` (ending with a user turn); closing it cancels."""
         ...
@@ -87,15 +111,63 @@ async def complete(engine: Engine, messages: list[Message], params: GenerationPa
     generate = getattr(engine, "generate", None)
     if generate is not None:
         return await generate(messages, params)  # type: ignore[no-any-return]
+    return await join(engine.stream(messages, params))
+
+
+async def join(stream: AsyncIterator[Delta]) -> Completion:
+    """Run a stream of deltas to its end (closing it either way) as one :class:`Completion`."""
     parts: list[str] = []
+    logprobs: list[TokenLogprob] = []
     last = Delta("")
-    stream = engine.stream(messages, params)
     try:
         async for delta in stream:
             parts.append(delta.text)
+            logprobs += delta.logprobs
             last = delta
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
     return Completion(
-        "".join(parts), last.finish_reason or "stop", last.prompt_tokens, last.completion_tokens
+        "".join(parts),
+        last.finish_reason or "stop",
+        last.prompt_tokens,
+        last.completion_tokens,
+        tuple(logprobs),
     )
+
+
+async def until_stop(stream: AsyncIterator[Delta], stops: tuple[str, ...]) -> AsyncIterator[Delta]:
+    """``stream`` cut before the first of ``stops`` (OpenAI ``stop``): the stop text is not
+    sent, the last delta says ``finish_reason="stop"``, and the engine's row is cancelled.
+
+    Text that could be the start of a stop string is held back until it is known not to be.
+    """
+    hold = max(len(s) for s in stops) - 1
+    pending = ""
+    try:
+        async for delta in stream:
+            pending += delta.text
+            cut = min((i for i in (pending.find(s) for s in stops) if i >= 0), default=-1)
+            if cut >= 0:
+                yield Delta(
+                    pending[:cut],
+                    "stop",
+                    delta.prompt_tokens,
+                    delta.completion_tokens,
+                    delta.logprobs,
+                )
+                return
+            if delta.finish_reason is not None:
+                yield Delta(pending, *_rest(delta))
+                return
+            safe = len(pending) - hold
+            if safe > 0 or delta.logprobs:
+                out, pending = pending[: max(safe, 0)], pending[max(safe, 0) :]
+                yield Delta(out, None, delta.prompt_tokens, delta.completion_tokens, delta.logprobs)
+        if pending:  # an engine stream that ended without a finish_reason
+            yield Delta(pending)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+def _rest(delta: Delta) -> tuple[str | None, int, int, tuple[TokenLogprob, ...]]:
+    return delta.finish_reason, delta.prompt_tokens, delta.completion_tokens, delta.logprobs

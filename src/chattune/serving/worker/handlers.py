@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from chattune.data.schema import Message
@@ -19,11 +20,15 @@ from chattune.serving import protocol
 from chattune.serving.http import ApiError, error_body
 from chattune.serving.settings import DeploymentSettings
 from chattune.serving.worker.engines import (
+    Completion,
     Delta,
     Engine,
     GenerationParams,
     PromptTooLong,
+    TokenLogprob,
     complete,
+    join,
+    until_stop,
 )
 
 T = TypeVar("T")
@@ -42,7 +47,7 @@ class Handlers:
         self.deployment = deployment
         self.settings = settings or DeploymentSettings()
         self.created = int(time.time())
-        self._slots = asyncio.Semaphore(self.settings.max_concurrent_requests_per_instance)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
 
     @asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
@@ -56,7 +61,7 @@ class Handlers:
                 429,
                 "too_many_requests",
                 f"deployment {self.deployment} is busy: max_concurrent_requests_per_instance="
-                f"{self.settings.max_concurrent_requests_per_instance} and no slot freed within "
+                f"{self.settings.concurrency} and no slot freed within "
                 f"max_queue_wait_ms={self.settings.max_queue_wait_ms}; retry later",
             ) from None
         try:
@@ -84,6 +89,7 @@ class Handlers:
         request = protocol.parse_request(protocol.ScoreRequest, body)
         p = request.input_data.parameters
         params = GenerationParams(p.max_new_tokens, p.do_sample, p.temperature, p.top_p)
+        params = params.normalized()  # a near-zero temperature decodes greedily, never NaN
         async with self.admitted():
             # Conversations of one request run concurrently, so the engine batches them.
             work = asyncio.gather(
@@ -95,34 +101,51 @@ class Handlers:
 
     async def chat_completion(self, body: bytes) -> dict[str, object] | AsyncIterator[bytes]:
         """An OpenAI completion object, or SSE chunks when ``stream`` is true."""
-        request = protocol.parse_request(protocol.ChatCompletionRequest, body)
-        params = GenerationParams(
-            max_new_tokens=request.max_completion_tokens
-            or request.max_tokens
-            or protocol.DEFAULT_MAX_NEW_TOKENS,
-            do_sample=request.temperature > 0,
-            temperature=request.temperature,
-            top_p=request.top_p,
-        )
-        messages = protocol.as_messages(request.messages)
+        request = protocol.parse_request(protocol.ChatCompletionRequest, body, invalid_status=400)
+        params = _chat_params(request)
+        if params.logprobs is not None and not getattr(self.engine, "supports_logprobs", False):
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"logprobs: deployment {self.deployment}'s engine does not return them; "
+                "remove logprobs",
+            )
+        messages, stops = request.conversation(), request.stops()
         if request.stream:
+            usage = bool(request.stream_options and request.stream_options.include_usage)
             # Take the slot before the response starts, so 429/503 are real HTTP statuses.
             slot = self.admitted()
             await slot.__aenter__()
-            return _release_after(slot, self._stream(messages, params))
+            return _release_after(slot, self._stream(messages, params, stops, usage))
+        # n answers run at once (the engine batches them); seeded ones get seed, seed+1, ...
+        seeds = [None if params.seed is None else params.seed + i for i in range(request.n)]
         async with self.admitted():
-            done = await self._timed(asyncio.ensure_future(complete(self.engine, messages, params)))
+            work = asyncio.gather(
+                *(self._answer(messages, replace(params, seed=seed), stops) for seed in seeds)
+            )
+            done = await self._timed(work)
         return protocol.chat_completion_body(
             cid=protocol.completion_id(),
             model=self.engine.model_name,
-            text=done.text,
-            finish_reason=done.finish_reason,
-            prompt_tokens=done.prompt_tokens,
-            completion_tokens=done.completion_tokens,
+            choices=[_choice(c, params.logprobs is not None) for c in done],
+            usage=protocol.usage_body(
+                done[0].prompt_tokens, sum(c.completion_tokens for c in done)
+            ),
         )
 
+    async def _answer(
+        self, messages: list[Message], params: GenerationParams, stops: tuple[str, ...]
+    ) -> Completion:
+        if stops:
+            return await join(until_stop(self.engine.stream(messages, params), stops))
+        return await complete(self.engine, messages, params)
+
     async def _stream(
-        self, messages: list[Message], params: GenerationParams
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        stops: tuple[str, ...],
+        include_usage: bool,
     ) -> AsyncIterator[bytes]:
         """SSE chunks; a timeout or error mid-stream becomes a final error event."""
         cid, model = protocol.completion_id(), self.engine.model_name
@@ -133,6 +156,9 @@ class Handlers:
             )
         )
         stream = self.engine.stream(messages, params)
+        if stops:
+            stream = until_stop(stream, stops)
+        last = Delta("")
         try:
             while True:
                 remaining = max(deadline - time.monotonic(), 0.001)
@@ -148,11 +174,15 @@ class Handlers:
                 except PromptTooLong as exc:
                     yield protocol.sse(error_body("prompt_too_long", str(exc)))
                     break
-                chunk = _delta_chunk(cid, model, delta)
+                last = delta
+                chunk = _delta_chunk(cid, model, delta, params.logprobs is not None)
                 if chunk is not None:
                     yield protocol.sse(chunk)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+        if include_usage and last.finish_reason is not None:
+            usage = protocol.usage_body(last.prompt_tokens, last.completion_tokens)
+            yield protocol.sse(protocol.usage_chunk_body(cid=cid, model=model, usage=usage))
         yield protocol.sse("[DONE]")
 
     def models(self) -> dict[str, object]:
@@ -170,18 +200,40 @@ async def _release_after(
         await slot.__aexit__(None, None, None)
 
 
-def _delta_chunk(cid: str, model: str, delta: Delta) -> dict[str, Any] | None:
-    """The SSE chunk of one delta (usage on the last one); ``None`` when it carries nothing."""
-    usage = None
-    if delta.finish_reason is not None:
-        usage = {
-            "prompt_tokens": delta.prompt_tokens,
-            "completion_tokens": delta.completion_tokens,
-            "total_tokens": delta.prompt_tokens + delta.completion_tokens,
-        }
+def _chat_params(request: protocol.ChatCompletionRequest) -> GenerationParams:
+    """Engine parameters of a chat request (temperature 0 is greedy, as in OpenAI)."""
+    top = request.top_logprobs or 0
+    return GenerationParams(
+        max_new_tokens=request.max_completion_tokens
+        or request.max_tokens
+        or protocol.DEFAULT_MAX_NEW_TOKENS,
+        do_sample=request.temperature > 0,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.seed,
+        logprobs=top if request.logprobs else None,
+    ).normalized()
+
+
+def _entries(logprobs: tuple[TokenLogprob, ...]) -> list[dict[str, Any]]:
+    return [protocol.logprob_entry(t.token, t.logprob, t.top) for t in logprobs]
+
+
+def _choice(done: Completion, logprobs: bool) -> protocol.Choice:
+    return protocol.Choice(
+        done.text, done.finish_reason, _entries(done.logprobs) if logprobs else None
+    )
+
+
+def _delta_chunk(cid: str, model: str, delta: Delta, logprobs: bool) -> dict[str, Any] | None:
+    """The SSE chunk of one delta; ``None`` when it carries nothing."""
     content = {"content": delta.text} if delta.text else {}
-    if not content and usage is None:
+    if not content and delta.finish_reason is None and not delta.logprobs:
         return None
     return protocol.chat_chunk_body(
-        cid=cid, model=model, delta=content, finish_reason=delta.finish_reason, usage=usage
+        cid=cid,
+        model=model,
+        delta=content,
+        finish_reason=delta.finish_reason,
+        logprobs=_entries(delta.logprobs) if logprobs else None,
     )

@@ -1,4 +1,5 @@
-"""Batched generation over transformers: the default :class:`~.engines.Engine`.
+"""Static batches over transformers `generate`: the fallback engine, and the loading and
+prompt rendering the default :class:`~.continuous.ContinuousEngine` inherits.
 
 Requests land in a queue; one generation thread takes the oldest, waits a few milliseconds
 for others with the same :class:`GenerationParams`, and runs them as one left-padded
@@ -26,7 +27,7 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.serving.settings import DeploymentSettings
-from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong
+from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong, TokenLogprob
 
 log = logging.getLogger("chattune.serving.engine")
 
@@ -49,6 +50,8 @@ class _Job:
 class TransformersEngine:
     """Loads a HuggingFace model folder and answers conversations in batches."""
 
+    supports_logprobs = True
+
     def __init__(
         self,
         model_path: str | Path,
@@ -62,6 +65,8 @@ class TransformersEngine:
         self.model_name = model_name
         self.device = device
         self.max_batch_size = (settings or DeploymentSettings()).max_batch_size
+        self.dtype_setting = (settings or DeploymentSettings()).dtype
+        self.dtype = "float32"
         self.batch_window = batch_window_ms / 1000
         self.load_error: str | None = None
         self._ready = threading.Event()
@@ -85,18 +90,19 @@ class TransformersEngine:
         return self._ready.is_set()
 
     def load(self) -> None:
-        """Load tokenizer and model (bf16 on GPUs, float32 on CPUs) and their end tokens."""
+        """Load tokenizer and model (dtype per :func:`choose_dtype`) and its end tokens."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         started = time.monotonic()
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # bf16 halves memory on GPUs; CPUs run float32 much faster than bf16.
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.tokenizer.padding_side = "left"  # decoder-only: new tokens follow the prompt
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
-        self.model = model.to(device).eval()
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
+        model = model.to(device).eval()
+        self.dtype, why = choose_dtype(model, self.dtype_setting, device)
+        self.model = model.to(getattr(torch, self.dtype))
+        log.info("dtype %s: %s", self.dtype, why)
         config = self.model.generation_config
         eos = config.eos_token_id
         eos = self.tokenizer.eos_token_id if eos is None else eos
@@ -117,6 +123,10 @@ class TransformersEngine:
             log.exception("could not load model from %s", self.model_path)
             return
         self._ready.set()
+        self._serve()
+
+    def _serve(self) -> None:
+        """Run batches from the queue until :meth:`stop`."""
         while (batch := self._collect()) is not None:
             if batch:
                 self._run(batch)
@@ -146,6 +156,8 @@ class TransformersEngine:
         if first is None:
             return None
         batch = [first]
+        if first.params.seed is not None:  # a seeded answer must not depend on its batch
+            return [first] if not first.cancelled else []
         for job in list(self._backlog):
             if len(batch) < self.max_batch_size and job.params == first.params:
                 batch.append(job)
@@ -159,11 +171,13 @@ class TransformersEngine:
             if job is None:
                 self._pending.put(None)  # shut down after this batch
                 break
-            (batch if job.params == first.params else self._backlog).append(job)
+            same = job.params == first.params and job.params.seed is None
+            (batch if same else self._backlog).append(job)
         return [job for job in batch if not job.cancelled]
 
     def _run(self, batch: list[_Job]) -> None:
         import torch
+        from transformers import LogitsProcessorList
 
         rows, prompts = [], []
         for job in batch:
@@ -185,7 +199,11 @@ class TransformersEngine:
         config.top_k = None
         config.eos_token_id = sorted(self.eos_ids)
         config.pad_token_id = self.pad_id
+        recorder = _Logprobs(params.logprobs)
         streamer = _RowStreamer(self, rows, [len(p) for p in prompts], config.max_new_tokens)
+        streamer.recorder = recorder
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
         try:
             with torch.inference_mode():
                 self.model.generate(
@@ -194,6 +212,9 @@ class TransformersEngine:
                     generation_config=config,
                     streamer=streamer,
                     stopping_criteria=[_Cancelled(rows)],
+                    logits_processor=LogitsProcessorList(
+                        [recorder] if params.logprobs is not None else []
+                    ),
                 )
         except Exception as exc:
             log.exception("generation failed for a batch of %d", len(rows))
@@ -218,6 +239,34 @@ class TransformersEngine:
         return ids
 
 
+def choose_dtype(model: Any, setting: str, device: str) -> tuple[str, str]:
+    """``float32`` or ``bfloat16`` for ``model`` on ``device``, and why (for the log).
+
+    ``auto`` takes bf16 on GPUs; on a CPU it times a batched forward pass both ways and keeps
+    the faster (bf16 matmuls are about twice as fast on CPUs with AMX/AVX512-BF16, much
+    slower on others).
+    """
+    import torch
+
+    if setting != "auto":
+        return setting, "set by the deployment's dtype setting"
+    if device.startswith("cuda"):
+        return "bfloat16", "GPU"
+    ids = torch.full((8, 32), 1, dtype=torch.long)
+    timings = {}
+    for name in ("float32", "bfloat16"):
+        model.to(getattr(torch, name))
+        with torch.inference_mode():
+            model(input_ids=ids)  # warm-up
+            started = time.perf_counter()
+            for _ in range(2):
+                model(input_ids=ids)
+        timings[name] = (time.perf_counter() - started) / 2
+    best = min(timings, key=lambda k: timings[k])
+    measured = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items())
+    return best, f"measured on this CPU, a forward pass of 8x32 tokens: {measured}"
+
+
 class _Cancelled:
     """Stopping criterion: a row whose request was cancelled stops generating."""
 
@@ -229,6 +278,40 @@ class _Cancelled:
 
         flags = [job.cancelled for job in self.rows]
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+class _Logprobs:
+    """Logits processor that keeps the step's log probabilities (placed before temperature
+    and top-p, so they are the model's own distribution, as OpenAI reports them)."""
+
+    def __init__(self, top: int | None) -> None:
+        self.top = top or 0
+        self.last: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.last = scores.float().log_softmax(dim=-1)
+        return scores
+
+    def entries(self, tokenizer: Any, row: int, token: int) -> TokenLogprob | None:
+        """The recorded log probability of ``token`` in ``row`` and the top alternatives."""
+        if self.last is None:
+            return None
+        values = self.last[row]
+        top = values.topk(self.top) if self.top else None
+        alternatives = (
+            tuple(
+                (tokenizer.decode([i]), _finite(v))
+                for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+            )
+            if top is not None
+            else ()
+        )
+        return TokenLogprob(tokenizer.decode([token]), _finite(values[token].item()), alternatives)
+
+
+def _finite(value: float) -> float:
+    """OpenAI's stand-in for an impossible token (JSON has no -inf)."""
+    return max(value, -9999.0)
 
 
 class _RowStreamer:
@@ -245,6 +328,8 @@ class _RowStreamer:
         self.sent = [0] * len(rows)
         self.done = [False] * len(rows)
         self.seen_prompt = False
+        self.recorder: _Logprobs | None = None
+        self.logprobs: list[list[TokenLogprob]] = [[] for _ in rows]
 
     def put(self, value: Any) -> None:
         if not self.seen_prompt:  # generate() first pushes the prompt ids
@@ -257,6 +342,10 @@ class _RowStreamer:
                 self._finish(i, "stop")
                 continue
             self.tokens[i].append(token)
+            if self.rows[i].params.logprobs is not None and self.recorder is not None:
+                entry = self.recorder.entries(self.engine.tokenizer, i, token)
+                if entry is not None:
+                    self.logprobs[i].append(entry)
             if len(self.tokens[i]) >= self.max_new:
                 self._finish(i, "length")
             else:
@@ -284,4 +373,5 @@ class _RowStreamer:
         self.sent[i] = len(text)
 
     def _delta(self, i: int, text: str, reason: str | None) -> Delta:
-        return Delta(text, reason, self.prompt_lens[i], len(self.tokens[i]))
+        logprobs, self.logprobs[i] = tuple(self.logprobs[i]), []
+        return Delta(text, reason, self.prompt_lens[i], len(self.tokens[i]), logprobs)

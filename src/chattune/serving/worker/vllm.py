@@ -294,6 +294,8 @@ class VllmEngine:
             "top_p": params.top_p,
             "stream": stream,
         }
+        if params.seed is not None:
+            body["seed"] = params.seed
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

@@ -1,0 +1,182 @@
+"""Claim: a chattune worker answers concurrent clients faster than plain transformers.
+
+Ours: the worker's HTTP app (``/v1/chat/completions``, greedy, 64 new tokens) over the
+default engine (continuous batching, dtype chosen per machine), called in-process through
+HTTP by 1, 4 and 16 clients whose arrivals are staggered.
+Baselines, same prompts, same process: transformers ``generate`` one request at a time in
+float32, and one static ``generate`` batch of all the prompts in float32 and in bf16.
+Tokens are counted up to each answer's end token on both sides.
+
+    .venv/bin/python benchmarks/serving_throughput.py [--model SmolLM2-135M-Instruct]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import time
+from typing import Any
+
+import httpx
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from chattune.catalog import assets
+from chattune.data.readers import load_conversations
+from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.app import create_worker_app
+from chattune.serving.worker.continuous import ContinuousEngine
+
+NEW_TOKENS = 64
+
+
+def prompts(count: int) -> list[list[dict[str, str]]]:
+    """The first user turns of the ultrachat sample, shortened (realistic chat prompts)."""
+    data = assets.fetch(["ultrachat-sample"])["ultrachat-sample"]
+    convs = load_conversations(data, split="train_sft")
+    return [[{"role": "user", "content": c.messages[0]["content"][:300]}] for c in convs[:count]]
+
+
+def encode(tok: Any, conv: list[dict[str, str]]) -> list[int]:
+    text = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+    return list(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def answer_tokens(row: list[int], eos: set[int]) -> int:
+    """Tokens up to (not including) the first end token."""
+    for i, token in enumerate(row):
+        if token in eos:
+            return i
+    return len(row)
+
+
+def generate(model: Any, tok: Any, ids: list[list[int]], eos: set[int]) -> list[int]:
+    """One left-padded greedy ``generate`` call; answer tokens per row."""
+    width = max(len(x) for x in ids)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else min(eos)
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            eos_token_id=sorted(eos),
+            pad_token_id=pad,
+        )
+    return [answer_tokens(row, eos) for row in out[:, width:].tolist()]
+
+
+def baselines(folder: Any, convs: list, one_at_a_time: int) -> dict[str, dict[str, float]]:
+    tok = AutoTokenizer.from_pretrained(folder)
+    results: dict[str, dict[str, float]] = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+        eos = model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos])
+        ids = [encode(tok, c) for c in convs]
+        generate(model, tok, ids[:2], eos)  # warm-up
+        name = "float32" if dtype == torch.float32 else "bf16"
+        print(f"baselines, {name}", flush=True)
+        if dtype == torch.float32:
+            latencies, tokens = [], 0
+            started = time.perf_counter()
+            for x in ids[:one_at_a_time]:
+                t0 = time.perf_counter()
+                tokens += generate(model, tok, [x], eos)[0]
+                latencies.append(time.perf_counter() - t0)
+            wall = time.perf_counter() - started
+            results["generate, one at a time, float32"] = summary(tokens, wall, latencies)
+        started = time.perf_counter()
+        tokens = sum(generate(model, tok, ids, eos))
+        wall = time.perf_counter() - started
+        results[f"generate, static batch of {len(ids)}, {name}"] = summary(tokens, wall, [wall])
+    return results
+
+
+def summary(tokens: int, wall: float, latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(f"  ... {tokens} tokens in {wall:.1f} s, p95 {p95:.2f} s", flush=True)
+    return {
+        "tokens": tokens,
+        "tok_s": tokens / wall,
+        "p50": statistics.median(ordered),
+        "p95": p95,
+    }
+
+
+async def clients(
+    app: Any, convs: list, count: int, stagger: float, requests: int
+) -> dict[str, float]:
+    """``count`` clients, arriving ``stagger`` s apart, share ``requests`` requests."""
+    transport = httpx.ASGITransport(app=app)
+    latencies: list[float] = []
+    tokens = 0
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal tokens
+        await asyncio.sleep(i * stagger)
+        for j in range(i, requests, count):
+            body = {"messages": convs[j], "max_tokens": NEW_TOKENS, "temperature": 0}
+            t0 = time.perf_counter()
+            answer = await http.post("/v1/chat/completions", json=body)
+            latencies.append(time.perf_counter() - t0)
+            assert answer.status_code == 200, answer.text
+            tokens += answer.json()["usage"]["completion_tokens"]
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://w", timeout=600) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, http) for i in range(count)))
+        wall = time.perf_counter() - started
+    return summary(tokens, wall, latencies)
+
+
+def ours(folder: Any, convs: list, one_at_a_time: int) -> tuple[dict[str, dict], str]:
+    engine = ContinuousEngine(folder, "bench", DeploymentSettings())
+    engine.start()
+    while not engine.is_ready():
+        assert engine.load_error is None, engine.load_error
+        time.sleep(0.1)
+    app = create_worker_app(engine, "bench")
+    print(f"chattune ({engine.dtype})", flush=True)
+    asyncio.run(clients(app, convs[:2], 2, 0.0, 2))  # warm-up
+    results = {}
+    for count, stagger, requests in ((1, 0.0, one_at_a_time), (4, 0.25, 16), (16, 0.1, 16)):
+        label = f"chattune, {count} client{'s' if count > 1 else ''} ({engine.dtype})"
+        results[label] = asyncio.run(clients(app, convs, count, stagger, requests))
+    engine.stop()
+    return results, engine.dtype
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="SmolLM2-135M-Instruct")
+    parser.add_argument("--one-at-a-time", type=int, default=6, help="requests at 1 client")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    folder = assets.fetch([args.model])[args.model]
+    convs = prompts(16)
+    base = baselines(folder, convs, args.one_at_a_time)
+    mine, dtype = ours(folder, convs, args.one_at_a_time)
+    single = base["generate, one at a time, float32"]
+    static = max((v for k, v in base.items() if "static" in k), key=lambda v: v["tok_s"])
+    print(
+        f"\n{args.model}, greedy, {NEW_TOKENS} new tokens; {platform.processor() or 'cpu'}, "
+        f"{torch.get_num_threads()} threads; chattune chose {dtype}"
+    )
+    print(f"{'':44} {'tok/s':>7} {'p50 s':>7} {'p95 s':>7} {'x 1-at-a-time':>14} {'x static':>9}")
+    for name, r in {**base, **mine}.items():
+        print(
+            f"{name:44} {r['tok_s']:7.1f} {r['p50']:7.2f} {r['p95']:7.2f} "
+            f"{r['tok_s'] / single['tok_s']:14.2f} {r['tok_s'] / static['tok_s']:9.2f}"
+        )
+    one = mine[next(k for k in mine if ", 1 client " in k)]
+    print(f"p95 at 1 client / baseline p95: {one['p95'] / single['p95']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Continuous batching on the tiny real model: rows join a running batch and answer exactly
+what they would alone; per-row parameters, seeds, stops, logprobs, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.continuous import ContinuousEngine, supported
+from chattune.serving.worker.engines import Completion, GenerationParams, complete, join
+
+GREEDY = GenerationParams(max_new_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path) -> Iterator[ContinuousEngine]:
+    settings = DeploymentSettings(max_batch_size=4, dtype="float32")
+    engine = ContinuousEngine(tiny_model_dir, "tiny:1", settings)
+    engine.start()
+    deadline = time.monotonic() + 180  # the machine may be shared
+    while not engine.is_ready():
+        assert engine.load_error is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    shapes: list[tuple[int, int]] = []
+    forward = engine.model.forward
+
+    def counting_forward(*args: Any, **kwargs: Any) -> Any:
+        shapes.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    engine.model.forward = counting_forward
+    engine.shapes = shapes  # type: ignore[attr-defined]
+    yield engine
+    engine.stop()
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def alone(engine: ContinuousEngine, text: str, max_new: int) -> list[int]:
+    """Greedy tokens from plain transformers ``generate`` for one prompt, no padding."""
+    import torch
+
+    ids = torch.tensor([engine._encode(user(text))])
+    with torch.inference_mode():
+        out = engine.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new,
+            do_sample=False,
+            eos_token_id=sorted(engine.eos_ids),
+            pad_token_id=engine.pad_id,
+        )
+    tokens = out[0, ids.shape[1] :].tolist()
+    return [t for t in tokens if t not in engine.eos_ids]
+
+
+def text_of(engine: ContinuousEngine, tokens: list[int]) -> str:
+    return engine.tokenizer.decode(tokens, skip_special_tokens=True)
+
+
+def test_the_tiny_model_can_batch_continuously(engine: ContinuousEngine) -> None:
+    assert supported(engine.model)
+
+
+def test_rows_joining_a_running_batch_answer_as_generate_alone(engine: ContinuousEngine) -> None:
+    prompts = ["tell me a long story about the sea", "hi", "what is two plus two?"]
+    long = GenerationParams(max_new_tokens=300)
+
+    async def go() -> list[Completion]:
+        stream = engine.stream(user(prompts[0]), long)
+        head = await anext(stream)  # type: ignore[call-overload]
+        # The first row is decoding when the others arrive.
+        first = asyncio.ensure_future(join(stream))
+        rest = await asyncio.gather(*(complete(engine, user(p), GREEDY) for p in prompts[1:]))
+        tail = await first
+        return [replace(tail, text=head.text + tail.text), *rest]
+
+    engine.shapes.clear()  # type: ignore[attr-defined]
+    done = asyncio.run(go())
+    shapes = list(engine.shapes)  # type: ignore[attr-defined]
+    for completion, prompt, params in zip(done, prompts, [long, GREEDY, GREEDY], strict=True):
+        assert completion.text == text_of(engine, alone(engine, prompt, params.max_new_tokens))
+    # The late rows were prefilled while the first one ran, then decoded with it.
+    first_prefill = shapes[0]
+    assert first_prefill[0] == 1 and first_prefill[1] > 1
+    assert any(rows == 3 and width == 1 for rows, width in shapes)
+    assert len(shapes) <= done[0].completion_tokens + 2  # shared steps, not one after another
+
+
+def test_each_row_keeps_its_own_parameters(engine: ContinuousEngine) -> None:
+    sampled = GenerationParams(max_new_tokens=5, do_sample=True, temperature=0.8, seed=3)
+
+    async def go() -> list[Completion]:
+        jobs = [(user("a"), GREEDY), (user("b"), sampled), (user("c"), GenerationParams(2))]
+        return await asyncio.gather(*(complete(engine, m, p) for m, p in jobs))
+
+    greedy, seeded, short = asyncio.run(go())
+    assert greedy.text == text_of(engine, alone(engine, "a", 8))
+    assert short.completion_tokens <= 2 and seeded.completion_tokens <= 5
+    again = asyncio.run(complete(engine, user("b"), sampled))  # alone this time
+    assert again.text == seeded.text  # the seed, not the batch, decides the sample
+    other = [
+        asyncio.run(complete(engine, user("b"), GenerationParams(5, True, 0.8, seed=s))).text
+        for s in (4, 5, 6)
+    ]
+    assert any(o != seeded.text for o in other)
+
+
+def test_end_token_stops_the_row(engine: ContinuousEngine) -> None:
+    first = alone(engine, "hi", 1)[0]
+    saved = engine.eos_ids
+    engine.eos_ids = {first}
+    try:
+        done = asyncio.run(complete(engine, user("hi"), GREEDY))
+    finally:
+        engine.eos_ids = saved
+    assert (done.text, done.finish_reason, done.completion_tokens) == ("", "stop", 0)
+
+
+def test_logprobs_are_the_models(engine: ContinuousEngine) -> None:
+    params = GenerationParams(max_new_tokens=4, logprobs=3)
+    done = asyncio.run(join(engine.stream(user("hi"), params)))
+    assert len(done.logprobs) == done.completion_tokens == 4
+    for entry in done.logprobs:
+        assert len(entry.top) == 3 and entry.logprob <= 0
+        assert entry.top[0][1] == pytest.approx(entry.logprob)  # greedy took the best
+
+
+def test_a_cancelled_row_leaves_the_batch(engine: ContinuousEngine) -> None:
+    async def go() -> None:
+        stream = engine.stream(user("tell me everything"), GenerationParams(max_new_tokens=400))
+        await anext(stream)  # type: ignore[call-overload]
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    engine.shapes.clear()  # type: ignore[attr-defined]
+    asyncio.run(go())
+    time.sleep(0.3)
+    steps = len(engine.shapes)  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    assert len(engine.shapes) == steps < 400  # type: ignore[attr-defined]
