@@ -53,16 +53,76 @@ def assistant_char_spans(
 def tokenize_conversation(
     tokenizer: Any, messages: list[Message], max_len: int | None = None
 ) -> Example:
-    """Token ids and labels for one conversation, truncated to ``max_len`` tokens."""
-    messages = prepare_messages(tokenizer, messages)
-    text, spans = assistant_char_spans(tokenizer, messages)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = enc["input_ids"]
+    """Token ids and labels for one conversation, truncated to ``max_len`` tokens.
+
+    An assistant turn with ``"weight": 0`` stays in the context but is not trained on.
+    """
+    return tokenize_batch(tokenizer, [messages], max_len)[0]
+
+
+def tokenize_batch(
+    tokenizer: Any, conversations: list[list[Message]], max_len: int | None = None
+) -> list[Example]:
+    """:func:`tokenize_conversation` for many: one call to the tokenizer's batch API."""
+    texts, all_spans = [], []
+    for messages in conversations:
+        trained = [m.get("weight", 1) != 0 for m in messages if m["role"] == "assistant"]
+        text, spans = assistant_char_spans(tokenizer, prepare_messages(tokenizer, messages))
+        texts.append(text)
+        all_spans.append([s for s, keep in zip(spans, trained, strict=True) if keep])
+    if not texts:
+        return []
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return [
+        _labelled(ids, offsets, spans, max_len)
+        for ids, offsets, spans in zip(
+            enc["input_ids"], enc["offset_mapping"], all_spans, strict=True
+        )
+    ]
+
+
+def _labelled(
+    ids: list[int],
+    offsets: list[tuple[int, int]],
+    spans: list[tuple[int, int]],
+    max_len: int | None,
+) -> Example:
     labels = [IGNORE] * len(ids)
-    for t, (start, end) in enumerate(enc["offset_mapping"]):
+    for t, (start, end) in enumerate(offsets):
         # A token belongs to a span if it starts inside it (offsets of special tokens too).
         if end > start and any(a <= start < b for a, b in spans):
             labels[t] = ids[t]
     if max_len is not None and max_len > 0:
         ids, labels = ids[:max_len], labels[:max_len]
-    return Example(ids, labels)
+    return Example(list(ids), labels)
+
+
+def max_token_chars(tokenizer: Any) -> int:
+    """The most characters one vocabulary entry can stand for (at least 1).
+
+    Byte-level entries are counted in their byte characters, which is never fewer than the
+    text characters they cover, so the bound is safe for every tokenizer kind.
+    """
+    longest = max((len(token) for token in tokenizer.get_vocab()), default=1)
+    return max(longest, 1)
+
+
+def bound_messages(messages: list[Message], max_chars: int) -> tuple[list[Message], bool]:
+    """Cut ``messages`` to what can still fall inside the first ``max_len`` tokens.
+
+    ``max_chars`` is ``max_len * max_token_chars``: text past it needs more than ``max_len``
+    tokens to reach, so truncation would drop it anyway. Cutting first keeps a 50 MB row
+    from ever being rendered or tokenized whole. Returns the messages and whether any were cut.
+    """
+    out: list[Message] = []
+    budget = max_chars
+    for message in messages:
+        if budget <= 0:
+            return out, True  # everything after this lies past max_len
+        content = message["content"]
+        if len(content) > budget:
+            out.append({**message, "content": content[:budget]})
+            return out, True
+        out.append(message)
+        budget -= len(content)
+    return out, False
