@@ -142,8 +142,9 @@ def test_drop_invalid_writes_exactly_the_valid_rows_and_the_rejects(
 def test_non_utf8_is_a_problem_on_its_line_in_validate_and_in_the_job_stage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from chattune.train import validate
+    from chattune.train.params import TrainParams
     from chattune.train.results import Hooks
-    from chattune.train.validate import check_data
 
     path = tmp_path / "t.jsonl"
     good = json.dumps({"messages": [U, A]}).encode()
@@ -151,8 +152,8 @@ def test_non_utf8_is_a_problem_on_its_line_in_validate_and_in_the_job_stage(
     result = _validate(str(path))
     assert result.exit_code == 3
     assert "error: line 7 of t.jsonl: not valid UTF-8 at byte 15" in result.stderr
-    with pytest.raises(DataValidationError) as info:
-        check_data("train", str(path), Hooks(log=logging.getLogger("t")))
+    with pytest.raises(DataValidationError) as info:  # the job's validate stage
+        validate.run("tiny-random-phi3", {"train": str(path)}, TrainParams(), Hooks())
     assert info.value.message == "data.train: line 7 of t.jsonl: not valid UTF-8 at byte 15"
     (tmp_path / "l.json").write_bytes(b'[\n{"messages": []},\n{"x": "\xc3("}]')
     report = json.loads(_validate(str(tmp_path / "l.json"), "--json").stdout)
@@ -162,8 +163,9 @@ def test_non_utf8_is_a_problem_on_its_line_in_validate_and_in_the_job_stage(
 def test_trailing_user_turn_is_a_warning_naming_the_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from chattune.train import validate
+    from chattune.train.params import TrainParams
     from chattune.train.results import Hooks
-    from chattune.train.validate import check_data
 
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps([U, A]) + "\n" + json.dumps([U, A, U]) + "\n")
@@ -174,7 +176,10 @@ def test_trailing_user_turn_is_a_warning_naming_the_line(
         "never trained on"
     ) in " ".join(result.stdout.split())
     with caplog.at_level(logging.WARNING, logger="t"):
-        assert check_data("train", str(path), Hooks(log=logging.getLogger("t"))) == 2
+        hooks = Hooks(log=logging.getLogger("t"))
+        assert validate.run(
+            "tiny-random-phi3", {"train": str(path)}, TrainParams(), hooks
+        ).rows == {"train": 2}
     assert "line 2 of t.jsonl: messages[2]: a user turn after" in caplog.text
 
 
