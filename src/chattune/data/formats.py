@@ -85,7 +85,7 @@ def _wrong_shape(row: Any, fmt: str) -> Problem:
         got = f"got keys: {keys}"
     else:
         got = f"got {'null' if row is None else type(row).__name__}"
-    text = f"no '{_KEYS[fmt]}' field ({got}); expected a {fmt} row like the rest of the file"
+    text = f"no '{_KEYS[fmt]}' field ({got}); this file's rows are {fmt} (--from to choose)"
     return Problem("wrong_shape", "", text)
 
 
