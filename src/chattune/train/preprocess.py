@@ -12,7 +12,12 @@ from typing import Any
 from chattune.data.schema import Conversation, Message
 from chattune.errors import ValidationError
 from chattune.train.results import Hooks, ImportedModel, Preprocessed, SplitStats
-from chattune.train.template import Example, bound_messages, max_token_chars, tokenize_batch
+from chattune.train.template import (
+    Example,
+    bound_messages,
+    max_token_chars,
+    tokenize_truncated,
+)
 
 
 def run(
@@ -155,12 +160,10 @@ def prepare_chunk(
 ) -> list[tuple[Example, bool]]:
     """Cut, render and tokenize one chunk: ``(example, truncated)`` per conversation."""
     bounded = [bound_messages(messages, max_chars) for messages in chunk]
-    examples = tokenize_batch(tokenizer, [m for m, _ in bounded], max_len=None)
-    out = []
-    for ex, (_, cut) in zip(examples, bounded, strict=True):
-        truncated = cut or len(ex.input_ids) > max_len
-        out.append((Example(ex.input_ids[:max_len], ex.labels[:max_len]), truncated))
-    return out
+    examples = tokenize_truncated(tokenizer, [m for m, _ in bounded], max_len)
+    return [
+        (ex, truncated or cut) for (ex, truncated), (_, cut) in zip(examples, bounded, strict=True)
+    ]
 
 
 def read_examples(path: str | Path) -> list[Example]:

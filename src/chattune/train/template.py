@@ -64,6 +64,25 @@ def tokenize_batch(
     tokenizer: Any, conversations: list[list[Message]], max_len: int | None = None
 ) -> list[Example]:
     """:func:`tokenize_conversation` for many: one call to the tokenizer's batch API."""
+    return [ex for ex, _ in tokenize_truncated(tokenizer, conversations, max_len)]
+
+
+CHARS_PER_TOKEN_GUESS = 8
+"""Text tokenized first: ``max_len`` times this many characters (most text needs ~4)."""
+MARGIN = 16
+"""Tokens past ``max_len`` that must come out of a cut text for its cut to be trusted
+(a cut can only change the tokens right before it)."""
+
+
+def tokenize_truncated(
+    tokenizer: Any, conversations: list[list[Message]], max_len: int | None
+) -> list[tuple[Example, bool]]:
+    """``(example, truncated)`` per conversation, examples cut to ``max_len`` tokens.
+
+    With ``max_len``, only a prefix of each rendered text is tokenized at first (``max_len``
+    times 8 characters); a row whose prefix gave fewer than ``max_len + 16`` tokens is tokenized
+    again in full, so the first ``max_len`` tokens are those of the full text.
+    """
     texts, all_spans = [], []
     for messages in conversations:
         trained = [m.get("weight", 1) != 0 for m in messages if m["role"] == "assistant"]
@@ -72,28 +91,44 @@ def tokenize_batch(
         all_spans.append([s for s, keep in zip(spans, trained, strict=True) if keep])
     if not texts:
         return []
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return [
-        _labelled(ids, offsets, spans, max_len)
-        for ids, offsets, spans in zip(
-            enc["input_ids"], enc["offset_mapping"], all_spans, strict=True
-        )
+    limit = max_len * CHARS_PER_TOKEN_GUESS if max_len else None
+    encoded = _encode(tokenizer, [t[:limit] if limit else t for t in texts])
+    retry = [
+        i
+        for i, (ids, _) in enumerate(encoded)
+        if limit and len(texts[i]) > limit and len(ids) < max_len + MARGIN  # type: ignore[operator]
     ]
+    for i, pair in zip(retry, _encode(tokenizer, [texts[i] for i in retry]), strict=True):
+        encoded[i] = pair
+    out = []
+    for (ids, offsets), spans in zip(encoded, all_spans, strict=True):
+        truncated = max_len is not None and max_len > 0 and len(ids) > max_len
+        if truncated:
+            ids, offsets = ids[:max_len], offsets[:max_len]
+        out.append((_labelled(ids, offsets, spans), truncated))
+    return out
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    if not texts:
+        return []
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
 
 
 def _labelled(
-    ids: list[int],
-    offsets: list[tuple[int, int]],
-    spans: list[tuple[int, int]],
-    max_len: int | None,
+    ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]
 ) -> Example:
+    """Label the tokens that start inside a span (offsets of special tokens too)."""
     labels = [IGNORE] * len(ids)
+    k = 0  # spans and token offsets both ascend: one sweep
     for t, (start, end) in enumerate(offsets):
-        # A token belongs to a span if it starts inside it (offsets of special tokens too).
-        if end > start and any(a <= start < b for a, b in spans):
+        while k < len(spans) and spans[k][1] <= start:
+            k += 1
+        if k == len(spans):
+            break
+        if end > start and spans[k][0] <= start:
             labels[t] = ids[t]
-    if max_len is not None and max_len > 0:
-        ids, labels = ids[:max_len], labels[:max_len]
     return Example(list(ids), labels)
 
 

@@ -239,7 +239,7 @@ def test_the_validator_never_raises_on_any_json(value: Any) -> None:
     problems = conversation_problems(value)
     assert all(p.text for p in problems)
     for fmt in ("messages", "sharegpt", "alpaca", "prompt_completion"):
-        messages, shape = to_messages(value, fmt)
+        messages, _ = to_messages(value, fmt)
         if messages is not None:
             conversation_problems(messages)
 

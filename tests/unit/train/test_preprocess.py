@@ -64,7 +64,9 @@ def test_a_batch_equals_one_by_one_and_weight_0_is_not_trained(tiny_tokenizer) -
     ]
     weighted = [U, {**convs[0][1], "weight": 0}, *convs[0][2:]]
     ex = tokenize_conversation(tiny_tokenizer, weighted)
-    trained = tiny_tokenizer.decode([t for t, x in zip(ex.input_ids, ex.labels) if x != IGNORE])
+    trained = tiny_tokenizer.decode(
+        [t for t, x in zip(ex.input_ids, ex.labels, strict=True) if x != IGNORE]
+    )
     assert "Bye." in trained and "Answer 0." not in trained
     assert ex.input_ids == tokenize_conversation(tiny_tokenizer, convs[0]).input_ids
 
@@ -120,3 +122,25 @@ def test_any_format_is_read_directly(tiny_model_dir: Path, tmp_path: Path) -> No
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     text = tok.decode(row["input_ids"]).replace(" \n", "\n")
     assert text == "<s><|user|>\nSay hi.<|end|>\n<|assistant|>\nHi!<|end|>\n"
+
+
+@pytest.mark.parametrize("max_len", [32, 512])
+def test_tokenizing_a_prefix_first_gives_the_full_texts_first_tokens(
+    tiny_tokenizer, ultrachat_sample_dir: Path, max_len: int
+) -> None:
+    import pyarrow.parquet as pq
+
+    from chattune.train.template import assistant_char_spans, prepare_messages
+
+    table = pq.read_table(next((ultrachat_sample_dir / "data").glob("train_sft-*.parquet")))
+    convs = [row["messages"] for row in table.slice(0, 150).to_pylist()]
+    got = tokenize_batch(tiny_tokenizer, convs, max_len)
+    for conv, ex in zip(convs, got, strict=True):
+        text, spans = assistant_char_spans(tiny_tokenizer, prepare_messages(tiny_tokenizer, conv))
+        enc = tiny_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        labels = [
+            t if any(a <= s < b for a, b in spans) and e > s else IGNORE
+            for t, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
+        assert ex.input_ids == enc["input_ids"][:max_len]
+        assert ex.labels == labels[:max_len]
