@@ -71,19 +71,26 @@ def describe(
     unit = "chars"
     if tokenizer is not None:
         unit = "tokens"
-        stats["tokens"] = {**_summary(lengths), "total": sum(lengths)}
-        limit = getattr(tokenizer, "model_max_length", None)
-        if isinstance(limit, int) and limit < 10**7:
-            stats["tokens"]["model_max_length"] = limit
-            stats["tokens"]["over_max_length"] = sum(n > limit for n in lengths)
-        drops = template_drops_system(tokenizer)
-        stats["template_drops_system"] = drops
-        stats["system_folded"] = with_system if drops else 0
+        stats.update(_token_stats(lengths, tokenizer, with_system))
     if plot is not None:
         stats["plot"] = str(
             histogram(lengths if tokenizer is not None else chars, turns, Path(plot), unit)
         )
     return stats
+
+
+def _token_stats(lengths: list[int], tokenizer: Any, with_system: int) -> dict[str, Any]:
+    tokens: dict[str, Any] = {**_summary(lengths), "total": sum(lengths)}
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit < 10**7:
+        tokens["model_max_length"] = limit
+        tokens["over_max_length"] = sum(n > limit for n in lengths)
+    drops = template_drops_system(tokenizer)
+    return {
+        "tokens": tokens,
+        "template_drops_system": drops,
+        "system_folded": with_system if drops else 0,
+    }
 
 
 def token_lengths(conversations: Sequence[list[Message]], tokenizer: Any) -> list[int]:
