@@ -67,8 +67,8 @@ def tokenize_batch(
     return [ex for ex, _ in tokenize_truncated(tokenizer, conversations, max_len)]
 
 
-CHARS_PER_TOKEN_GUESS = 8
-"""Text tokenized first: ``max_len`` times this many characters (most text needs ~4)."""
+CHARS_PER_TOKEN_GUESSES = (4, 8)
+"""Prefixes tokenized first: ``max_len`` times this many characters (English needs ~4)."""
 MARGIN = 16
 """Tokens past ``max_len`` that must come out of a cut text for its cut to be trusted
 (a cut can only change the tokens right before it)."""
@@ -79,9 +79,11 @@ def tokenize_truncated(
 ) -> list[tuple[Example, bool]]:
     """``(example, truncated)`` per conversation, examples cut to ``max_len`` tokens.
 
-    With ``max_len``, only a prefix of each rendered text is tokenized at first (``max_len``
-    times 8 characters); a row whose prefix gave fewer than ``max_len + 16`` tokens is tokenized
-    again in full, so the first ``max_len`` tokens are those of the full text.
+    Tokenizing costs more than linear time in the text's length (Phi-3's tokenizer merges a
+    whole text as one word), so with ``max_len`` only a prefix of each rendered text is
+    tokenized: ``max_len`` times 4 characters, then 8, then all of it, each step only for
+    the rows whose prefix gave fewer than ``max_len + 16`` tokens. So the first ``max_len``
+    tokens are those of the full text.
     """
     texts, all_spans = [], []
     for messages in conversations:
@@ -89,17 +91,7 @@ def tokenize_truncated(
         text, spans = assistant_char_spans(tokenizer, prepare_messages(tokenizer, messages))
         texts.append(text)
         all_spans.append([s for s, keep in zip(spans, trained, strict=True) if keep])
-    if not texts:
-        return []
-    limit = max_len * CHARS_PER_TOKEN_GUESS if max_len else None
-    encoded = _encode(tokenizer, [t[:limit] if limit else t for t in texts])
-    retry = [
-        i
-        for i, (ids, _) in enumerate(encoded)
-        if limit and len(texts[i]) > limit and len(ids) < max_len + MARGIN  # type: ignore[operator]
-    ]
-    for i, pair in zip(retry, _encode(tokenizer, [texts[i] for i in retry]), strict=True):
-        encoded[i] = pair
+    encoded = _encode_prefixes(tokenizer, texts, max_len)
     out = []
     for (ids, offsets), spans in zip(encoded, all_spans, strict=True):
         truncated = max_len is not None and max_len > 0 and len(ids) > max_len
@@ -109,9 +101,38 @@ def tokenize_truncated(
     return out
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+Encoded = tuple[list[int], list[tuple[int, int]]]
+
+
+def _encode_prefixes(tokenizer: Any, texts: list[str], max_len: int | None) -> list[Encoded]:
+    """Token ids and offsets of each text, exact for its first ``max_len`` tokens."""
+    encoded: list[Encoded | None] = [None] * len(texts)
+    todo = list(range(len(texts)))
+    guesses = CHARS_PER_TOKEN_GUESSES if max_len and max_len > 0 else ()
+    for guess in (*guesses, None):
+        limit = max_len * guess if guess and max_len else None
+        pairs = _encode(tokenizer, [texts[i][:limit] if limit else texts[i] for i in todo])
+        retry = []
+        for i, pair in zip(todo, pairs, strict=True):
+            cut_short = limit is not None and len(texts[i]) > limit
+            if cut_short and len(pair[0]) < max_len + MARGIN:  # type: ignore[operator]
+                retry.append(i)
+            else:
+                encoded[i] = pair
+        todo = retry
+        if not todo:
+            break
+    return [e for e in encoded if e is not None]
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> list[Encoded]:
+    """Ids and offsets through the Rust tokenizer's batch API (the transformers wrapper
+    around it costs as much again), or the wrapper for a tokenizer without one."""
     if not texts:
         return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
 
