@@ -32,23 +32,36 @@ def download(
     ),
     split_pc: float = typer.Option(..., "--split-pc", help="Percent of each split to keep."),
     out: Path = typer.Option(..., "--out", help="Folder for the four JSONL files."),
-    seed: int = typer.Option(42, "--seed", help="Seed of the shuffle that picks the rows."),
+    sample: str = typer.Option(
+        "random",
+        "--sample",
+        help="random: a seeded shuffle of each split (spans the whole split); first: the head "
+        "of each split (as the reference script's split[:N%]).",
+    ),
+    seed: int = typer.Option(42, "--seed", help="Seed of the shuffle (--sample random)."),
     workspace: str | None = WorkspaceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Write SPLIT_PC percent of each split as train_sft/test_sft/train_gen/test_gen.jsonl.
 
+    OUT/.manifest.json records the source, percent, sampling, seed, and each file's rows and
+    sha256.
+
     Example: chattune data download ultrachat-sample --split-pc 5 --out data/
+
+    The head of each split: chattune data download ultrachat-sample --split-pc 5 --out data/
+    --sample first
 
     With the hub: chattune data download HuggingFaceH4/ultrachat_200k --split-pc 5 --out data/
     """
     from rich.table import Table
 
-    info = get_client(workspace).data.download(source, split_pc, out, seed=seed)
+    info = get_client(workspace).data.download(source, split_pc, out, seed=seed, sample=sample)
     if as_json:
         print_json({split: {**vars(i), "path": str(i.path)} for split, i in info.items()})
         return
-    table = Table(title=f"{source} → {out} ({split_pc:g}% per split, seed {seed})")
+    how = f"seed {seed}" if sample == "random" else "head of each split"
+    table = Table(title=f"{source} → {out} ({split_pc:g}% per split, {how})")
     for column in ("split", "rows", "of", "file"):
         table.add_column(column, justify="right" if column in ("rows", "of") else "left")
     for split, i in info.items():

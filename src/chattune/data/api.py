@@ -61,9 +61,17 @@ class DataAPI:
         return {n: self.resolvers.dataset_folder(n) for n in self.resolvers.dataset_names}
 
     def download(
-        self, source: str, split_pc: float, out: str | Path, seed: int = 42
+        self,
+        source: str,
+        split_pc: float,
+        out: str | Path,
+        seed: int = 42,
+        sample: str = "random",
     ) -> dict[str, SplitInfo]:
         """``split_pc`` percent of each split of SOURCE as four JSONL files in ``out``.
+
+        ``sample``: ``random`` (seeded shuffle, the default) or ``first`` (head of each
+        split); ``out/.manifest.json`` records which, with each file's sha256.
 
         Example: ``client.data.download("HuggingFaceH4/ultrachat_200k", 5, "data/")``
         """
@@ -73,7 +81,9 @@ class DataAPI:
         # Folders only for the source asked for (resolving one that is not fetched raises);
         # for any other SOURCE the names alone serve the "known sources" error message.
         sources = self.local_sources() if source in names else dict.fromkeys(names, Path())
-        return download(source, split_pc, Path(out), seed=seed, local_sources=sources)
+        return download(
+            source, split_pc, Path(out), seed=seed, local_sources=sources, sample=sample
+        )
 
     def validate(
         self,
