@@ -62,15 +62,15 @@ def _split(
     with open(tmp, "w") as f:
         chunks = _chunks(iter_conversations(path), BATCH)
         for batch in _tokenized(tokenizer, chunks, max_len, max_chars):
-            for ex, truncated in batch:
+            for line, tokens, target, truncated in batch:
                 totals["truncated"] += truncated
-                if ex.n_target == 0:
+                if not target:
                     totals["dropped"] += 1
                     continue
-                f.write(json.dumps({"input_ids": ex.input_ids, "labels": ex.labels}) + "\n")
+                f.write(line)
                 totals["examples"] += 1
-                totals["tokens"] += len(ex.input_ids)
-                totals["target"] += ex.n_target
+                totals["tokens"] += tokens
+                totals["target"] += target
     if not totals["examples"]:
         tmp.unlink(missing_ok=True)
         raise ValidationError(
@@ -109,13 +109,18 @@ def _chunks(rows: Iterable[Conversation], size: int) -> Iterator[list[list[Messa
         yield chunk
 
 
+Written = tuple[str, int, int, bool]
+"""One example as its JSON line, its tokens, its target tokens, and whether it was cut."""
+
+
 def _tokenized(
     tokenizer: Any, chunks: Iterator[list[list[Message]]], max_len: int, max_chars: int
-) -> Iterator[list[tuple[Example, bool]]]:
+) -> Iterator[list[Written]]:
     """Tokenized chunks in order; over ``num_proc`` forked workers when there are cores.
 
     Chat templates render in Python (one process per core is the only parallelism that
-    helps them); a bounded window of chunks is in flight, so memory stays flat.
+    helps them). The reader keeps at most two chunks per worker in flight, so it reads
+    ahead while the workers tokenize, and memory stays flat.
     """
     procs = num_proc()
     if procs <= 1:
@@ -123,19 +128,19 @@ def _tokenized(
             yield prepare_chunk(tokenizer, chunk, max_len, max_chars)
         return
     import multiprocessing
+    from collections import deque
 
     global _WORKER_TOKENIZER
     _WORKER_TOKENIZER = tokenizer  # inherited by the forked workers, never pickled
     job = partial(_worker_chunk, max_len=max_len, max_chars=max_chars)
     with multiprocessing.get_context("fork").Pool(procs) as pool:
-        window: list[list[list[Message]]] = []
+        pending: deque[Any] = deque()
         for chunk in chunks:
-            window.append(chunk)
-            if len(window) == 2 * procs:
-                yield from pool.map(job, window)
-                window = []
-        if window:
-            yield from pool.map(job, window)
+            pending.append(pool.apply_async(job, (chunk,)))
+            if len(pending) >= 2 * procs:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def num_proc() -> int:
@@ -149,21 +154,21 @@ def num_proc() -> int:
 _WORKER_TOKENIZER: Any = None
 
 
-def _worker_chunk(
-    chunk: list[list[Message]], max_len: int, max_chars: int
-) -> list[tuple[Example, bool]]:
+def _worker_chunk(chunk: list[list[Message]], max_len: int, max_chars: int) -> list[Written]:
     return prepare_chunk(_WORKER_TOKENIZER, chunk, max_len, max_chars)
 
 
 def prepare_chunk(
     tokenizer: Any, chunk: list[list[Message]], max_len: int, max_chars: int
-) -> list[tuple[Example, bool]]:
-    """Cut, render and tokenize one chunk: ``(example, truncated)`` per conversation."""
+) -> list[Written]:
+    """Cut, render, tokenize and serialize one chunk (in a worker: the JSON too)."""
     bounded = [bound_messages(messages, max_chars) for messages in chunk]
     examples = tokenize_truncated(tokenizer, [m for m, _ in bounded], max_len)
-    return [
-        (ex, truncated or cut) for (ex, truncated), (_, cut) in zip(examples, bounded, strict=True)
-    ]
+    out = []
+    for (ex, truncated), (_, cut) in zip(examples, bounded, strict=True):
+        line = json.dumps({"input_ids": ex.input_ids, "labels": ex.labels}) + "\n"
+        out.append((line, len(ex.input_ids), ex.n_target, truncated or cut))
+    return out
 
 
 def read_examples(path: str | Path) -> list[Example]:
