@@ -8,6 +8,7 @@ text added by rendering assistant turn *i* is exactly what the model must learn 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,16 +31,24 @@ class Example:
 
 
 def assistant_char_spans(
-    tokenizer: Any, messages: list[Message]
+    tokenizer: Any, messages: list[Message], text: str | None = None, stop: int | None = None
 ) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans the model must produce."""
+    """The rendered conversation and the character spans the model must produce.
+
+    ``text`` is the conversation already rendered; spans that would start at or after
+    character ``stop`` (past the truncation) are not looked for, which saves rendering the
+    later turns of a long conversation.
+    """
     render = tokenizer.apply_chat_template
-    text = render(messages, tokenize=False)
+    if text is None:
+        text = render(messages, tokenize=False)
     spans = []
     for i, msg in enumerate(messages):
         if msg["role"] != "assistant":
             continue
         before = render(messages[:i], tokenize=False, add_generation_prompt=True)
+        if stop is not None and len(before) >= stop:
+            break
         through = render(messages[: i + 1], tokenize=False)
         if not through.startswith(before) or not text.startswith(through):
             raise ValidationError(
@@ -79,29 +88,29 @@ def tokenize_truncated(
 ) -> list[tuple[Example, bool]]:
     """``(example, truncated)`` per conversation, examples cut to ``max_len`` tokens.
 
-    Tokenizing costs more than linear time in the text's length (Phi-3's tokenizer merges a
-    whole text as one word), so with ``max_len`` only a prefix of each rendered text is
-    tokenized: ``max_len`` times 4 characters, then 8, then all of it, each step only for
-    the rows whose prefix gave fewer than ``max_len + 16`` tokens. So the first ``max_len``
-    tokens are those of the full text.
+    The work follows ``max_len``, not the conversation's length: each conversation is
+    rendered once, only a prefix of the text is tokenized (``max_len`` times 4 characters,
+    then 8, then all of it, each step only for the rows whose prefix gave fewer than
+    ``max_len + 16`` tokens, so the first ``max_len`` tokens are those of the full text),
+    and assistant spans are looked for only up to the last kept token.
     """
-    texts, all_spans = [], []
-    for messages in conversations:
-        trained = [m.get("weight", 1) != 0 for m in messages if m["role"] == "assistant"]
-        text, spans = assistant_char_spans(tokenizer, prepare_messages(tokenizer, messages))
-        texts.append(text)
-        all_spans.append([s for s, keep in zip(spans, trained, strict=True) if keep])
-    encoded = _encode_prefixes(tokenizer, texts, max_len)
+    prepared = [prepare_messages(tokenizer, messages) for messages in conversations]
+    texts = [tokenizer.apply_chat_template(p, tokenize=False) for p in prepared]
     out = []
-    for (ids, offsets), spans in zip(encoded, all_spans, strict=True):
-        truncated = max_len is not None and max_len > 0 and len(ids) > max_len
-        if truncated:
-            ids, offsets = ids[:max_len], offsets[:max_len]
+    for messages, p, text, (ids, offsets, length) in zip(
+        conversations, prepared, texts, _encode_prefixes(tokenizer, texts, max_len), strict=True
+    ):
+        truncated = max_len is not None and 0 < max_len < length
+        stop = max((end for _, end in offsets), default=0) if truncated else None
+        _, spans = assistant_char_spans(tokenizer, p, text=text, stop=stop)
+        trained = [m.get("weight", 1) != 0 for m in messages if m["role"] == "assistant"]
+        spans = [s for s, keep in zip(spans, trained, strict=False) if keep]
         out.append((_labelled(ids, offsets, spans), truncated))
     return out
 
 
-Encoded = tuple[list[int], list[tuple[int, int]]]
+Encoded = tuple[list[int], list[tuple[int, int]], int]
+"""Token ids and offsets (cut to ``max_len``) and how many tokens the text gave."""
 
 
 def _encode_prefixes(tokenizer: Any, texts: list[str], max_len: int | None) -> list[Encoded]:
@@ -111,30 +120,40 @@ def _encode_prefixes(tokenizer: Any, texts: list[str], max_len: int | None) -> l
     guesses = CHARS_PER_TOKEN_GUESSES if max_len and max_len > 0 else ()
     for guess in (*guesses, None):
         limit = max_len * guess if guess and max_len else None
-        pairs = _encode(tokenizer, [texts[i][:limit] if limit else texts[i] for i in todo])
+        pieces = [texts[i][:limit] if limit else texts[i] for i in todo]
         retry = []
-        for i, pair in zip(todo, pairs, strict=True):
+        for i, enc in zip(todo, _encode(tokenizer, pieces, max_len), strict=True):
             cut_short = limit is not None and len(texts[i]) > limit
-            if cut_short and len(pair[0]) < max_len + MARGIN:  # type: ignore[operator]
+            if cut_short and enc[2] < max_len + MARGIN:  # type: ignore[operator]
                 retry.append(i)
             else:
-                encoded[i] = pair
+                encoded[i] = enc
         todo = retry
         if not todo:
             break
     return [e for e in encoded if e is not None]
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> list[Encoded]:
-    """Ids and offsets through the Rust tokenizer's batch API (the transformers wrapper
-    around it costs as much again), or the wrapper for a tokenizer without one."""
+def _encode(tokenizer: Any, texts: list[str], max_len: int | None) -> list[Encoded]:
+    """Through the Rust tokenizer's batch API when there is one: the transformers wrapper
+    around it costs as much again, and a Rust encoding is cut before it becomes lists."""
     if not texts:
         return []
+    keep = max_len if max_len and max_len > 0 else None
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
+    if backend is None:
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            (ids[:keep], offsets[:keep], len(ids))
+            for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
+    out = []
+    for e in backend.encode_batch(texts, add_special_tokens=False):
+        length = len(e)
+        if keep is not None and length > keep:
+            e.truncate(keep)
+        out.append((e.ids, e.offsets, length))
+    return out
 
 
 def _labelled(
@@ -142,14 +161,14 @@ def _labelled(
 ) -> Example:
     """Label the tokens that start inside a span (offsets of special tokens too)."""
     labels = [IGNORE] * len(ids)
-    k = 0  # spans and token offsets both ascend: one sweep
-    for t, (start, end) in enumerate(offsets):
-        while k < len(spans) and spans[k][1] <= start:
-            k += 1
-        if k == len(spans):
-            break
-        if end > start and spans[k][0] <= start:
-            labels[t] = ids[t]
+    starts = [start for start, _ in offsets]
+    ordered = starts == sorted(starts)  # always, for one text; else label token by token
+    for a, b in spans:
+        first, last = (bisect_left(starts, a), bisect_left(starts, b)) if ordered else (0, len(ids))
+        for t in range(first, last):
+            start, end = offsets[t]
+            if end > start and a <= start < b:
+                labels[t] = ids[t]
     return Example(list(ids), labels)
 
 
