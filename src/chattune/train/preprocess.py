@@ -59,18 +59,22 @@ def _split(
     file = out_dir / f"{split}.jsonl"
     tmp = file.with_name(f".{file.name}.tmp")
     totals = {"examples": 0, "tokens": 0, "target": 0, "truncated": 0, "dropped": 0}
-    with open(tmp, "w") as f:
-        chunks = _chunks(iter_conversations(path), BATCH)
-        for batch in _tokenized(tokenizer, chunks, max_len, max_chars):
-            for line, tokens, target, truncated in batch:
-                totals["truncated"] += truncated
-                if not target:
-                    totals["dropped"] += 1
-                    continue
-                f.write(line)
-                totals["examples"] += 1
-                totals["tokens"] += tokens
-                totals["target"] += target
+    try:
+        with open(tmp, "w") as f:
+            chunks = _chunks(iter_conversations(path), BATCH)
+            for batch in _tokenized(tokenizer, chunks, max_len, max_chars):
+                for line, tokens, target, truncated in batch:
+                    totals["truncated"] += truncated
+                    if not target:
+                        totals["dropped"] += 1
+                        continue
+                    f.write(line)
+                    totals["examples"] += 1
+                    totals["tokens"] += tokens
+                    totals["target"] += target
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a bad row found late leaves no partial file
+        raise
     if not totals["examples"]:
         tmp.unlink(missing_ok=True)
         raise ValidationError(

@@ -144,3 +144,16 @@ def test_tokenizing_a_prefix_first_gives_the_full_texts_first_tokens(
         ]
         assert ex.input_ids == enc["input_ids"][:max_len]
         assert ex.labels == labels[:max_len]
+
+
+def test_a_bad_row_late_in_the_file_leaves_no_partial_output(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from chattune.data.schema import DataValidationError
+
+    path = tmp_path / "t.jsonl"
+    good = json.dumps([U, {"role": "assistant", "content": "Calm."}]) + "\n"
+    path.write_text(good * 600 + json.dumps([U]) + "\n")
+    with pytest.raises(DataValidationError, match="line 601 of t.jsonl: messages: no assistant"):
+        preprocess.run(_model(tiny_model_dir), {"train": str(path)}, 64, tmp_path / "p", Hooks())
+    assert list((tmp_path / "p").iterdir()) == []
