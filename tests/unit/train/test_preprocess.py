@@ -154,6 +154,6 @@ def test_a_bad_row_late_in_the_file_leaves_no_partial_output(
     path = tmp_path / "t.jsonl"
     good = json.dumps([U, {"role": "assistant", "content": "Calm."}]) + "\n"
     path.write_text(good * 600 + json.dumps([U]) + "\n")
-    with pytest.raises(DataValidationError, match="line 601 of t.jsonl: messages: no assistant"):
+    with pytest.raises(DataValidationError, match=r"line 601 of t\.jsonl: messages: no assistant"):
         preprocess.run(_model(tiny_model_dir), {"train": str(path)}, 64, tmp_path / "p", Hooks())
     assert list((tmp_path / "p").iterdir()) == []
