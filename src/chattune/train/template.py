@@ -9,7 +9,9 @@ text added by rendering assistant turn *i* is exactly what the model must learn 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from chattune.data.chat import Message, prepare_messages
@@ -39,17 +41,17 @@ def assistant_char_spans(
     character ``stop`` (past the truncation) are not looked for, which saves rendering the
     later turns of a long conversation.
     """
-    render = tokenizer.apply_chat_template
+    render = renderer(tokenizer)
     if text is None:
-        text = render(messages, tokenize=False)
+        text = render(messages, False)
     spans = []
     for i, msg in enumerate(messages):
         if msg["role"] != "assistant":
             continue
-        before = render(messages[:i], tokenize=False, add_generation_prompt=True)
+        before = render(messages[:i], True)
         if stop is not None and len(before) >= stop:
             break
-        through = render(messages[: i + 1], tokenize=False)
+        through = render(messages[: i + 1], False)
         if not through.startswith(before) or not text.startswith(through):
             raise ValidationError(
                 "the chat template does not render conversations prefix by prefix",
@@ -57,6 +59,59 @@ def assistant_char_spans(
             )
         spans.append((len(before), len(through)))
     return text, spans
+
+
+Render = Callable[[list[Message], bool], str]
+"""``render(messages, add_generation_prompt)``: the chat template's text."""
+_PROBE = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi there"},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": "Bye"},
+    {"role": "assistant", "content": "Bye."},
+]
+
+
+def renderer(tokenizer: Any) -> Render:
+    """The tokenizer's chat template as a function, rendered straight by its compiled jinja
+    template when that gives exactly what ``apply_chat_template`` gives on a probe
+    conversation (``apply_chat_template`` copies and normalizes every message on each call,
+    which is most of the time of rendering the prefixes of a conversation); else
+    ``apply_chat_template`` itself.
+    """
+    return _renderer(tokenizer.chat_template or "", id(tokenizer), tokenizer)
+
+
+@lru_cache(maxsize=16)
+def _renderer(template: str, _key: int, tokenizer: Any) -> Render:
+    def slow(messages: list[Message], generation: bool) -> str:
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation
+        )
+
+    try:  # transformers' own compiled template (a private helper, hence the probe below)
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+
+        compiled = _compile_jinja_template(tokenizer.get_chat_template())
+        extra = dict(tokenizer.special_tokens_map)
+    except Exception:  # any other tokenizer, or a transformers without the helper
+        return slow
+
+    def fast(messages: list[Message], generation: bool) -> str:
+        return compiled.render(
+            messages=messages, tools=None, documents=None, add_generation_prompt=generation, **extra
+        )
+
+    try:
+        same = all(
+            fast(_PROBE[a:b], g) == slow(_PROBE[a:b], g)
+            for a in (0, 1)
+            for b in (2, 3, 4, 5)
+            for g in (False, True)
+        )
+    except Exception:
+        same = False
+    return fast if same else slow
 
 
 def tokenize_conversation(
@@ -95,7 +150,8 @@ def tokenize_truncated(
     and assistant spans are looked for only up to the last kept token.
     """
     prepared = [prepare_messages(tokenizer, messages) for messages in conversations]
-    texts = [tokenizer.apply_chat_template(p, tokenize=False) for p in prepared]
+    render = renderer(tokenizer)
+    texts = [render(p, False) for p in prepared]
     out = []
     for messages, p, text, (ids, offsets, length) in zip(
         conversations, prepared, texts, _encode_prefixes(tokenizer, texts, max_len), strict=True

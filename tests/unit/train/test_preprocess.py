@@ -130,13 +130,23 @@ def test_tokenizing_a_prefix_first_gives_the_full_texts_first_tokens(
 ) -> None:
     import pyarrow.parquet as pq
 
-    from chattune.train.template import assistant_char_spans, prepare_messages
+    from chattune.train.template import prepare_messages
 
     table = pq.read_table(next((ultrachat_sample_dir / "data").glob("train_sft-*.parquet")))
     convs = [row["messages"] for row in table.slice(0, 150).to_pylist()]
     got = tokenize_batch(tiny_tokenizer, convs, max_len)
+    render = tiny_tokenizer.apply_chat_template
     for conv, ex in zip(convs, got, strict=True):
-        text, spans = assistant_char_spans(tiny_tokenizer, prepare_messages(tiny_tokenizer, conv))
+        conv = prepare_messages(tiny_tokenizer, conv)
+        text = render(conv, tokenize=False)
+        spans = [
+            (
+                len(render(conv[:i], tokenize=False, add_generation_prompt=True)),
+                len(render(conv[: i + 1], tokenize=False)),
+            )
+            for i, m in enumerate(conv)
+            if m["role"] == "assistant"
+        ]
         enc = tiny_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         labels = [
             t if any(a <= s < b for a, b in spans) and e > s else IGNORE
@@ -157,3 +167,23 @@ def test_a_bad_row_late_in_the_file_leaves_no_partial_output(
     with pytest.raises(DataValidationError, match=r"line 601 of t\.jsonl: messages: no assistant"):
         preprocess.run(_model(tiny_model_dir), {"train": str(path)}, 64, tmp_path / "p", Hooks())
     assert list((tmp_path / "p").iterdir()) == []
+
+
+def test_the_direct_renderer_is_the_chat_template(
+    tiny_tokenizer, ultrachat_sample_dir: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from chattune.train.template import prepare_messages, renderer
+
+    render = renderer(tiny_tokenizer)
+    assert render.__name__ == "fast"  # Phi-3's template renders straight
+    table = pq.read_table(next((ultrachat_sample_dir / "data").glob("train_sft-*.parquet")))
+    for row in table.slice(0, 100).to_pylist():
+        conv = prepare_messages(tiny_tokenizer, row["messages"])
+        for n in range(1, len(conv) + 1):
+            for generation in (False, True):
+                expected = tiny_tokenizer.apply_chat_template(
+                    conv[:n], tokenize=False, add_generation_prompt=generation
+                )
+                assert render(conv[:n], generation) == expected
