@@ -59,7 +59,9 @@ def test_jobs_roundtrip_and_conflict(database_uri: str) -> None:
 def test_registering_moves_latest(database_uri: str) -> None:
     models = open_store(database_uri).models
     for version in ("1", "2"):
-        models.insert(RegisteredModel("m", version, "/p", None, None, "", {}, ["latest"], {}, 0.0))
+        models.insert(
+            RegisteredModel("m", version, "/p", None, None, "", {}, ["latest"], {}, 0.0)
+        )
     assert {m.version: m.labels for m in models.list("m")} == {"1": [], "2": ["latest"]}
     with pytest.raises(ConflictError, match="m:2 exists"):
         models.insert(RegisteredModel("m", "2", "/p", None, None, "", {}, [], {}, 0.0))
