@@ -53,7 +53,7 @@ def test_a_job_trains_on_sharegpt_alpaca_and_prompt_completion_files(
         "data": {"train": str(train), "test": str(test), "validation": str(validation)},
         "parameters": {"max_steps": 2, "max_seq_length": 64, "logging_steps": 1},
     }
-    job = client.jobs.wait(client.jobs.create(spec).name, timeout=300)
+    job = client.jobs.wait(client.jobs.create(spec).name, timeout=600)  # 2 min alone
     logs = client.jobs.logs("formats")
     assert job.status == "completed", logs
     assert "data.train: 8 conversations, sharegpt format" in logs
