@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from functools import partial
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +128,12 @@ def _tokenized(
     ahead while the workers tokenize, and memory stays flat.
     """
     procs = num_proc()
-    if procs <= 1:
-        for chunk in chunks:
+    head = list(islice(chunks, 2))
+    if procs <= 1 or len(head) < 2:  # one chunk or one CPU: workers would only cost time
+        for chunk in chain(head, chunks):
             yield prepare_chunk(tokenizer, chunk, max_len, max_chars)
         return
+    chunks = chain(head, chunks)
     import multiprocessing
     from collections import deque
 
