@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,17 @@ class DataAPI:
         return {n: self.resolvers.dataset_folder(n) for n in self.resolvers.dataset_names}
 
     def download(
-        self, source: str, split_pc: float, out: str | Path, seed: int = 42
+        self,
+        source: str,
+        split_pc: float,
+        out: str | Path,
+        seed: int = 42,
+        sample: str = "random",
     ) -> dict[str, SplitInfo]:
         """``split_pc`` percent of each split of SOURCE as four JSONL files in ``out``.
+
+        ``sample``: ``random`` (seeded shuffle, the default) or ``first`` (head of each
+        split); ``out/.manifest.json`` records which, with each file's sha256.
 
         Example: ``client.data.download("HuggingFaceH4/ultrachat_200k", 5, "data/")``
         """
@@ -72,26 +81,56 @@ class DataAPI:
         # Folders only for the source asked for (resolving one that is not fetched raises);
         # for any other SOURCE the names alone serve the "known sources" error message.
         sources = self.local_sources() if source in names else dict.fromkeys(names, Path())
-        return download(source, split_pc, Path(out), seed=seed, local_sources=sources)
+        return download(
+            source, split_pc, Path(out), seed=seed, local_sources=sources, sample=sample
+        )
 
-    def validate(self, path: str | Path, split: str | None = None) -> dict[str, Any]:
-        """Check every row against the chat rules; a report, or one ValidationError naming all.
+    def validate(
+        self,
+        path: str | Path,
+        split: str | None = None,
+        *,
+        fmt: str | None = None,
+        role_map: dict[str, str] | None = None,
+        drop_invalid: str | Path | None = None,
+        check: bool = True,
+    ) -> dict[str, Any]:
+        """Check every row against the chat rules, streaming; the full report.
+
+        The report has every problem (``problems``: file, line, field, message, kind,
+        severity) and counts by kind (``summary``). With ``check`` (the default) a file
+        with errors raises one :class:`DataValidationError` naming all of them instead;
+        ``check=False`` returns the report with ``ok: False``. ``drop_invalid`` writes the
+        valid rows there and the rejected ones to ``<drop_invalid>.rejects.jsonl``.
 
         Example: ``client.data.validate("data/train_sft.jsonl")`` →
-        ``{"path": "data/train_sft.jsonl", "ok": True, "rows": 60, ...}``
+        ``{"path": "data/train_sft.jsonl", "ok": True, "rows": 60, "format": "messages", ...}``
         """
-        from chattune.data.readers import load_conversations
+        from chattune.data.report import validate_file
+        from chattune.data.schema import DataValidationError
 
-        rows = load_conversations(path, split)
-        messages = [m for c in rows for m in c.messages]
-        return {
-            "path": str(path),
-            "ok": True,
-            "rows": len(rows),
-            "messages": len(messages),
-            "assistant_turns": sum(m["role"] == "assistant" for m in messages),
-            "rows_with_system": sum(c.messages[0]["role"] == "system" for c in rows),
-        }
+        report = validate_file(path, split, fmt=fmt, role_map=role_map, drop_invalid=drop_invalid)
+        if check and not report["ok"]:
+            errors = [p["text"] for p in report["problems"] if p["severity"] == "error"]
+            raise DataValidationError(errors)
+        return report
+
+    def convert(
+        self,
+        src: str | Path,
+        out: str | Path,
+        *,
+        fmt: str | None = None,
+        role_map: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Write a ShareGPT / Alpaca / prompt-completion / messages file as ``messages`` JSONL.
+
+        Example: ``client.data.convert("alpaca.json", "train.jsonl")`` →
+        ``{"path": "train.jsonl", "rows": 52, "format": "alpaca"}``
+        """
+        from chattune.data.report import convert_file
+
+        return convert_file(src, out, fmt=fmt, role_map=role_map)
 
     def show(
         self,
@@ -105,16 +144,19 @@ class DataAPI:
 
         Example: ``client.data.show("train_sft.jsonl", n=2, model_dir="SmolLM2-135M-Instruct")``
         """
-        from chattune.data.readers import load_conversations
+        from chattune.data.readers import DataReader, iter_conversations
         from chattune.data.stats import describe
 
-        rows = load_conversations(path, split)
+        reader = DataReader(path, split)
+        first = [r.conversation for r in islice(reader, max(n, 0))]
         tokenizer = self._tokenizer(model_dir) if model_dir is not None else None
+        rows = iter_conversations(path, split)
         stats = describe(rows, tokenizer, Path(plot) if plot is not None else None)
         return {
             "path": str(path),
+            "format": reader.format,
             "stats": stats,
-            "conversations": [c.messages for c in rows[: max(n, 0)]],
+            "conversations": [c.messages for c in first if c is not None],
         }
 
     def _tokenizer(self, model: str | Path) -> Any:

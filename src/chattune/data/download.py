@@ -13,6 +13,13 @@ train_sft, train; ``test_*`` likewise from test_*, test, validation, valid, dev.
 no test split gets one carved from train (10%, seeded), so test rows never repeat train rows.
 When one source split feeds both sft and gen, both files hold the same sampled rows (the gen
 files are read for their prompts).
+
+Sampling: ``random`` (the default) takes a seeded shuffle of each split, so a small percent
+still spans the whole split (a split's head can be ordered by source or topic); ``first``
+takes the head of each split, the rows the reference script's ``split[:N%]`` takes, for
+comparing with it (a carved test split is then the tail of train). OUT/.manifest.json records
+the source, percent, sampling, seed and each file's rows and sha256 (what ``sha256sum``
+prints).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ OUT_SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
 TEST_ALIASES = ("test", "validation", "valid", "dev")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 HELD_OUT = 0.1
+SAMPLES = ("random", "first")
+MANIFEST = ".manifest.json"
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,12 @@ def download(
     out: Path,
     seed: int = 42,
     local_sources: Mapping[str, Path] | None = None,
+    sample: str = "random",
 ) -> dict[str, SplitInfo]:
     """Write ``split_pc`` percent (at least one row) of each split of ``source`` into ``out``.
 
-    The sample is a seeded shuffle, so the same source, percent and seed give the same rows.
+    ``sample="random"`` is a seeded shuffle (the same source, percent and seed give the same
+    rows); ``sample="first"`` the head of each split.
 
     Example::
 
@@ -64,8 +75,10 @@ def download(
         raise ValidationError(
             f"--split-pc {split_pc}: expected a percent in (0, 100]", "e.g. --split-pc 5"
         )
+    if sample not in SAMPLES:
+        raise ValidationError(f"--sample {sample}: unknown", "use --sample random or first")
     dataset = load_source(source, local_sources or {})
-    dataset = _with_test_split(dataset, seed)
+    dataset = _with_test_split(dataset, seed, sample)
     plan = plan_splits(list(dataset))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,20 +88,53 @@ def download(
         for split, source_split in plan.items():
             full = dataset[source_split]
             count = max(1, int(len(full) * split_pc / 100)) if len(full) else 0
-            sample = full.shuffle(seed=seed).select(range(count))
+            rows = full.shuffle(seed=seed) if sample == "random" else full
             path = out / f"{split}.jsonl"
             tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
             temps.append((tmp, path))
             with tmp.open("w", encoding="utf-8") as f:
-                for row in sample:
+                for row in rows.select(range(count)):
                     f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             written[split] = SplitInfo(split, count, path, source_split, len(full))
+        manifest = out / MANIFEST
+        temps.append((manifest.with_name(f"{MANIFEST}.tmp{os.getpid()}"), manifest))
+        record = _manifest(source, split_pc, sample, seed, written, [t for t, _ in temps])
+        temps[-1][0].write_text(json.dumps(record, indent=2) + "\n")
         for tmp, path in temps:  # renamed only once all four are written
             os.replace(tmp, path)
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
     return written
+
+
+def _manifest(
+    source: str,
+    split_pc: float,
+    sample: str,
+    seed: int,
+    written: dict[str, SplitInfo],
+    temps: list[Path],
+) -> dict[str, Any]:
+    """What was downloaded and how; each file's sha256 is that of its (temp) bytes."""
+    from chattune.data.digest import file_sha256
+
+    return {
+        "source": source,
+        "split_pc": split_pc,
+        "sample": sample,
+        "seed": seed if sample == "random" else None,
+        "splits": {
+            split: {
+                "file": info.path.name,
+                "rows": info.rows,
+                "source_split": info.source_split,
+                "source_rows": info.source_rows,
+                "sha256": file_sha256(tmp),
+            }
+            for (split, info), tmp in zip(written.items(), temps, strict=False)
+        },
+    }
 
 
 def plan_splits(available: list[str]) -> dict[str, str]:
@@ -190,14 +236,19 @@ def _unreachable(source: str, exc: BaseException, known: str) -> RuntimeFailure:
     )
 
 
-def _with_test_split(dataset: Any, seed: int) -> Any:
+def _with_test_split(dataset: Any, seed: int, sample: str = "random") -> Any:
     names = list(dataset)
     if any(n.startswith("test") or n in TEST_ALIASES for n in names):
         return dataset
     train = next((n for n in ("train", "train_sft", "train_gen") if n in names), None)
     if train is None or len(dataset[train]) < 2:
         return dataset  # plan_splits says what is missing
-    parts = dataset[train].train_test_split(test_size=HELD_OUT, seed=seed)
+    rows = dataset[train]
+    if sample == "first":  # the head stays train, the tail is the test split
+        cut = len(rows) - max(1, int(len(rows) * HELD_OUT))
+        parts = {"train": rows.select(range(cut)), "test": rows.select(range(cut, len(rows)))}
+    else:
+        parts = rows.train_test_split(test_size=HELD_OUT, seed=seed)
     return {**{n: dataset[n] for n in names}, train: parts["train"], "test": parts["test"]}
 
 

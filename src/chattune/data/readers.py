@@ -1,45 +1,166 @@
-"""Read chat data files into validated conversations.
+"""Read chat data files into validated conversations, one row at a time.
 
-Formats: ``.jsonl``, ``.json`` (a list of rows, or JSON lines), ``.parquet``, ``.csv`` (a
-``messages`` column holding JSON), and local dataset folders in hub layout (one split,
-chosen by name). A row is an ultrachat row ``{"prompt", "prompt_id", "messages"}`` or a bare
-``[{"role", "content"}, ...]`` list.
+Files: ``.jsonl``, ``.json`` (a list of rows, or JSON lines), ``.parquet``, ``.csv``, and
+local dataset folders in hub layout (one split, chosen by name). Row formats
+(:mod:`chattune.data.formats`): ``messages`` (ultrachat rows or bare lists), ``sharegpt``,
+``alpaca``, ``prompt_completion`` — detected from a file's first row unless given.
 
-Every problem of every row is collected and raised once, each naming where it is:
-``line 17 of train.jsonl: messages[3]: two user turns in a row`` (``line`` for JSON lines,
-``row`` counted from 1 for the other formats).
+Rows are streamed: JSON lines and parquet batches are read as they come, so memory follows
+the longest row, not the file (a ``.json`` list is parsed whole; use JSON lines for big data).
+Every problem names where it is: ``line 17 of train.jsonl: messages[3]: two user turns in a
+row`` (``line`` for JSON lines, ``row`` counted from 1 for the other files). Bytes that are
+not UTF-8 are a problem on their line (``line 7 of t.jsonl: not valid UTF-8 at byte 135``).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chattune.data.formats import FORMATS, detect, to_messages
 from chattune.data.hub_layout import DATA_SUFFIXES, split_files
 from chattune.data.schema import (
     Conversation,
     DataValidationError,
+    Problem,
+    UnreadableDataError,
     clean,
-    row_messages,
-    shape_problem,
-    validate_conversation,
+    conversation_problems,
 )
 from chattune.errors import NotFoundError, ValidationError
 
 DEFAULT_SPLITS = ("train_sft", "train", "test_sft", "test")
 _UNREADABLE = object()
+_JSON_COLUMNS = ("messages", "conversations", "history")
+
+
+@dataclass
+class Record:
+    """One row as read: where it is, the raw row, and its conversation or its problems.
+
+    ``raw`` is the parsed row, or the row's text when it could not be parsed. A row with only
+    warnings still has its ``conversation``.
+    """
+
+    file: str
+    number: int
+    unit: str
+    raw: Any
+    conversation: Conversation | None = None
+    problems: list[Problem] = field(default_factory=list)
+    text: str | None = None
+    """The row's text when it could not be parsed (for a rejects file)."""
+
+    @property
+    def where(self) -> str:
+        return f"{self.unit} {self.number} of {self.file}" if self.number else self.file
+
+    @property
+    def ok(self) -> bool:
+        return all(p.severity != "error" for p in self.problems)
+
+
+class DataReader:
+    """Stream the :class:`Record` of every row of a file or dataset folder.
+
+    ``fmt`` forces a row format (default: detected from the first row, then ``.format``
+    says which). ``require_assistant`` is the training rule (every row needs an assistant
+    turn); prompt-only splits pass False.
+
+    Example::
+
+        reader = DataReader("alpaca.json")
+        good = [r.conversation for r in reader if r.ok]
+        reader.format  # "alpaca"
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        split: str | None = None,
+        *,
+        fmt: str | None = None,
+        role_map: Mapping[str, str] | None = None,
+        require_assistant: bool = True,
+    ) -> None:
+        if fmt is not None and fmt not in FORMATS:
+            raise ValidationError(
+                f"unknown data format {fmt!r}", f"use one of {', '.join(FORMATS)}"
+            )
+        self.path = Path(path)
+        self.split = split
+        self.format = fmt
+        self.role_map = dict(role_map or {})
+        self.require_assistant = require_assistant
+
+    def __iter__(self) -> Iterator[Record]:
+        for record in _iter_rows(self.path, self.split):
+            if record.raw is not _UNREADABLE:
+                self._convert(record)
+            else:
+                record.raw = None
+            yield record
+
+    def _convert(self, record: Record) -> None:
+        raw = record.raw
+        if self.format is None:
+            self.format = detect(raw) or "messages"
+        messages, problems = to_messages(raw, self.format, self.role_map)
+        if not problems or messages is not None:
+            problems += _renamed(
+                conversation_problems(messages, require_assistant=self.require_assistant),
+                self.format,
+                raw,
+            )
+        record.problems = problems
+        if record.ok:
+            prompt, pid = _ids(raw)
+            record.conversation = Conversation(clean(messages), prompt, pid, record.where)
+
+
+def _renamed(problems: list[Problem], fmt: str, raw: Any) -> list[Problem]:
+    """For ShareGPT rows, name the user's own list (``conversations[i]``), not ours."""
+    if fmt != "sharegpt" or not isinstance(raw, dict):
+        return problems
+    offset = 1 if isinstance(raw.get("system"), str) and raw["system"] else 0
+    out = []
+    for p in problems:
+        name = p.field
+        if name.startswith("messages[") and "]" in name:
+            index, rest = name[len("messages[") :].split("]", 1)
+            name = f"conversations[{int(index) - offset}]{rest}"
+        elif name.startswith("messages"):
+            name = "conversations" + name[len("messages") :]
+        out.append(Problem(p.kind, name, p.message, p.severity))
+    return out
+
+
+def _ids(raw: Any) -> tuple[str | None, str | None]:
+    if not isinstance(raw, dict):
+        return None, None
+    prompt, pid = raw.get("prompt"), raw.get("prompt_id")
+    if "messages" not in raw:  # a prompt/completion ``prompt`` is not an ultrachat id
+        return None, None
+    return (prompt if isinstance(prompt, str) else None, pid if isinstance(pid, str) else None)
 
 
 def load_conversations(
-    path: str | Path, split: str | None = None, *, require_assistant: bool = True
+    path: str | Path,
+    split: str | None = None,
+    *,
+    require_assistant: bool = True,
+    fmt: str | None = None,
 ) -> list[Conversation]:
     """Every row of a data file or dataset folder, validated; raises once with all problems.
 
     ``split`` picks the split of a dataset folder (default: ``train_sft``, else ``train``,
-    else the only split); it is ignored for files.
+    else the only split); it is ignored for files. For big files prefer
+    :func:`iter_conversations`, which does not hold the rows.
 
     Example::
 
@@ -47,34 +168,37 @@ def load_conversations(
         rows[0].messages[0]["role"]  # "user"
         load_conversations("ultrachat-sample/", split="test_sft")
     """
+    return list(iter_conversations(path, split, require_assistant=require_assistant, fmt=fmt))
+
+
+def iter_conversations(
+    path: str | Path,
+    split: str | None = None,
+    *,
+    require_assistant: bool = True,
+    fmt: str | None = None,
+) -> Iterator[Conversation]:
+    """Stream the conversations of a file; at the end, raise once if any row was bad.
+
+    Callers that write as they read must write to a temporary file and rename it only when
+    the iteration finished without an error.
+    """
     path = Path(path)
     problems: list[str] = []
-    conversations: list[Conversation] = []
-    for where, row in _iter_rows(path, split):
-        if row is _UNREADABLE:
-            problems.append(where)
-            continue
-        problem = shape_problem(row)
-        messages, prompt, prompt_id = row_messages(row)
-        row_problems = (
-            [problem]
-            if problem
-            else validate_conversation(messages, require_assistant=require_assistant)
-        )
-        if row_problems:
-            problems.extend(f"{where}: {p}" for p in row_problems)
-        else:
-            conversations.append(Conversation(clean(messages), prompt, prompt_id, where))
-    if not problems and not conversations:
+    rows = 0
+    for record in DataReader(path, split, fmt=fmt, require_assistant=require_assistant):
+        rows += 1
+        problems += [f"{record.where}: {p.text}" for p in record.problems if p.severity == "error"]
+        if record.conversation is not None and not problems:
+            yield record.conversation
+    if not problems and not rows:
         problems.append(f"{path.name}: no rows")
     if problems:
         raise DataValidationError(problems)
-    return conversations
 
 
-def _iter_rows(path: Path, split: str | None = None) -> Iterator[tuple[str, Any]]:
-    """``(where, raw row)`` pairs of a file or folder; an unparsable row comes as
-    ``(problem text, _UNREADABLE)``."""
+def _iter_rows(path: Path, split: str | None = None) -> Iterator[Record]:
+    """Every raw row of a file or folder; an unparsable one has ``raw`` ``_UNREADABLE``."""
     if not path.exists():
         raise NotFoundError(f"no data file or folder at {path}", "check the path")
     if path.is_dir():
@@ -107,7 +231,7 @@ def split_file_list(folder: Path, split: str | None) -> list[Path]:
     return files
 
 
-def _iter_file(path: Path, name: str) -> Iterator[tuple[str, Any]]:
+def _iter_file(path: Path, name: str) -> Iterator[Record]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         yield from _iter_jsonl(path, name)
@@ -118,66 +242,116 @@ def _iter_file(path: Path, name: str) -> Iterator[tuple[str, Any]]:
     elif suffix == ".csv":
         yield from _iter_csv(path, name)
     else:
-        raise ValidationError(
+        raise UnreadableDataError(
             f"{name}: unsupported file type {suffix or '(none)'!r}",
             "use .jsonl, .json, .parquet or .csv, or a dataset folder",
         )
 
 
-def _iter_jsonl(path: Path, name: str) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
+def _unreadable(name: str, number: int, unit: str, kind: str, text: str, raw: str | None) -> Record:
+    return Record(name, number, unit, _UNREADABLE, problems=[Problem(kind, "", text)], text=raw)
+
+
+def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
+    # Binary lines: a bad byte is a problem of its line, and the next line still reads.
+    with path.open("rb") as f:
+        for number, data in enumerate(f, start=1):
+            if not data.strip():
                 continue
-            where = f"line {number} of {name}"
             try:
-                yield where, json.loads(line)
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                text = f"not valid UTF-8 at byte {exc.start + 1}"
+                shown = data.decode("utf-8", "replace").rstrip("\r\n")
+                yield _unreadable(name, number, "line", "not_utf8", text, shown)
+                continue
+            try:
+                yield Record(name, number, "line", json.loads(line.strip()))
             except ValueError as exc:
-                yield f"{where}: not valid JSON ({_json_reason(exc)})", _UNREADABLE
+                text = f"not valid JSON ({_json_reason(exc)})"
+                yield _unreadable(name, number, "line", "invalid_json", text, line.rstrip("\r\n"))
 
 
-def _iter_json(path: Path, name: str) -> Iterator[tuple[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+def _decoded(path: Path, name: str) -> str | Record:
+    """A whole file's text, or the record of its first non-UTF-8 byte (line and byte)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        text = f"not valid UTF-8 at byte {column}"
+        return _unreadable(name, line, "line", "not_utf8", text, None)
+
+
+def _iter_json(path: Path, name: str) -> Iterator[Record]:
+    text = _decoded(path, name)
+    if isinstance(text, Record):
+        yield text
+        return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # JSON lines saved as .json
+            del text
             yield from _iter_jsonl(path, name)
             return
-        yield f"{name}: not valid JSON ({_json_reason(exc)})", _UNREADABLE
+        problem = f"not valid JSON ({_json_reason(exc)})"
+        yield _unreadable(name, 0, "row", "unreadable_file", problem, None)
         return
     if not isinstance(data, list):
-        yield f"{name}: expected a JSON list of rows, got {type(data).__name__}", _UNREADABLE
+        problem = f"expected a JSON list of rows, got {type(data).__name__}"
+        yield _unreadable(name, 0, "row", "unreadable_file", problem, None)
         return
     for number, row in enumerate(data, start=1):
-        yield f"row {number} of {name}", row
+        yield Record(name, number, "row", row)
 
 
-def _iter_parquet(path: Path, name: str) -> Iterator[tuple[str, Any]]:
+def _iter_parquet(path: Path, name: str) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
-        yield f"{name}: not a readable parquet file ({exc})", _UNREADABLE
+        problem = f"not a readable parquet file ({exc})"
+        yield _unreadable(name, 0, "row", "unreadable_file", problem, None)
         return
-    for number, row in enumerate(table.to_pylist(), start=1):
-        yield f"row {number} of {name}", row
+    number = 0
+    for batch in parquet.iter_batches(batch_size=256):
+        for row in batch.to_pylist():
+            number += 1
+            yield Record(name, number, "row", row)
 
 
-def _iter_csv(path: Path, name: str) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if "messages" not in (reader.fieldnames or []):
-            yield f"{name}: no 'messages' column (a JSON list of {{role, content}})", _UNREADABLE
-            return
-        for number, row in enumerate(reader, start=1):
-            where = f"row {number} of {name}"
+def _iter_csv(path: Path, name: str) -> Iterator[Record]:
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        reader = csv.DictReader(text)
+        try:
+            columns = reader.fieldnames or []
+            if not any(
+                c in columns for c in ("messages", "conversations", "instruction", "prompt")
+            ):
+                problem = "no 'messages' column (a JSON list of {role, content})"
+                yield _unreadable(name, 0, "row", "unreadable_file", problem, None)
+                return
+            for number, row in enumerate(reader, start=1):
+                yield _csv_record(name, number, row)
+        except UnicodeDecodeError as exc:
+            problem = f"not valid UTF-8 (at byte {exc.start + 1} of a read block)"
+            yield _unreadable(name, reader.line_num + 1, "row", "not_utf8", problem, None)
+
+
+def _csv_record(name: str, number: int, row: dict[str, Any]) -> Record:
+    """A CSV row with its JSON-holding columns (messages, conversations, history) parsed."""
+    for column in _JSON_COLUMNS:
+        if column in row:
             try:
-                yield where, {**row, "messages": json.loads(row["messages"] or "null")}
+                row[column] = json.loads(row[column] or "null")
             except ValueError as exc:
-                yield f"{where}: messages: not valid JSON ({_json_reason(exc)})", _UNREADABLE
+                problem = f"{column}: not valid JSON ({_json_reason(exc)})"
+                return _unreadable(name, number, "row", "invalid_json", problem, json.dumps(row))
+    return Record(name, number, "row", row)
 
 
 def _json_reason(exc: ValueError) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 
 from chattune.errors import ValidationError
 
-Message = dict[str, str]
+Message = dict[str, Any]
+"""``{"role", "content"}``, plus ``"weight": 0`` on a turn not to be trained on."""
 ROLES = ("system", "user", "assistant")
 RULES_HINT = (
     "each row needs `messages`: roles system/user/assistant, system only first, "
@@ -54,13 +55,44 @@ class DataValidationError(ValidationError):
         self.problems = problems
 
 
+class UnreadableDataError(ValidationError):
+    """The input cannot be read as data at all (type, encoding of a whole file, layout).
+
+    Its own exit code (2) tells "fix the file you passed" from "fix these rows" (3).
+    """
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule of one row: where (``field``), what (``message``), its ``kind``.
+
+    ``severity`` is ``"error"`` (the row is rejected) or ``"warning"`` (kept, but the user
+    should know). ``text`` is what the CLI prints after the row's place.
+
+    >>> Problem("two_in_a_row", "messages[1]", "two user turns in a row").text
+    'messages[1]: two user turns in a row'
+    """
+
+    kind: str
+    field: str
+    message: str
+    severity: str = "error"
+
+    @property
+    def text(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
 def validate_conversation(
     messages: Any, *, require_assistant: bool = True, require_user_last: bool = False
 ) -> list[str]:
     """Every rule that ``messages`` breaks, as ``"messages[3]: two user turns in a row"`` texts.
 
-    An empty list means the conversation is valid. Training data uses the defaults; a
-    serving-side check passes ``require_assistant=False, require_user_last=True``.
+    An empty list means the conversation is valid (warnings are not listed). Training data
+    uses the defaults; a serving-side check passes
+    ``require_assistant=False, require_user_last=True``.
 
     >>> user, bot = {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}
     >>> validate_conversation([user, bot])
@@ -68,82 +100,100 @@ def validate_conversation(
     >>> validate_conversation([user, user, bot])
     ['messages[1]: two user turns in a row']
     """
+    found = conversation_problems(
+        messages, require_assistant=require_assistant, require_user_last=require_user_last
+    )
+    return [p.text for p in found if p.severity == "error"]
+
+
+def conversation_problems(
+    messages: Any, *, require_assistant: bool = True, require_user_last: bool = False
+) -> list[Problem]:
+    """:func:`validate_conversation` with kinds and warnings: what ``data validate`` reports.
+
+    A training conversation (``require_assistant``) that ends in a user turn after an
+    assistant turn gets a ``trailing_user`` warning: that last turn is never trained on.
+    """
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
-        return [f"messages: expected a list of {{role, content}} objects, got {_kind(messages)}"]
+        got = f"expected a list of {{role, content}} objects, got {_kind(messages)}"
+        return [Problem("not_a_list", "messages", got)]
     if not messages:
-        return ["messages: empty conversation"]
-    problems: list[str] = []
+        return [Problem("empty_conversation", "messages", "empty conversation")]
+    problems: list[Problem] = []
     previous: str | None = None  # role of the last user/assistant turn; "?" when unreadable
     for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            problems.append(
-                f"{where}: expected an object with role and content, got {_kind(message)}"
-            )
-            previous = "?"
-            continue
-        role = message.get("role")
-        problems.extend(_content_problems(where, message))
-        if role not in ROLES:
-            got = "missing 'role'" if role is None else f"unknown role {role!r}"
-            problems.append(f"{where}: {got} (expected system, user or assistant)")
-            previous = "?"
-        elif role == "system":
-            if i > 0:
-                problems.append(f"{where}: a system message may only come first")
-        elif previous is None and role == "assistant":
-            problems.append(f"{where}: the conversation must start with a user turn, got assistant")
-            previous = role
-        else:
-            if role == previous:
-                problems.append(f"{where}: two {role} turns in a row")
-            previous = role
+        previous = _message_problems(f"messages[{i}]", i, message, previous, problems)
     roles = [m.get("role") for m in messages if isinstance(m, dict)]
+    last = len(messages) - 1
     if require_assistant and "assistant" not in roles:
-        problems.append("messages: no assistant turn (training needs at least one)")
+        text = "no assistant turn (training needs at least one)"
+        problems.append(Problem("no_assistant", "messages", text))
+    elif require_assistant and roles and roles[-1] == "user":
+        text = "a user turn after the last assistant turn is never trained on"
+        problems.append(Problem("trailing_user", f"messages[{last}]", text, "warning"))
     if require_user_last and roles and roles[-1] != "user":
-        last = len(messages) - 1
-        problems.append(f"messages[{last}]: the conversation must end with a user turn")
+        text = "the conversation must end with a user turn"
+        problems.append(Problem("not_user_last", f"messages[{last}]", text))
     return problems
 
 
-def _content_problems(where: str, message: dict[str, Any]) -> list[str]:
+def _message_problems(
+    where: str, i: int, message: Any, previous: str | None, problems: list[Problem]
+) -> str | None:
+    """Append the problems of message ``i``; the role the next message must differ from."""
+    if not isinstance(message, dict):
+        got = f"expected an object with role and content, got {_kind(message)}"
+        problems.append(Problem("bad_message", where, got))
+        return "?"
+    role = message.get("role")
+    problems.extend(_content_problems(where, message))
+    weight = message.get("weight", 1)
+    if isinstance(weight, bool) or weight not in (0, 1):
+        got = f"expected 0 or 1, got {message['weight']!r}"
+        problems.append(Problem("bad_weight", f"{where}.weight", got))
+    if role not in ROLES:
+        got = "missing 'role'" if role is None else f"unknown role {role!r}"
+        problems.append(
+            Problem("unknown_role", where, f"{got} (expected system, user or assistant)")
+        )
+        return "?"
+    if role == "system":
+        if i > 0:
+            problems.append(
+                Problem("system_not_first", where, "a system message may only come first")
+            )
+        return previous
+    if previous is None and role == "assistant":
+        text = "the conversation must start with a user turn, got assistant"
+        problems.append(Problem("starts_with_assistant", where, text))
+    elif role == previous:
+        problems.append(Problem("two_in_a_row", where, f"two {role} turns in a row"))
+    return role
+
+
+def _content_problems(where: str, message: dict[str, Any]) -> list[Problem]:
     if "content" not in message:
-        return [f"{where}: missing 'content'"]
+        return [Problem("missing_content", where, "missing 'content'")]
     content = message["content"]
     if not isinstance(content, str):
-        return [f"{where}.content: expected a string, got {_kind(content)}"]
+        got = f"expected a string, got {_kind(content)}"
+        return [Problem("content_not_text", f"{where}.content", got)]
     if not content.strip():
-        return [f"{where}.content: empty"]
+        return [Problem("empty_content", f"{where}.content", "empty")]
     return []
 
 
-def row_messages(row: Any) -> tuple[Any, str | None, str | None]:
-    """``(messages, prompt, prompt_id)`` of a raw row: an ultrachat row or a bare message list.
-
-    A row of neither shape returns it unchanged as ``messages`` so that validation names it.
-    """
-    if isinstance(row, dict) and "messages" in row:
-        prompt, prompt_id = row.get("prompt"), row.get("prompt_id")
-        return (
-            row["messages"],
-            prompt if isinstance(prompt, str) else None,
-            prompt_id if isinstance(prompt_id, str) else None,
-        )
-    return row, None, None
-
-
-def shape_problem(row: Any) -> str | None:
-    """Why a raw row is neither an ultrachat row nor a bare message list, else None."""
-    if isinstance(row, dict) and "messages" not in row:
-        keys = ", ".join(sorted(map(str, row))[:6]) or "none"
-        return f"no 'messages' field (got keys: {keys}); expected the ultrachat schema"
-    return None
-
-
 def clean(messages: list[dict[str, Any]]) -> list[Message]:
-    """Just ``role`` and ``content`` of each (already valid) message."""
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    """Just ``role`` and ``content`` of each (already valid) message, and ``weight: 0`` where
+    a message is not to be trained on (1, the default, is left out)."""
+    return [
+        {
+            "role": m["role"],
+            "content": m["content"],
+            **({"weight": 0} if m.get("weight") == 0 else {}),
+        }
+        for m in messages
+    ]
 
 
 def _kind(value: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -20,54 +20,77 @@ from chattune.data.convert import prompt_id as make_prompt_id
 from chattune.data.schema import Conversation, Message
 
 Row = Conversation | list[Message]
+BATCH = 256
 
 
 def describe(
-    rows: Sequence[Row], tokenizer: Any = None, plot: Path | None = None
+    rows: Iterable[Row], tokenizer: Any = None, plot: Path | None = None
 ) -> dict[str, Any]:
     """Counts, lengths, roles and duplicates of ``rows``; optionally a histogram PNG.
 
     ``turns`` counts user and assistant messages per row; ``chars`` all message text per row;
     ``tokens`` (with a tokenizer) the templated conversation; ``duplicate_prompt_ids`` the
-    rows whose prompt_id (sha256 of the first user text when absent) came before.
+    rows whose prompt_id (sha256 of the first user text when absent) came before. ``rows``
+    is streamed: only a few numbers per row are kept.
 
     >>> row = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     >>> describe([row])["turns"]
     {'min': 2, 'mean': 2.0, 'max': 2}
     """
-    conversations = [_messages(r) for r in rows]
-    roles = Counter(m["role"] for msgs in conversations for m in msgs)
-    with_system = sum(1 for msgs in conversations if msgs and msgs[0]["role"] == "system")
-    turns = [sum(m["role"] != "system" for m in msgs) for msgs in conversations]
-    chars = [sum(len(m["content"]) for m in msgs) for msgs in conversations]
+    roles: Counter[str] = Counter()
+    turns: list[int] = []
+    chars: list[int] = []
+    lengths: list[int] = []
     seen: set[str] = set()
-    duplicates = 0
-    for row, msgs in zip(rows, conversations, strict=True):
+    duplicates = with_system = 0
+    batch: list[list[Message]] = []
+    for row in rows:
+        msgs = _messages(row)
+        roles.update(m["role"] for m in msgs)
+        with_system += bool(msgs) and msgs[0]["role"] == "system"
+        turns.append(sum(m["role"] != "system" for m in msgs))
+        chars.append(sum(len(m["content"]) for m in msgs))
         pid = row.prompt_id if isinstance(row, Conversation) and row.prompt_id else _prompt_id(msgs)
         duplicates += pid in seen
         seen.add(pid)
+        if tokenizer is not None:
+            batch.append(msgs)
+            if len(batch) == BATCH:
+                lengths += token_lengths(batch, tokenizer)
+                batch = []
+    if tokenizer is not None:
+        lengths += token_lengths(batch, tokenizer)
     stats: dict[str, Any] = {
-        "rows": len(conversations),
+        "rows": len(turns),
         "turns": _summary(turns),
         "chars": {**_summary(chars), "total": sum(chars)},
         "roles": {role: roles.get(role, 0) for role in ("system", "user", "assistant")},
-        "system_share": round(with_system / len(conversations), 4) if conversations else 0.0,
+        "system_share": round(with_system / len(turns), 4) if turns else 0.0,
         "duplicate_prompt_ids": duplicates,
     }
-    lengths, unit = chars, "chars"
+    unit = "chars"
     if tokenizer is not None:
-        lengths, unit = token_lengths(conversations, tokenizer), "tokens"
-        stats["tokens"] = {**_summary(lengths), "total": sum(lengths)}
-        limit = getattr(tokenizer, "model_max_length", None)
-        if isinstance(limit, int) and limit < 10**7:
-            stats["tokens"]["model_max_length"] = limit
-            stats["tokens"]["over_max_length"] = sum(n > limit for n in lengths)
-        drops = template_drops_system(tokenizer)
-        stats["template_drops_system"] = drops
-        stats["system_folded"] = with_system if drops else 0
+        unit = "tokens"
+        stats.update(_token_stats(lengths, tokenizer, with_system))
     if plot is not None:
-        stats["plot"] = str(histogram(lengths, turns, Path(plot), unit))
+        stats["plot"] = str(
+            histogram(lengths if tokenizer is not None else chars, turns, Path(plot), unit)
+        )
     return stats
+
+
+def _token_stats(lengths: list[int], tokenizer: Any, with_system: int) -> dict[str, Any]:
+    tokens: dict[str, Any] = {**_summary(lengths), "total": sum(lengths)}
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit < 10**7:
+        tokens["model_max_length"] = limit
+        tokens["over_max_length"] = sum(n > limit for n in lengths)
+    drops = template_drops_system(tokenizer)
+    return {
+        "tokens": tokens,
+        "template_drops_system": drops,
+        "system_folded": with_system if drops else 0,
+    }
 
 
 def token_lengths(conversations: Sequence[list[Message]], tokenizer: Any) -> list[int]:

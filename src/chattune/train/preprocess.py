@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
+from chattune.data.schema import Conversation, Message
 from chattune.errors import ValidationError
 from chattune.train.results import Hooks, ImportedModel, Preprocessed, SplitStats
-from chattune.train.template import Example, tokenize_conversation
+from chattune.train.template import (
+    Example,
+    bound_messages,
+    max_token_chars,
+    tokenize_truncated,
+)
 
 
 def run(
@@ -36,35 +46,50 @@ def run(
     return Preprocessed(max_seq_length=max_len, splits=splits)
 
 
+BATCH = 256
+"""Conversations per tokenizer batch call (and per task of a worker process)."""
+
+
 def _split(
     tokenizer: Any, split: str, path: str, max_len: int, out_dir: Path, hooks: Hooks
 ) -> SplitStats:
-    from chattune.data.readers import load_conversations
+    """Stream one split: read, cut, tokenize in batches, write; nothing held per row."""
+    from chattune.data.readers import iter_conversations
 
-    examples, truncated, dropped = [], 0, 0
-    for conv in load_conversations(path):
-        ex = tokenize_conversation(tokenizer, conv.messages, max_len=None)
-        if len(ex.input_ids) > max_len:
-            truncated += 1
-            ex = Example(ex.input_ids[:max_len], ex.labels[:max_len])
-        if ex.n_target == 0:
-            dropped += 1
-            continue
-        examples.append(ex)
-    if not examples:
+    max_chars = max_len * max_token_chars(tokenizer)
+    file = out_dir / f"{split}.jsonl"
+    tmp = file.with_name(f".{file.name}.tmp")
+    totals = {"examples": 0, "tokens": 0, "target": 0, "truncated": 0, "dropped": 0}
+    try:
+        with open(tmp, "w") as f:
+            chunks = _chunks(iter_conversations(path), BATCH)
+            for batch in _tokenized(tokenizer, chunks, max_len, max_chars):
+                for line, tokens, target, truncated in batch:
+                    totals["truncated"] += truncated
+                    if not target:
+                        totals["dropped"] += 1
+                        continue
+                    f.write(line)
+                    totals["examples"] += 1
+                    totals["tokens"] += tokens
+                    totals["target"] += target
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a bad row found late leaves no partial file
+        raise
+    if not totals["examples"]:
+        tmp.unlink(missing_ok=True)
         raise ValidationError(
             f"data.{split} {path}: no assistant tokens left after truncation to {max_len}",
             "raise parameters.max_seq_length or use conversations with assistant turns",
         )
-    file = out_dir / f"{split}.jsonl"
-    write_examples(file, examples)
+    tmp.replace(file)
     stats = SplitStats(
         file=str(file),
-        examples=len(examples),
-        tokens=sum(len(e.input_ids) for e in examples),
-        target_tokens=sum(e.n_target for e in examples),
-        truncated=truncated,
-        dropped_no_target=dropped,
+        examples=totals["examples"],
+        tokens=totals["tokens"],
+        target_tokens=totals["target"],
+        truncated=totals["truncated"],
+        dropped_no_target=totals["dropped"],
     )
     hooks.log.info(
         "%s: %d examples, %d tokens (%d trained on), %d truncated, %d dropped",
@@ -72,18 +97,85 @@ def _split(
         stats.examples,
         stats.tokens,
         stats.target_tokens,
-        truncated,
-        dropped,
+        stats.truncated,
+        stats.dropped_no_target,
     )
     return stats
 
 
-def write_examples(path: Path, examples: list[Example]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        for ex in examples:
-            f.write(json.dumps({"input_ids": ex.input_ids, "labels": ex.labels}) + "\n")
-    tmp.replace(path)
+def _chunks(rows: Iterable[Conversation], size: int) -> Iterator[list[list[Message]]]:
+    chunk: list[list[Message]] = []
+    for conv in rows:
+        chunk.append(conv.messages)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+Written = tuple[str, int, int, bool]
+"""One example as its JSON line, its tokens, its target tokens, and whether it was cut."""
+
+
+def _tokenized(
+    tokenizer: Any, chunks: Iterator[list[list[Message]]], max_len: int, max_chars: int
+) -> Iterator[list[Written]]:
+    """Tokenized chunks in order; over ``num_proc`` forked workers when there are cores.
+
+    Chat templates render in Python (one process per core is the only parallelism that
+    helps them). The reader keeps at most two chunks per worker in flight, so it reads
+    ahead while the workers tokenize, and memory stays flat.
+    """
+    procs = num_proc()
+    head = list(islice(chunks, 2))
+    if procs <= 1 or len(head) < 2:  # one chunk or one CPU: workers would only cost time
+        for chunk in chain(head, chunks):
+            yield prepare_chunk(tokenizer, chunk, max_len, max_chars)
+        return
+    chunks = chain(head, chunks)
+    import multiprocessing
+    from collections import deque
+
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = tokenizer  # inherited by the forked workers, never pickled
+    job = partial(_worker_chunk, max_len=max_len, max_chars=max_chars)
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(job, (chunk,)))
+            if len(pending) >= 2 * procs:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def num_proc() -> int:
+    """Worker processes for preprocessing: ``$CHATTUNE_PREPROCESS_PROCS``, else the CPUs."""
+    value = os.environ.get("CHATTUNE_PREPROCESS_PROCS")
+    if value:
+        return max(int(value), 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_WORKER_TOKENIZER: Any = None
+
+
+def _worker_chunk(chunk: list[list[Message]], max_len: int, max_chars: int) -> list[Written]:
+    return prepare_chunk(_WORKER_TOKENIZER, chunk, max_len, max_chars)
+
+
+def prepare_chunk(
+    tokenizer: Any, chunk: list[list[Message]], max_len: int, max_chars: int
+) -> list[Written]:
+    """Cut, render, tokenize and serialize one chunk (in a worker: the JSON too)."""
+    bounded = [bound_messages(messages, max_chars) for messages in chunk]
+    examples = tokenize_truncated(tokenizer, [m for m, _ in bounded], max_len)
+    out = []
+    for (ex, truncated), (_, cut) in zip(examples, bounded, strict=True):
+        line = json.dumps({"input_ids": ex.input_ids, "labels": ex.labels}) + "\n"
+        out.append((line, len(ex.input_ids), ex.n_target, truncated or cut))
+    return out
 
 
 def read_examples(path: str | Path) -> list[Example]:

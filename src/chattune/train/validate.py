@@ -14,21 +14,33 @@ from chattune.train.results import Hooks, Validated
 
 def run(model: str, data: dict[str, str], params: TrainParams, hooks: Hooks) -> Validated:
     """Parse the model reference, read and check every data file and the compute settings."""
-    from chattune.data.readers import load_conversations
-
     ref = sources.parse(model)
     counts, hashes = {}, {}
     for split, path in data.items():
-        convs = load_conversations(path)
-        if split == "train" and not convs:
-            raise ValidationError(f"data.train {path}: no conversations", "point to chat data")
-        counts[split] = len(convs)
+        counts[split] = check_data(split, path, hooks)
         hashes[split] = file_digest(Path(path))
-        hooks.log.info("data.%s: %d conversations (%s)", split, len(convs), path)
     check_compute(params)
     check_memory(model, params, hooks)
     hooks.log.info("model: %s", ref.display)
     return Validated(model=ref.display, rows=counts, data_sha256=hashes)
+
+
+def check_data(split: str, path: str, hooks: Hooks) -> int:
+    """Stream one data file through the validator: its row count; warnings go to the log,
+    errors (each naming its line) raise once."""
+    from chattune.data.report import validate_file
+    from chattune.data.schema import DataValidationError
+
+    report = validate_file(path)
+    errors = [p["text"] for p in report["problems"] if p["severity"] == "error"]
+    if errors:
+        raise DataValidationError([f"data.{split}: {e}" for e in errors])
+    for p in report["problems"]:
+        hooks.log.warning("data.%s: %s", split, p["text"])
+    hooks.log.info(
+        "data.%s: %d conversations, %s format (%s)", split, report["rows"], report["format"], path
+    )
+    return int(report["rows"])
 
 
 def file_digest(path: Path) -> str:

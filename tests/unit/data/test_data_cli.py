@@ -54,16 +54,17 @@ def test_download_validate_show(ws: list[str], tmp_path: Path) -> None:
     assert len(shown["conversations"]) == min(3, shown["stats"]["rows"])
 
 
-def test_validate_error_is_a_chattune_error(ws: list[str], tmp_path: Path) -> None:
+def test_validate_prints_problems_and_exits_3(ws: list[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "assistant", "content": "x"}]}\n')
     result = runner.invoke(app, ["validate", str(bad), *ws])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, DataValidationError)  # main() prints it as one line
-    assert result.exception.message == (
-        "line 1 of bad.jsonl: messages[0]: the conversation must start with a user turn, got "
-        "assistant"
-    )
+    assert result.exit_code == 3  # rows with problems
+    assert (
+        "error: line 1 of bad.jsonl: messages[0]: the conversation must start with a user turn, "
+        "got assistant"
+    ) in " ".join(result.stderr.split())
+    with pytest.raises(DataValidationError, match="must start with a user turn"):
+        Client(workspace=ws[1]).data.validate(bad)  # the SDK raises one error naming all
 
 
 def test_sdk_show_with_a_model_folder(ws: list[str], tmp_path: Path, sample_dir: Path) -> None:

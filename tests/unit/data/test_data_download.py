@@ -52,7 +52,9 @@ def test_split_pc_of_each_split_from_a_local_source(hub_folder: Path, tmp_path: 
     assert {s: (i.source_split, i.source_rows) for s, i in info.items()} == {
         s: (s, n) for s, n in SIZES.items()
     }
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in SIZES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".manifest.json", *(f"{s}.jsonl" for s in SIZES)]
+    )
     rows = _read(out / "train_sft.jsonl")
     assert len(rows) == 4 and all(r["prompt"].startswith("train_sft question") for r in rows)
     assert list(rows[0]) == ["prompt", "prompt_id", "messages"]
@@ -170,3 +172,35 @@ def test_hub_unreachable_or_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     hub.error = missing
     with pytest.raises(NotFoundError, match="no hub dataset, local folder or local source named"):
         dl.download("org/nothing", 5, tmp_path / "o")
+
+
+def test_sample_first_takes_the_head_of_each_split_and_the_manifest_says_so(
+    hub_folder: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    out = tmp_path / "first"
+    info = dl.download(str(hub_folder), 25, out, sample="first")
+    for split, n in SIZES.items():
+        head = [r["prompt"] for r in _rows(split, n)][: info[split].rows]
+        assert [r["prompt"] for r in _read(out / f"{split}.jsonl")] == head
+    manifest = json.loads((out / ".manifest.json").read_text())
+    assert (manifest["sample"], manifest["seed"], manifest["split_pc"]) == ("first", None, 25)
+    entry = manifest["splits"]["train_sft"]
+    assert entry["rows"] == 10 and entry["source_rows"] == 40
+    assert entry["sha256"] == hashlib.sha256((out / "train_sft.jsonl").read_bytes()).hexdigest()
+    dl.download(str(hub_folder), 25, tmp_path / "random", seed=3)
+    randomly = json.loads((tmp_path / "random" / ".manifest.json").read_text())
+    assert (randomly["sample"], randomly["seed"]) == ("random", 3)
+    with pytest.raises(ValidationError, match="--sample middle"):
+        dl.download(str(hub_folder), 25, tmp_path / "x", sample="middle")
+
+
+def test_sample_first_carves_the_test_split_from_the_tail_of_train(tmp_path: Path) -> None:
+    folder = tmp_path / "train-only"
+    write_hub_folder({"train": _rows("train", 20)}, folder)
+    dl.download(str(folder), 100, tmp_path / "out", sample="first")
+    train = [r["prompt"] for r in _read(tmp_path / "out" / "train_sft.jsonl")]
+    test = [r["prompt"] for r in _read(tmp_path / "out" / "test_sft.jsonl")]
+    assert train == [f"train question {i}" for i in range(18)]
+    assert test == ["train question 18", "train question 19"]

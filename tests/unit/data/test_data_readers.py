@@ -59,8 +59,8 @@ def test_jsonl_errors_name_line_and_field(tmp_path: Path) -> None:
         "line 3 of train.jsonl: not valid JSON (Expecting value at column 15); "
         "line 4 of train.jsonl: messages[0]: unknown role 'bot' (expected system, user or "
         "assistant); "
-        "line 5 of train.jsonl: no 'messages' field (got keys: conversations); expected the "
-        "ultrachat schema"
+        "line 5 of train.jsonl: no 'messages' field (got keys: conversations); this file's rows "
+        "are messages (--from to choose)"
     )
 
 

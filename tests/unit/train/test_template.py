@@ -45,6 +45,12 @@ def test_template_that_is_not_prefix_stable_is_rejected() -> None:
         def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
             return "".join(m["content"] for m in reversed(messages))
 
+        def __call__(self, texts, add_special_tokens=False, return_offsets_mapping=False):
+            return {  # one token per character
+                "input_ids": [[ord(c) for c in t] for t in texts],
+                "offset_mapping": [[(i, i + 1) for i in range(len(t))] for t in texts],
+            }
+
     with pytest.raises(ValidationError, match="prefix by prefix"):
         tokenize_conversation(
             Odd(), [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
