@@ -14,7 +14,7 @@ from chattune.store.jobs import Job
 
 def job_lineage(job: Job) -> dict[str, Any]:
     """Where a job's model came from: job, base model, data files with sha256, spec, metrics."""
-    validated = job.stage("validate").outputs
+    validated = _outputs(job, "validate")
     data_paths = job.spec.get("data") or {}
     rows = validated.get("rows", {})
     data = [
@@ -31,7 +31,7 @@ def job_lineage(job: Job) -> dict[str, Any]:
         "data_sha256": validated.get("data_sha256", {}),
         "spec": job.spec,
         "parameters": {k: v["value"] for k, v in job.parameters.items()},
-        "metrics": job.stage("evaluate").outputs.get("metrics", {}),
+        "metrics": _outputs(job, "evaluate").get("metrics", {}),
     }
 
 
@@ -43,3 +43,7 @@ def base_model_info(ref: str) -> dict[str, Any]:
     except ChattuneError:
         return {"name": ref, "version": None, "source": ref}
     return {"name": card.name, "version": version or card.version, "source": card.source}
+
+
+def _outputs(job: Job, stage: str) -> dict[str, Any]:
+    return next((s.outputs for s in job.stages if s.name == stage), {})
