@@ -170,6 +170,24 @@ def delete(ref: str = RefArg, workspace: str = WorkspaceOpt) -> None:
     console.print(f"deleted {ref}")
 
 
+@app.command("export")
+def export(
+    ref: str = RefArg,
+    fmt: str = typer.Option(..., "--format", help="merged | adapter | gguf"),
+    to: str = typer.Option(..., "--to", help="New (or empty) folder to write"),
+    gguf_type: str = typer.Option("f16", "--type", help="GGUF tensor type: f16 or q8_0"),
+    workspace: str = WorkspaceOpt,
+) -> None:
+    """Export a version: a safetensors folder, its PEFT adapter, or GGUF + Ollama Modelfile.
+
+    Example: chattune models export tiny-chat:1 --format gguf --to tiny-chat-gguf
+    (then: ollama create tiny-chat -f tiny-chat-gguf/Modelfile)
+    """
+    out = get_client(workspace).models.export(*_split(ref), fmt, to, gguf_type)
+    for path in sorted(out.iterdir()):
+        console.print(f"wrote {path}")
+
+
 def _split(ref: str) -> tuple[str, str]:
     name, sep, version = ref.partition(":")
     if not sep or not name or not version:

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 from chattune.catalog.cards import CATALOG, ModelCard, get_card
-from chattune.errors import ConflictError, NotFoundError, ValidationError
+from chattune.errors import ChattuneError, ConflictError, NotFoundError, ValidationError
 from chattune.registry import versions
 from chattune.registry.lineage import job_lineage
 from chattune.registry.mlflow_registry import MlflowRegistry
@@ -185,6 +186,24 @@ class ModelsAPI:
             move_latest(self.store, name)
         if model.mlflow_version:
             self.mlflow.delete_version(name, model.mlflow_version)
+
+    def export(
+        self, name: str, version: str, fmt: str, to: str | Path, gguf_type: str = "f16"
+    ) -> Path:
+        """Write ``name:version`` to folder ``to`` as ``merged``, ``adapter`` or ``gguf``.
+
+        ``client.models.export("tiny-chat", "1", "gguf", "out/")`` → out/model-f16.gguf +
+        out/Modelfile (``ollama create tiny-chat -f out/Modelfile``).
+        """
+        from chattune.registry.export import export
+
+        model = self.show(name, version)
+        adapter = None
+        if model.job:
+            with contextlib.suppress(ChattuneError, KeyError):
+                package = self.store.jobs.get(model.job).stage("package").outputs
+                adapter = Path(package["pytorch_model_folder"]) / "final"
+        return export(hf_folder(model.path), adapter, fmt, Path(to).resolve(), gguf_type)
 
     def lineage(self, name: str, version: str) -> dict[str, Any]:
         """Model version → job → base model → data files (sha256) → parameters → metrics."""
