@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from chattune.catalog.cards import CATALOG, ModelCard, get_card
-from chattune.errors import ChattuneError, ConflictError, NotFoundError, ValidationError
+from chattune.errors import (
+    ChattuneError,
+    ConflictError,
+    NotFoundError,
+    RuntimeFailure,
+    ValidationError,
+)
 from chattune.registry import versions
 from chattune.registry.lineage import job_lineage
 from chattune.registry.mlflow_registry import MlflowRegistry
@@ -91,9 +97,9 @@ class ModelsAPI:
                     lineage=job_lineage(done),
                     created_at=time.time(),
                 )
+                self._mirror_missing(name)  # versions a killed register left out of MLflow
                 self._claim(staging, model)
-                number = self.mlflow.add_version(model, done.mlflow_run_id)
-                self.store.models.update(name, version, mlflow_version=number)
+                self._mirror(model, done.mlflow_run_id, undo=True)
         finally:
             versions.discard(staging)
         return self.show(name, version)
@@ -106,6 +112,25 @@ class ModelsAPI:
         except BaseException:
             versions.discard(dest)
             raise
+
+    def _mirror(self, model: RegisteredModel, run_id: str | None, undo: bool) -> None:
+        try:
+            number = self.mlflow.add_version(model, run_id)
+        except Exception as exc:
+            if undo:  # a version MLflow does not have is not registered
+                self.store.models.delete(model.name, model.version)
+                versions.discard(Path(model.path))
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RuntimeFailure(
+                f"MLflow registry {self.ws.mlflow_uri}: {first}",
+                "check that the MLflow database is reachable, then register again",
+            ) from None
+        self.store.models.update(model.name, model.version, mlflow_version=number)
+
+    def _mirror_missing(self, name: str) -> None:
+        for model in reversed(self.list(name, archived=True)):  # oldest first
+            if model.mlflow_version is None:
+                self._mirror(model, model.lineage.get("mlflow_run_id"), undo=False)
 
     def list(self, name: str | None = None, archived: bool = False) -> list[RegisteredModel]:
         """Registered model versions (newest first); archived ones only with ``archived``."""

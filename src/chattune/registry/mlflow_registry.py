@@ -31,6 +31,9 @@ class MlflowRegistry:
         with self._client() as client:
             with contextlib.suppress(MlflowException):  # exists already
                 client.create_registered_model(model.name)
+            done = _find(client, model)  # made by a register killed before it noted the number
+            if done is not None:
+                return done
             mv = client.create_model_version(
                 model.name,
                 source=model.path,
@@ -75,6 +78,12 @@ class MlflowRegistry:
             yield mlflow.MlflowClient(
                 tracking_uri=self.ws.mlflow_uri, registry_uri=self.ws.mlflow_uri
             )
+
+
+def _find(client: Any, model: RegisteredModel) -> str | None:
+    found = client.search_model_versions(f"name='{model.name}'")
+    mine = [v for v in found if v.tags.get("chattune.version") == model.version]
+    return str(mine[0].version) if mine else None
 
 
 def _existing_run(client: Any, run_id: str | None) -> str | None:
