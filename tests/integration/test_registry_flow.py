@@ -18,6 +18,7 @@ def test_trained_job_registers_into_mlflow_and_loads_by_alias(
     workspace: Path, tmp_path: Path, ultrachat_sample_dir: Path, tiny_model_dir: Path
 ) -> None:
     import mlflow
+    import mlflow.pyfunc  # its first import warns about MLflow's own ResponsesAgent types
 
     client = Client(workspace)
     client.data.download("ultrachat-sample", split_pc=5, out=tmp_path / "data")
