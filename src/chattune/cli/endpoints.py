@@ -143,7 +143,10 @@ def show(
         from chattune.cli.models import print_lineage
 
         found = get_client(workspace).models.endpoint_lineage(name)
-        print_json(found) if json else print_lineage(found)
+        if json:
+            print_json(found)
+        else:
+            print_lineage(found)
         return
     info = get_client(workspace).endpoints.get(name)
     if json:

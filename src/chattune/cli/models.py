@@ -55,7 +55,10 @@ def show(
     elif lineage:
         found = models.show(name, version=version, label=label)
         data = models.lineage(found.name, found.version)
-        print_json(data) if json else print_lineage({"deployments": [data]})
+        if json:
+            print_json(data)
+        else:
+            print_lineage({"deployments": [data]})
         return
     else:
         data = models.show(name, version=version, label=label).to_dict()
@@ -185,7 +188,7 @@ def export(
     """
     out = get_client(workspace).models.export(*_split(ref), fmt, to, gguf_type)
     for path in sorted(out.iterdir()):
-        console.print(f"wrote {path}")
+        typer.echo(f"wrote {path}")  # plain: paths must not wrap
 
 
 def _split(ref: str) -> tuple[str, str]:

@@ -39,6 +39,12 @@ def test_lifecycle_and_lineage_commands(
         "error: model m:a is served by deployment 'blue' of endpoint 'my-ep' (fix: delete the "
         "deployment first: `chattune deployments delete blue --endpoint my-ep`)"
     ]
+    out = workspace.parent / "exported"
+    wrote = chattune("models", "export", "m:a", "--format", "merged", "--to", str(out)).stdout
+    assert "model.safetensors" in wrote and (out / "config.json").is_file()
+    bad_format = chattune("models", "export", "m:a", "--format", "onnx", "--to", "x", check=False)
+    assert bad_format.returncode == 3
+    assert bad_format.stderr.startswith("error: --format 'onnx' is not known")
     chattune("models", "archive", "m:b")
     listed = json.loads(chattune("models", "list", "--json").stdout)
     assert [m["ref"] for m in listed] == ["m:a"]
