@@ -148,11 +148,30 @@ def list_(workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
 
 
 @app.command("show")
-def show(name: str, workspace: str = WorkspaceOpt, json: bool = JsonOpt) -> None:
-    """Show an endpoint (a gateway that died shows as 'dead').
+def show(
+    name: str,
+    lineage: bool = typer.Option(
+        False,
+        "--lineage",
+        help="Deployment → model version → job → base model → data sha256 → parameters → "
+        "metrics",
+    ),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Show an endpoint (a gateway that died shows as 'dead'), or its models' lineage.
 
-    Example: chattune endpoints show my-ep
+    Example: chattune endpoints show my-ep --lineage --json
     """
+    if lineage:
+        from chattune.cli.models import print_lineage
+
+        found = get_client(workspace).models.endpoint_lineage(name)
+        if json:
+            print_json(found)
+        else:
+            print_lineage(found)
+        return
     info = get_client(workspace).endpoints.get(name)
     if json:
         print_json(info.to_dict())

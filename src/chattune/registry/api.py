@@ -3,25 +3,34 @@
 >>> client.models.get("Phi-3-mini-4k-instruct", label="latest").source
 'hf://microsoft/Phi-3-mini-4k-instruct'
 >>> client.models.register(job="phi3-ultrachat", name="phi3-ultrachat", version="1")
+>>> client.models.label("phi3-ultrachat", "1", "prod")
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from chattune.catalog.cards import CATALOG, ModelCard, get_card
-from chattune.errors import ConflictError, NotFoundError, ValidationError
+from chattune.errors import (
+    ChattuneError,
+    ConflictError,
+    NotFoundError,
+    RuntimeFailure,
+    ValidationError,
+)
+from chattune.registry import versions
+from chattune.registry.lineage import job_lineage
+from chattune.registry.mlflow_registry import MlflowRegistry
 from chattune.store import workspace_store
-from chattune.store.jobs import Job
 from chattune.store.models import RegisteredModel
 from chattune.workspace import Workspace
 
 _NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,127}$")
+_LABEL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{0,63}$")
 
 __all__ = ["ModelsAPI", "RegisteredModel"]
 
@@ -32,6 +41,7 @@ class ModelsAPI:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
         self.store = workspace_store(workspace)
+        self.mlflow = MlflowRegistry(workspace)
 
     def catalog(self) -> list[ModelCard]:
         """The built-in foundation models."""
@@ -53,51 +63,83 @@ class ModelsAPI:
         description: str = "",
         tags: dict[str, str] | None = None,
     ) -> RegisteredModel:
-        """Register a completed job's packaged MLflow model as ``name:version``."""
+        """Register a completed job's packaged MLflow model as ``name:version``.
+
+        Also an MLflow registered model version (``models:/NAME@latest`` loads it). The
+        folder hard-links the job's files: no second copy of the weights.
+        """
         _check_name("model name", name)
+        if version is not None:
+            _check_name("version", version)
         done = self.store.jobs.get(job)
         if done.status != "completed" or not done.stage("package").outputs:
             raise ConflictError(
                 f"job {job!r} is {done.status}, its model is not packaged",
                 f"wait for it with `chattune jobs stream {job}`",
             )
-        version = version or self._next_version(name)
-        _check_name("version", version)
-        dest = self.ws.model_dir(name, version)
-        if dest.exists() or self.store.models.get(name, version):
-            raise ConflictError(
-                f"model {name}:{version} exists already",
-                "pick another --version (or omit it for the next number)",
-            )
-        validated = done.stage("validate").outputs
-        model = RegisteredModel(
-            name=name,
-            version=version,
-            path=str(dest),
-            job=job,
-            base_model=validated.get("model"),
-            description=description,
-            tags=tags or {},
-            labels=["latest"],
-            lineage=lineage(done),
-            created_at=time.time(),
-        )
-        self.store.models.insert(model)  # claims name:version (a racing register gets 409)
+        source = Path(done.stage("package").outputs["mlflow_model_folder"])
+        staging = versions.stage(self.ws, name, source)
         try:
-            _copy_atomically(Path(done.stage("package").outputs["mlflow_model_folder"]), dest)
-        except BaseException:
-            self.store.models.delete(name, version)
-            raise
+            with versions.name_lock(self.ws, name):
+                taken = [m.version for m in self.store.models.list(name, archived=True)]
+                version = version or versions.next_version(self.ws, name, taken)
+                if version in taken:
+                    raise _exists(name, version)
+                model = RegisteredModel(
+                    name=name,
+                    version=version,
+                    path=str(self.ws.model_dir(name, version)),
+                    job=job,
+                    base_model=done.stage("validate").outputs.get("model"),
+                    description=description,
+                    tags=tags or {},
+                    labels=["latest"],
+                    lineage=job_lineage(done),
+                    created_at=time.time(),
+                )
+                self._mirror_missing(name)  # versions a killed register left out of MLflow
+                self._claim(staging, model)
+                self._mirror(model, done.mlflow_run_id, undo=True)
+        finally:
+            versions.discard(staging)
         return self.show(name, version)
 
-    def list(self, name: str | None = None) -> list[RegisteredModel]:
-        """Registered model versions (newest first), optionally of one name."""
-        return self.store.models.list(name)
+    def _claim(self, staging: Path, model: RegisteredModel) -> None:
+        dest = Path(model.path)
+        versions.place(staging, dest)  # complete before its row makes it visible
+        try:
+            self.store.models.insert(model)
+        except BaseException:
+            versions.discard(dest)
+            raise
+
+    def _mirror(self, model: RegisteredModel, run_id: str | None, undo: bool) -> None:
+        try:
+            number = self.mlflow.add_version(model, run_id)
+        except Exception as exc:
+            if undo:  # a version MLflow does not have is not registered
+                self.store.models.delete(model.name, model.version)
+                versions.discard(Path(model.path))
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RuntimeFailure(
+                f"MLflow registry {self.ws.mlflow_uri}: {first}",
+                "check that the MLflow database is reachable, then register again",
+            ) from None
+        self.store.models.update(model.name, model.version, mlflow_version=number)
+
+    def _mirror_missing(self, name: str) -> None:
+        for model in reversed(self.list(name, archived=True)):  # oldest first
+            if model.mlflow_version is None:
+                self._mirror(model, model.lineage.get("mlflow_run_id"), undo=False)
+
+    def list(self, name: str | None = None, archived: bool = False) -> list[RegisteredModel]:
+        """Registered model versions (newest first); archived ones only with ``archived``."""
+        return self.store.models.list(name, archived=archived)
 
     def show(
         self, name: str, version: str | None = None, label: str | None = None
     ) -> RegisteredModel:
-        """One registered version: by version, by label (``latest``), or the latest."""
+        """One registered version: by version (archived too), by label, or the latest."""
         if version is not None:
             found = self.store.models.get(name, version)
         else:
@@ -113,33 +155,92 @@ class ModelsAPI:
             )
         return found
 
-    def resolve_for_serving(self, ref: str) -> tuple[str, Path]:
-        """``NAME:VERSION`` or ``NAME@label`` → (canonical ref, transformers folder)."""
+    def resolve(self, ref: str) -> RegisteredModel:
+        """``NAME:VERSION`` or ``NAME@label`` (``NAME`` alone: latest) → the version."""
         if ":" in ref:
             name, version = ref.split(":", 1)
-            model = self.show(name, version=version)
-        else:
-            name, _, label = ref.partition("@")
-            model = self.show(name, label=label or "latest")
+            return self.show(name, version=version)
+        name, _, label = ref.partition("@")
+        return self.show(name, label=label or "latest")
+
+    def resolve_for_serving(self, ref: str) -> tuple[str, Path]:
+        """``NAME:VERSION`` or ``NAME@label`` → (canonical ref, transformers folder)."""
+        model = self.resolve(ref)
         return model.ref, hf_folder(model.path)
 
-    def _next_version(self, name: str) -> str:
-        numbers = [int(m.version) for m in self.list(name) if m.version.isdigit()]
-        return str(max(numbers, default=0) + 1)
+    def label(self, name: str, version: str, label: str) -> RegisteredModel:
+        """Put ``label`` on ``name:version`` (it leaves the version that had it)."""
+        if not _LABEL.match(label):
+            raise ValidationError(
+                f"label {label!r} is not valid", "use a letter, then letters, digits, '-', '_'"
+            )
+        model = self.show(name, version)
+        self.store.models.set_label(name, version, label)
+        if model.mlflow_version:
+            self.mlflow.set_alias(name, model.mlflow_version, label)
+        return self.show(name, version)
 
+    def unlabel(self, name: str, version: str, label: str) -> RegisteredModel:
+        """Take ``label`` off ``name:version``."""
+        self.show(name, version)
+        if not self.store.models.remove_label(name, version, label):
+            raise NotFoundError(
+                f"model {name}:{version} has no label {label!r}",
+                f"see its labels with `chattune models show {name} --version {version}`",
+            )
+        self.mlflow.delete_alias(name, label)
+        return self.show(name, version)
 
-def lineage(job: Job) -> dict[str, Any]:
-    """Where a registered model came from: job, base model, data hashes, spec, metrics."""
-    validated = job.stage("validate").outputs
-    return {
-        "job": job.name,
-        "base_model": validated.get("model"),
-        "spec": job.spec,
-        "parameters": {k: v["value"] for k, v in job.parameters.items()},
-        "data_sha256": validated.get("data_sha256", {}),
-        "mlflow_run_id": job.mlflow_run_id,
-        "metrics": job.stage("evaluate").outputs.get("metrics", {}),
-    }
+    def archive(self, name: str, version: str, archived: bool = True) -> RegisteredModel:
+        """Hide ``name:version`` from lists (still deployable by its version); or restore it."""
+        model = self.show(name, version)
+        self.store.models.update(name, version, archived=archived)
+        if model.mlflow_version:
+            self.mlflow.set_tag(name, model.mlflow_version, "chattune.archived", str(archived))
+        return self.show(name, version)
+
+    def delete(self, name: str, version: str) -> None:
+        """Delete ``name:version``; refused while a deployment serves it."""
+        from chattune.registry.lifecycle import check_not_served, move_latest
+
+        model = self.show(name, version)
+        check_not_served(self.store, model)
+        with versions.name_lock(self.ws, name):
+            self.store.models.delete(name, version)
+            versions.discard(Path(model.path))
+            move_latest(self.store, name)
+        if model.mlflow_version:
+            self.mlflow.delete_version(name, model.mlflow_version)
+
+    def export(
+        self, name: str, version: str, fmt: str, to: str | Path, gguf_type: str = "f16"
+    ) -> Path:
+        """Write ``name:version`` to folder ``to`` as ``merged``, ``adapter`` or ``gguf``.
+
+        ``client.models.export("tiny-chat", "1", "gguf", "out/")`` → out/model-f16.gguf +
+        out/Modelfile (``ollama create tiny-chat -f out/Modelfile``).
+        """
+        from chattune.registry.export import export
+
+        model = self.show(name, version)
+        adapter = None
+        if model.job:
+            with contextlib.suppress(ChattuneError, KeyError):
+                package = self.store.jobs.get(model.job).stage("package").outputs
+                adapter = Path(package["pytorch_model_folder"]) / "final"
+        return export(hf_folder(model.path), adapter, fmt, Path(to).resolve(), gguf_type)
+
+    def lineage(self, name: str, version: str) -> dict[str, Any]:
+        """Model version → job → base model → data files (sha256) → parameters → metrics."""
+        from chattune.registry.lifecycle import model_lineage
+
+        return model_lineage(self.show(name, version))
+
+    def endpoint_lineage(self, endpoint: str) -> dict[str, Any]:
+        """Each deployment of ``endpoint`` with its model version's lineage."""
+        from chattune.registry.lifecycle import endpoint_lineage
+
+        return endpoint_lineage(self.store, endpoint, self.resolve)
 
 
 def hf_folder(mlflow_model_folder: str | Path) -> Path:
@@ -151,16 +252,16 @@ def hf_folder(mlflow_model_folder: str | Path) -> Path:
     return root / mlmodel["flavors"]["python_function"]["artifacts"]["model"]["path"]
 
 
+def _exists(name: str, version: str) -> ConflictError:
+    return ConflictError(
+        f"model {name}:{version} exists already",
+        "pick another --version (or omit it for the next number)",
+    )
+
+
 def _check_name(what: str, value: str) -> None:
     if not _NAME.match(value):
         raise ValidationError(
             f"{what} {value!r} is not valid",
             "use letters, digits, '-', '_' or '.' (max 128; e.g. a timestamp for a version)",
         )
-
-
-def _copy_atomically(source: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    tmp.replace(dest)

@@ -106,4 +106,13 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE jobs ADD COLUMN queued_at DOUBLE PRECISION",
         ),
     ),
+    (
+        5,
+        (
+            # Archived versions are hidden from lists but still deployable by version; the
+            # MLflow registered-model version number that mirrors each chattune version.
+            "ALTER TABLE models ADD COLUMN archived INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE models ADD COLUMN mlflow_version TEXT",
+        ),
+    ),
 )

@@ -1,4 +1,4 @@
-"""Registered model records: versions, labels, lineage."""
+"""Registered model records: versions, labels, archive flag, lineage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from chattune.errors import ConflictError
 from chattune.store.db import Database, Row, dumps
@@ -27,6 +27,8 @@ class RegisteredModel:
     labels: list[str]
     lineage: dict[str, Any]
     created_at: float
+    archived: bool = False
+    mlflow_version: str | None = None
 
     @property
     def ref(self) -> str:
@@ -37,13 +39,13 @@ class RegisteredModel:
 
 
 class ModelStore:
-    """``models`` table."""
+    """``models`` table. A label names at most one version of a model name."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def insert(self, model: RegisteredModel) -> None:
-        """Add a version; ``latest`` moves to it from the name's other versions."""
+        """Add a version; its labels (``latest``) move to it from the name's other versions."""
         conflict = ConflictError(
             f"model {model.ref} exists already",
             "pick another --version (or omit it for the next number)",
@@ -53,22 +55,52 @@ class ModelStore:
             "labels": dumps(model.labels),
             "lineage": dumps(model.lineage),
             "created_at": model.created_at or time.time(),
+            "archived": int(model.archived),
         }
         with self.db.unique(conflict), self.db.tx() as conn:
-            if self.db.dialect == "postgresql":  # one writer per name moves `latest`
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": model.name})
-            if "latest" in model.labels:
-                conn.execute(
-                    text("UPDATE models SET labels = '[]' WHERE name = :name"), {"name": model.name}
-                )
+            self._lock_name(conn, model.name)
+            for label in model.labels:
+                _drop_label(conn, model.name, label)
             conn.execute(
                 text(
                     "INSERT INTO models (name, version, path, job, base_model, description, "
-                    "tags, labels, lineage, created_at) VALUES (:name, :version, :path, :job, "
-                    ":base_model, :description, :tags, :labels, :lineage, :created_at)"
+                    "tags, labels, lineage, created_at, archived, mlflow_version) VALUES (:name, "
+                    ":version, :path, :job, :base_model, :description, :tags, :labels, "
+                    ":lineage, :created_at, :archived, :mlflow_version)"
                 ),
                 row,
             )
+
+    def set_label(self, name: str, version: str, label: str) -> None:
+        """Put ``label`` on ``name:version``, taking it off the version that had it."""
+        with self.db.tx() as conn:
+            self._lock_name(conn, name)
+            _drop_label(conn, name, label)
+            labels = _labels(conn, name, version)
+            _write_labels(conn, name, version, [*labels, label])
+
+    def remove_label(self, name: str, version: str, label: str) -> bool:
+        """Take ``label`` off ``name:version``; False when it did not carry it."""
+        with self.db.tx() as conn:
+            labels = _labels(conn, name, version)
+            if label not in labels:
+                return False
+            _write_labels(conn, name, version, [x for x in labels if x != label])
+            return True
+
+    def update(self, name: str, version: str, **fields: Any) -> None:
+        """Set ``archived`` and/or ``mlflow_version`` of one version."""
+        allowed = {"archived", "mlflow_version"}
+        if set(fields) - allowed:
+            raise ValueError(f"unknown columns {sorted(set(fields) - allowed)}")
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        values = {k: int(v) if k == "archived" else v for k, v in fields.items()}
+        self.db.run(
+            f"UPDATE models SET {sets} WHERE name = :_n AND version = :_v",
+            **values,
+            _n=name,
+            _v=version,
+        )
 
     def delete(self, name: str, version: str) -> None:
         self.db.run(
@@ -85,11 +117,42 @@ class ModelStore:
         )
         return _model(row) if row else None
 
-    def list(self, name: str | None = None) -> list[RegisteredModel]:
-        """Versions newest first, optionally of one name."""
-        where = " WHERE name = :name" if name else ""
-        rows = self.db.all(f"SELECT * FROM models{where} ORDER BY created_at DESC", name=name)
+    def list(self, name: str | None = None, archived: bool = False) -> list[RegisteredModel]:
+        """Versions newest first, optionally of one name; archived ones only when asked."""
+        where = ["name = :name"] if name else []
+        if not archived:
+            where.append("archived = 0")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self.db.all(f"SELECT * FROM models{clause} ORDER BY created_at DESC", name=name)
         return [_model(r) for r in rows]
+
+    def _lock_name(self, conn: Connection, name: str) -> None:
+        if self.db.dialect == "postgresql":  # one writer per name moves labels
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+
+
+def _labels(conn: Connection, name: str, version: str) -> list[str]:
+    row = conn.execute(
+        text("SELECT labels FROM models WHERE name = :n AND version = :v"),
+        {"n": name, "v": version},
+    ).first()
+    return json.loads(row[0]) if row else []
+
+
+def _write_labels(conn: Connection, name: str, version: str, labels: list[str]) -> None:
+    conn.execute(
+        text("UPDATE models SET labels = :l WHERE name = :n AND version = :v"),
+        {"l": dumps(labels), "n": name, "v": version},
+    )
+
+
+def _drop_label(conn: Connection, name: str, label: str) -> None:
+    rows = conn.execute(
+        text("SELECT version, labels FROM models WHERE name = :n"), {"n": name}
+    ).all()
+    for version, labels in rows:
+        if label in json.loads(labels):
+            _write_labels(conn, name, version, [x for x in json.loads(labels) if x != label])
 
 
 def _model(row: Row) -> RegisteredModel:
@@ -104,4 +167,6 @@ def _model(row: Row) -> RegisteredModel:
         labels=json.loads(row["labels"]),
         lineage=json.loads(row["lineage"]),
         created_at=row["created_at"],
+        archived=bool(row.get("archived", 0)),
+        mlflow_version=row.get("mlflow_version"),
     )

@@ -2,8 +2,13 @@
 
 Self-contained on purpose: it imports only mlflow, torch and transformers, so
 ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` work without chattune installed.
-Input is the /score request's ``input_data`` (or a list of conversations); output is one
-assistant text per conversation.
+
+Input, like ``POST /score`` (DESIGN.md §4): a conversation ``[msgs...]``, a list of
+conversations ``[[msgs...], ...]``, ``{"messages": [...]}`` (one conversation or a list of
+them), ``{"input_string": ...}`` or the whole ``{"input_data": {...}}`` request. Output: one
+conversation → its assistant text (a string); several → the texts in order. Generation
+params (``max_new_tokens``, ``temperature``, ``top_p``, ``do_sample``, ``stop``) come from
+``params=`` (the model's signature declares them) or the request's ``parameters``.
 """
 
 from __future__ import annotations
@@ -11,13 +16,22 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
+
+GENERATION_DEFAULTS: dict[str, Any] = {
+    "max_new_tokens": 128,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "do_sample": False,
+    "stop": [],
+}
 
 
 class ChatModel(PythonModel):
     """Generate the assistant's next turn with the model's own chat template."""
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context):  # type: ignore[no-untyped-def]
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -25,38 +39,59 @@ class ChatModel(PythonModel):
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
 
+    # The hint names the one type MLflow takes without deriving an input schema: the real
+    # input is any shape `conversations` accepts (lists, dicts, or the DataFrame of `mlflow
+    # models serve`), which no one schema describes. Without a hint MLflow warns on load.
     def predict(
-        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
-    ) -> list[str]:
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> str | list[str]:
+        convs, single, gen = conversations(model_input)
+        # MLflow fills every declared param with its default: only a value that differs
+        # from the default overrides the request's own `parameters`.
+        gen.update({k: v for k, v in (params or {}).items() if v != GENERATION_DEFAULTS.get(k)})
+        answers = [self._answer(messages, gen) for messages in convs]
+        return answers[0] if single else answers
+
+    def _answer(self, messages: list[dict[str, str]], gen: dict[str, Any]) -> str:
         import torch
 
-        data = model_input
-        if hasattr(data, "to_dict"):  # pandas DataFrame from `mlflow models serve`
-            data = data.to_dict(orient="records")[0]
-        if isinstance(data, dict) and "input_data" in data:
-            data = data["input_data"]
-        gen = dict((data.get("parameters") or {}) if isinstance(data, dict) else {})
-        gen.update(params or {})
-        convs = data["input_string"] if isinstance(data, dict) else data
-        if convs and isinstance(convs[0], dict):
-            convs = [convs]
-        answers = []
-        for messages in convs:
-            messages = _fold_system(self.tokenizer, list(messages))
-            ids = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-            with torch.inference_mode():
-                out = self.model.generate(
-                    **ids,
-                    max_new_tokens=int(gen.get("max_new_tokens", 128)),
-                    do_sample=bool(gen.get("do_sample", False)),
-                    temperature=float(gen.get("temperature", 1.0)),
-                    top_p=float(gen.get("top_p", 1.0)),
-                )
-            new = out[0, ids["input_ids"].shape[1] :]
-            answers.append(self.tokenizer.decode(new, skip_special_tokens=True).strip())
-        return answers
+        messages = _fold_system(self.tokenizer, messages)
+        ids = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        do_sample = bool(gen.get("do_sample", False))
+        kwargs: dict[str, Any] = {"max_new_tokens": int(gen.get("max_new_tokens", 128))}
+        if do_sample:  # greedy takes no sampling knobs (transformers warns about them)
+            kwargs |= {"temperature": float(gen["temperature"]), "top_p": float(gen["top_p"])}
+        stop = gen.get("stop")
+        if stop:
+            kwargs |= {"stop_strings": [stop] if isinstance(stop, str) else list(stop)}
+            kwargs["tokenizer"] = self.tokenizer
+        with torch.inference_mode():
+            out = self.model.generate(**ids, do_sample=do_sample, **kwargs)
+        text = self.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        for s in [stop] if isinstance(stop, str) else stop or []:
+            text = text.split(s)[0]  # the stop string itself is not part of the answer
+        return text.strip()
+
+
+def conversations(data: Any) -> tuple[list[list[dict[str, str]]], bool, dict[str, Any]]:
+    """(conversations, whether one was given, request ``parameters``) of any accepted shape."""
+    if hasattr(data, "to_dict"):  # pandas DataFrame from `mlflow models serve`
+        records = data.to_dict(orient="records")
+        data = records[0] if len(records) == 1 else [r.get("messages", r) for r in records]
+    gen = dict(GENERATION_DEFAULTS)
+    if isinstance(data, dict):
+        data = data.get("input_data", data)
+        gen.update(data.get("parameters") or {})
+        if "messages" not in data and "input_string" not in data:
+            raise ValueError("input must hold 'messages' or 'input_string' (a conversation)")
+        data = data.get("messages", data.get("input_string"))
+    if not isinstance(data, list) or not data:
+        raise ValueError("input must be a conversation: a list of {role, content} messages")
+    if isinstance(data[0], dict):
+        return [list(data)], True, gen
+    return [list(c) for c in data], len(data) == 1, gen
 
 
 def _fold_system(tokenizer: Any, messages: list[dict[str, str]]) -> list[dict[str, str]]:

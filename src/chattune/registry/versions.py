@@ -1,0 +1,80 @@
+"""Putting a version's folder in place: staged, claimed under a lock, never half-written.
+
+A register first builds the version in a staging folder next to its final place (hard links
+to the job's packaged files: seconds, no new disk), then, holding the model name's lock,
+picks the version, renames the staging folder into place and only then writes the store
+row. A register killed at any moment leaves either nothing that lists, or a complete version.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from chattune.train.package import link_tree
+from chattune.workspace import Workspace, file_lock
+
+STAGING_PREFIX = ".staging-"
+
+
+def stage(ws: Workspace, name: str, source: Path) -> Path:
+    """A complete linked copy of ``source`` in the model name's folder (not listed yet)."""
+    root = ws.root / "models" / name
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    link_tree(source, staging)
+    return staging
+
+
+@contextmanager
+def name_lock(ws: Workspace, name: str) -> Iterator[None]:
+    """One register/delete of ``name`` at a time on this machine; stale leftovers cleared."""
+    root = ws.root / "models" / name
+    with file_lock(root / ".lock"):
+        _clear_stale_staging(root)
+        yield
+
+
+def next_version(ws: Workspace, name: str, taken: list[str]) -> str:
+    """One past the highest numeric version among ``taken`` and the folders on disk."""
+    root = ws.root / "models" / name
+    on_disk = [p.name for p in root.iterdir()] if root.exists() else []
+    numbers = [int(v) for v in [*taken, *on_disk] if v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def place(staging: Path, dest: Path) -> None:
+    """Rename the staged folder to ``dest``; a leftover ``dest`` without a row is removed."""
+    if dest.exists():  # a register killed after its rename, before its row: not listed
+        discard(dest)
+    os.rename(staging, dest)
+
+
+def discard(folder: Path) -> None:
+    """Remove a version folder: renamed away first, so no reader sees it half-deleted."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f"{STAGING_PREFIX}trash-{secrets.token_hex(4)}")
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _clear_stale_staging(root: Path) -> None:
+    for leftover in root.glob(f"{STAGING_PREFIX}*"):
+        pid = leftover.name.removeprefix(STAGING_PREFIX).split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
