@@ -121,7 +121,7 @@ Written = tuple[str, int, int, bool]
 def _tokenized(
     tokenizer: Any, chunks: Iterator[list[list[Message]]], max_len: int, max_chars: int
 ) -> Iterator[list[Written]]:
-    """Tokenized chunks in order; over ``num_proc`` forked workers when there are cores.
+    """Tokenized chunks in order; over ``num_proc`` worker processes when there are cores.
 
     Chat templates render in Python (one process per core is the only parallelism that
     helps them). The reader keeps at most two chunks per worker in flight, so it reads
@@ -137,10 +137,11 @@ def _tokenized(
     import multiprocessing
     from collections import deque
 
-    global _WORKER_TOKENIZER
-    _WORKER_TOKENIZER = tokenizer  # inherited by the forked workers, never pickled
+    # Spawned, not forked: a job's process has threads (tracking, progress), and a fork
+    # copies whatever locks they hold. Each worker loads the tokenizer from its folder.
     job = partial(_worker_chunk, max_len=max_len, max_chars=max_chars)
-    with multiprocessing.get_context("fork").Pool(procs) as pool:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(procs, _init_worker, (tokenizer.name_or_path,)) as pool:
         pending: deque[Any] = deque()
         for chunk in chunks:
             pending.append(pool.apply_async(job, (chunk,)))
@@ -159,6 +160,13 @@ def num_proc() -> int:
 
 
 _WORKER_TOKENIZER: Any = None
+
+
+def _init_worker(tokenizer_dir: str) -> None:
+    from transformers import AutoTokenizer
+
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = AutoTokenizer.from_pretrained(tokenizer_dir)
 
 
 def _worker_chunk(chunk: list[list[Message]], max_len: int, max_chars: int) -> list[Written]:

@@ -82,11 +82,11 @@ def test_a_huge_row_costs_no_time_or_memory(
         f.write(json.dumps([U, {"role": "assistant", "content": huge}]) + "\n")
     del huge
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: the machine may be shared
     out = preprocess.run(_model(tiny_model_dir), {"train": str(path)}, 256, tmp_path / "p", Hooks())
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert elapsed < 10, elapsed  # unbounded: rendering + tokenizing 20 MB takes minutes
+    assert elapsed < 15, elapsed  # uncut: ~95 s and 2 GB to render + tokenize 20 MB
     assert grown_mb < 400, grown_mb
     stats = out.splits["train"]
     assert (stats.examples, stats.truncated) == (2, 1)
