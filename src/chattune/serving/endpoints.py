@@ -100,7 +100,7 @@ class EndpointsAPI(DeploymentsMixin):
                 f"endpoint {name} is {info.status}; only a dead gateway can be started",
                 f"see `chattune endpoints show {name}`",
             )
-        if info.port and procs.port_open(info.host, info.port):
+        if info.port and not procs.port_freed(info.host, info.port, within=10.0):
             self.store.update(name, port=None)  # taken by another process: take a new one
         self.store.update(name, status="creating", error=None)
         for record in self.store.deployments(name):  # their old workers died with the gateway

@@ -80,6 +80,18 @@ def port_open(host: str, port: int | None, timeout: float = 0.3) -> bool:
         return False
 
 
+def port_freed(host: str, port: int, within: float) -> bool:
+    """True once nothing accepts on ``host:port``, waiting up to ``within`` seconds: a process
+    killed with SIGKILL keeps its listening socket until the kernel has torn down all its
+    threads, which can take a moment after it no longer counts as alive."""
+    deadline = time.monotonic() + within
+    while port_open(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def group_members(pgid: int, marker: str | None = None) -> list[psutil.Process]:
     """Live (non-zombie) processes in process group ``pgid`` (with ``marker`` in argv)."""
     members = []
