@@ -8,6 +8,8 @@ so concurrent writers queue for ``timeout`` seconds instead of failing on a lock
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -34,8 +36,21 @@ class Database:
     def connect(cls, uri: str) -> Database:
         """Open ``uri`` (``sqlite:///PATH`` or ``postgresql://...``) and migrate its schema."""
         db = cls(uri, _engine(uri))
-        db.migrate()
+        db._migrate_when_free()
         return db
+
+    def _migrate_when_free(self) -> None:
+        # SQLite answers "database is locked" at once, without waiting for the busy timeout,
+        # when a process's first connection meets another switching a new file to WAL or
+        # recovering it; processes that start together (workers, parallel CLI calls) retry.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self.migrate()
+            except RuntimeFailure as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.02, 0.2))
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
@@ -172,6 +187,4 @@ def _require(module: str, hint: str) -> None:
 
 
 def _now() -> float:
-    import time
-
     return time.time()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chattune.errors import ConflictError, NotFoundError
+from chattune.errors import ConflictError, NotFoundError, RuntimeFailure
 from chattune.store import open_store
 from chattune.store.migrations import MIGRATIONS
 from chattune.store.models import RegisteredModel
@@ -101,3 +101,23 @@ def test_ten_concurrent_writers_lose_nothing(database_uri: str) -> None:
     versions = store.models.list("m")
     assert len({m.version for m in versions}) == 100
     assert sum("latest" in m.labels for m in versions) == 1
+
+
+def test_a_lock_met_while_migrating_is_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite can answer "database is locked" at once (no busy wait) to a process that opens a
+    # new WAL file while another sets it up: opening the store retries instead of failing.
+    from chattune.store.db import Database
+
+    real, calls = Database.migrate, []
+
+    def locked_once(self: Database) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeFailure("database x: database is locked", "wait")
+        real(self)
+
+    monkeypatch.setattr(Database, "migrate", locked_once)
+    store = open_store(f"sqlite:///{tmp_path}/chattune.db")
+    assert len(calls) == 2 and store.jobs.names() == []
