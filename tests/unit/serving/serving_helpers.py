@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
+
 from chattune.data.schema import Message
 from chattune.serving.worker.engines import Delta, GenerationParams
 
@@ -51,3 +53,13 @@ class FakeEngine:
         except (asyncio.CancelledError, GeneratorExit):
             self.cancelled += 1
             raise
+
+
+class ByHost(httpx.AsyncBaseTransport):
+    """Sends each request to the in-process app named by its host (one app per deployment)."""
+
+    def __init__(self, apps: dict[str, object]) -> None:
+        self.transports = {h: httpx.ASGITransport(app=a) for h, a in apps.items()}  # type: ignore[arg-type]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transports[request.url.host].handle_async_request(request)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from serving_helpers import FakeEngine
+from serving_helpers import ByHost, FakeEngine
 
 from chattune.serving.gateway.app import create_gateway_app
 from chattune.serving.gateway.routing import RoutingTable
@@ -18,16 +18,6 @@ from chattune.serving.worker.app import create_worker_app
 KEY = "k" * 43
 AUTH = {"Authorization": f"Bearer {KEY}"}
 SCORE = {"input_data": {"input_string": [{"role": "user", "content": "Hi"}]}}
-
-
-class ByHost(httpx.AsyncBaseTransport):
-    """Sends each request to the in-process app named by its host (one app per deployment)."""
-
-    def __init__(self, apps: dict[str, object]) -> None:
-        self.transports = {h: httpx.ASGITransport(app=a) for h, a in apps.items()}  # type: ignore[arg-type]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.transports[request.url.host].handle_async_request(request)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from serving_helpers import FakeEngine
+from serving_helpers import ByHost, FakeEngine
 
 from chattune.serving.gateway.app import create_gateway_app
 from chattune.serving.gateway.routing import RoutingTable
@@ -22,14 +22,6 @@ from chattune.serving.worker.engines import Delta, until_stop
 
 KEY = "k" * 43
 USER = {"role": "user", "content": "Hi"}
-
-
-class ByHost(httpx.AsyncBaseTransport):
-    def __init__(self, apps: dict[str, object]) -> None:
-        self.transports = {h: httpx.ASGITransport(app=a) for h, a in apps.items()}  # type: ignore[arg-type]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.transports[request.url.host].handle_async_request(request)
 
 
 @pytest.fixture
