@@ -26,8 +26,10 @@ assets: $(STAMP)
 demo: setup
 	$(BIN)/chattune demo
 
+# Two test processes: most tests wait on subprocesses (jobs, servers), so two share the
+# cores well; `make test-all` stays serial (its servers are heavier).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The engines the scale-out tests drive: PostgreSQL (Debian's server package, started by the
 # tests on a free port) and the Python extras that talk to them.

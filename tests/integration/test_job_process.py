@@ -84,6 +84,7 @@ def test_stage_failure_is_recorded_with_its_message(client_and_data, tmp_path: P
     assert all(s.status == "canceled" for s in final.stages[1:])
 
 
+@pytest.mark.slow  # several jobs' start-up: `make test-all`
 def test_continue_on_step_failure_skips_stages_whose_inputs_failed(client_and_data) -> None:
     client, data = client_and_data
     spec = _spec(data, max_seq_length=8) | {
@@ -99,6 +100,7 @@ def test_continue_on_step_failure_skips_stages_whose_inputs_failed(client_and_da
     assert status["package"][0] == "canceled"
 
 
+@pytest.mark.slow  # several jobs' start-up: `make test-all`
 def test_validate_reruns_when_parameters_change_and_records_effective_params(
     client_and_data,
 ) -> None:
@@ -187,6 +189,7 @@ def test_learning_rate_1e30_fails_the_job_naming_the_non_finite_loss_and_package
     assert (job_dir / "finetune/checkpoints/checkpoint-1/trainer_state.json").exists()
 
 
+@pytest.mark.slow  # several jobs' start-up: `make test-all`
 def test_local_jobs_run_one_at_a_time_in_submission_order_and_list_shows_the_queue(
     client_and_data,
 ) -> None:
@@ -210,6 +213,7 @@ def test_local_jobs_run_one_at_a_time_in_submission_order_and_list_shows_the_que
     assert "queued behind q1" in client.jobs.logs("q2")
 
 
+@pytest.mark.slow  # several jobs' start-up: `make test-all`
 def test_cancel_during_training_is_canceled(client_and_data) -> None:
     client, data = client_and_data
     job = client.jobs.create(_spec(data, max_steps=50, evaluation_strategy="no") | {"name": "mid"})

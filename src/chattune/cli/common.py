@@ -11,8 +11,9 @@ from rich.console import Console
 if TYPE_CHECKING:
     from chattune.client import Client
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a path or an error line is never broken in two (copy-paste, grep, pipes).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 WorkspaceOpt = typer.Option(
     None,
