@@ -176,3 +176,30 @@ def test_dead_gateway_shows_dead_and_its_workers_follow(api: EndpointsAPI) -> No
     assert "not running" in (api.get("it-dead").error or "")
     api.delete("it-dead")
     assert api.list() == []
+
+
+def test_start_all_brings_back_every_dead_gateway_and_leaves_running_ones(
+    api: EndpointsAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chattune endpoints start --all` (the boot/login unit): same ports, same keys."""
+    from tests.e2e.cli import chattune
+
+    dead = {name: api.create(name) for name in ("boot-a", "boot-b")}
+    alive = api.create("boot-c")
+    keys = {name: api.get_keys(name) for name in dead}
+    for info in dead.values():
+        os.kill(info.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 20
+    while {api.get(n).status for n in dead} != {"dead"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    monkeypatch.setenv("CHATTUNE_WORKSPACE", str(api.ws.root))
+    out = chattune("endpoints", "start", "--all").stdout
+    assert "boot-a: running" in out and "boot-b: running" in out and "boot-c" not in out
+    for name, before in dead.items():
+        after = api.get(name)
+        assert (after.status, after.port) == ("running", before.port)
+        assert api.get_keys(name) == keys[name]
+    assert api.get("boot-c").pid == alive.pid  # a running gateway is left alone
+    assert "nothing to start" in chattune("endpoints", "start", "--all").stdout
+    assert "one endpoint name, or --all" in chattune("endpoints", "start", check=False).stderr

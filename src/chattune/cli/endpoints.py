@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from chattune.cli.common import JsonOpt, WorkspaceOpt, console, get_client, print_json
+from chattune.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    err_console,
+    get_client,
+    print_json,
+)
 from chattune.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -104,7 +111,10 @@ def create(
 
 @app.command("start")
 def start(
-    name: str = typer.Argument(..., help="An endpoint whose gateway is dead."),
+    name: str | None = typer.Argument(None, help="An endpoint whose gateway is dead."),
+    all_: bool = typer.Option(
+        False, "--all", help="Every dead endpoint (at login or boot: README, systemd unit)."
+    ),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="Return once the gateway is started, not when it is ready."
     ),
@@ -112,17 +122,40 @@ def start(
     json: bool = JsonOpt,
 ) -> None:
     """Bring back a dead endpoint's gateway: the same port (when free), keys, deployments and
-    traffic. Waits until its deployments are ready again.
+    traffic. Waits until its deployments are ready again. With --all, every dead endpoint;
+    exits 1 when one of them did not come back.
 
     Example: chattune endpoints start my-ep
     """
+    if (name is None) == (not all_):
+        raise ValidationError(
+            "give one endpoint name, or --all", "e.g. `chattune endpoints start my-ep`"
+        )
     client = get_client(workspace)
+    if all_:
+        with console.status("starting every dead endpoint...", spinner="dots"):
+            infos = client.endpoints.start_all(wait=not no_wait)
+        _print_started(infos, json)
+        return
     with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
         info = client.endpoints.start(name, wait=not no_wait)
     if json:
         print_json(info.to_dict())
     else:
         _print_endpoint(info)
+
+
+def _print_started(infos: list[EndpointInfo], json: bool) -> None:
+    if json:
+        print_json([i.to_dict() for i in infos])
+    elif not infos:
+        console.print("no dead endpoint: nothing to start")
+    for info in infos if not json else []:
+        console.print(f"{info.name}: {_status(info.status)} {info.scoring_uri or ''}")
+        if info.error:
+            err_console.print(f"  error: {info.error}", markup=False)
+    if any(i.error for i in infos):
+        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -94,6 +94,36 @@ class EndpointsAPI(DeploymentsMixin):
         >>> client.endpoints.start("my-ep").status
         'running'
         """
+        proc = self._restart_gateway(name)
+        if wait:
+            self._wait_back(name, proc, timeout)
+        return self.get(name)
+
+    def start_all(self, *, wait: bool = True, timeout: float = 60.0) -> list[EndpointInfo]:
+        """Bring back every dead endpoint (``chattune endpoints start --all``: at login or
+        boot, e.g. from a systemd user unit); running ones are left alone. All gateways start
+        first, then each is waited for; one that does not come back is returned with its
+        ``error`` and does not stop the others.
+
+        >>> [e.status for e in client.endpoints.start_all()]
+        ['running', 'running']
+        """
+        procs_by_name = {
+            info.name: self._restart_gateway(info.name)
+            for info in self.list()
+            if info.status == "dead"
+        }
+        for name, proc in procs_by_name.items():
+            if not wait:
+                continue
+            try:
+                self._wait_back(name, proc, timeout)
+            except RuntimeFailure as exc:  # this one stays down; the others still come back
+                self.store.update(name, error=str(exc))
+        return [self.get(name) for name in procs_by_name]
+
+    def _restart_gateway(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a dead endpoint's gateway again (its deployments follow)."""
         info = self.get(name)
         if info.status != "dead":
             raise ConflictError(
@@ -106,14 +136,15 @@ class EndpointsAPI(DeploymentsMixin):
         for record in self.store.deployments(name):  # their old workers died with the gateway
             if record.status != "failed":
                 self.store.update_deployment(name, record.name, status="creating", instances=[])
-        proc = self._spawn_gateway(name)
-        if wait:
-            self._wait_listening(name, proc, timeout)
-            for deployment in self.list_deployments(name):
-                if deployment.status != "failed":
-                    limit = deployment.settings.liveness_probe.initial_delay + 60
-                    self._wait_ready(name, deployment.name, limit, None)
-        return self.get(name)
+        return self._spawn_gateway(name)
+
+    def _wait_back(self, name: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        """Wait until a restarted gateway listens and its deployments are ready again."""
+        self._wait_listening(name, proc, timeout)
+        for deployment in self.list_deployments(name):
+            if deployment.status != "failed":
+                limit = deployment.settings.liveness_probe.initial_delay + 60
+                self._wait_ready(name, deployment.name, limit, None)
 
     def _spawn_gateway(self, name: str) -> subprocess.Popen[bytes]:
         args = ["-m", GATEWAY_MODULE, "--workspace", str(self.ws.root), "--endpoint", name]
