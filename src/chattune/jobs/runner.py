@@ -53,13 +53,15 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
         metrics = once_per_step(tracker.client, tracker.run_id, metrics)
     effective = resolve_parameters(spec)
     tracker.log_parameters(effective.table())
+    digests = data_digests(spec)
+    tracker.log_data(spec.data.model_dump(), digests)
     inputs = Inputs(
         spec,
         effective.params,
         ws.job_dir(name),
         hooks=Hooks(log, metrics, progress_writer(ws.job_dir(name))),
         resuming=resuming,
-        data_sha256=data_digests(spec),
+        data_sha256=digests,
     )
     status = run_pipeline(jobs, name, inputs)
     tracker.finish(status)

@@ -50,6 +50,17 @@ class Tracker:
         with contextlib.suppress(MlflowException):  # a resumed run has them already
             self.client.log_batch(self.run_id, params=params, tags=tags)
 
+    def log_data(self, files: dict[str, str], digests: dict[str, str]) -> None:
+        """Each data file's plain sha256 (what ``sha256sum FILE`` prints) as param
+        ``data.<split>.sha256``, and its path as ``data.<split>.path``."""
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+
+        params = [Param(f"data.{k}.sha256", v) for k, v in digests.items()]
+        params += [Param(f"data.{k}.path", str(files[k])[:500]) for k in digests if k in files]
+        with contextlib.suppress(MlflowException):  # a resumed run has them already
+            self.client.log_batch(self.run_id, params=params)
+
     def log_metrics(self, metrics: dict[str, float], step: int | None) -> None:
         from mlflow.entities import Metric
 

@@ -28,3 +28,19 @@ def test_three_jobs_start_their_runs_at_once_on_a_new_workspace(tmp_path: Path) 
     client = mlflow.MlflowClient(Workspace(tmp_path).mlflow_uri)
     exp = client.get_experiment_by_name("chat_completion_tiny-random-phi3")
     assert len(client.search_runs([exp.experiment_id])) == 3
+
+
+def test_data_hashes_in_mlflow_are_what_sha256sum_prints(tmp_path: Path) -> None:
+    import subprocess
+
+    from chattune.jobs.runner import data_digests
+
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    spec = parse_spec({"name": "h", "model": "tiny-random-phi3", "data": {"train": str(train)}})
+    tracker = Tracker(Workspace.init(tmp_path / "ws"), spec, None)
+    tracker.log_data(spec.data.model_dump(), data_digests(spec))
+    params = tracker.client.get_run(tracker.run_id).data.params
+    printed = subprocess.run(["sha256sum", str(train)], capture_output=True, text=True, check=True)
+    assert params["data.train.sha256"] == printed.stdout.split()[0]
+    assert params["data.train.path"] == str(train)
