@@ -131,8 +131,9 @@ def tokenize_batch(
     return [ex for ex, _ in tokenize_truncated(tokenizer, conversations, max_len)]
 
 
-CHARS_PER_TOKEN_GUESSES = (4, 8)
-"""Prefixes tokenized first: ``max_len`` times this many characters (English needs ~4)."""
+CHARS_PER_TOKEN_GUESS = 5
+"""The first prefix tokenized is ``max_len`` times this many characters (English text gives
+about 4 per token, so most long rows need no second try)."""
 MARGIN = 16
 """Tokens past ``max_len`` that must come out of a cut text for its cut to be trusted
 (a cut can only change the tokens right before it)."""
@@ -144,10 +145,11 @@ def tokenize_truncated(
     """``(example, truncated)`` per conversation, examples cut to ``max_len`` tokens.
 
     The work follows ``max_len``, not the conversation's length: each conversation is
-    rendered once, only a prefix of the text is tokenized (``max_len`` times 4 characters,
-    then 8, then all of it, each step only for the rows whose prefix gave fewer than
-    ``max_len + 16`` tokens, so the first ``max_len`` tokens are those of the full text),
-    and assistant spans are looked for only up to the last kept token.
+    rendered once, only a prefix of the text is tokenized (``max_len`` times 5 characters;
+    a row whose prefix gave fewer than ``max_len + 16`` tokens is tried again with a prefix
+    sized from the characters per token it showed, until the first ``max_len`` tokens are
+    those of the full text), and assistant spans are looked for only up to the last kept
+    token.
     """
     prepared = [prepare_messages(tokenizer, messages) for messages in conversations]
     render = renderer(tokenizer)
@@ -172,21 +174,18 @@ Encoded = tuple[list[int], list[tuple[int, int]], int]
 def _encode_prefixes(tokenizer: Any, texts: list[str], max_len: int | None) -> list[Encoded]:
     """Token ids and offsets of each text, exact for its first ``max_len`` tokens."""
     encoded: list[Encoded | None] = [None] * len(texts)
-    todo = list(range(len(texts)))
-    guesses = CHARS_PER_TOKEN_GUESSES if max_len and max_len > 0 else ()
-    for guess in (*guesses, None):
-        limit = max_len * guess if guess and max_len else None
-        pieces = [texts[i][:limit] if limit else texts[i] for i in todo]
-        retry = []
+    whole = max_len is None or max_len <= 0
+    limits = {i: None if whole else max_len * CHARS_PER_TOKEN_GUESS for i in range(len(texts))}
+    while limits:
+        todo = list(limits)
+        pieces = [texts[i][: limits[i]] if limits[i] else texts[i] for i in todo]
         for i, enc in zip(todo, _encode(tokenizer, pieces, max_len), strict=True):
-            cut_short = limit is not None and len(texts[i]) > limit
-            if cut_short and enc[2] < max_len + MARGIN:  # type: ignore[operator]
-                retry.append(i)
-            else:
+            limit = limits.pop(i)
+            if limit is None or len(texts[i]) <= limit or enc[2] >= max_len + MARGIN:  # type: ignore[operator]
                 encoded[i] = enc
-        todo = retry
-        if not todo:
-            break
+            else:  # too few tokens in the prefix: a longer one, sized by what this one gave
+                want = (max_len + MARGIN) * limit / max(enc[2], 1)  # type: ignore[operator]
+                limits[i] = max(int(want * 1.2), limit * 5 // 4)  # grows: it ends
     return [e for e in encoded if e is not None]
 
 

@@ -156,6 +156,18 @@ def test_tokenizing_a_prefix_first_gives_the_full_texts_first_tokens(
         assert ex.labels == labels[:max_len]
 
 
+@pytest.mark.parametrize("content", ["数据训练 " * 400, "🙂🚀 " * 500, "x" * 9000, "ab " * 3000])
+def test_text_with_few_characters_per_token_is_retried_until_its_first_tokens_are_exact(
+    tiny_tokenizer, content: str
+) -> None:
+    """Prefixes sized from characters per token must still give the full text's first tokens
+    when a character is a token or more (CJK, emoji) or many (one long run)."""
+    conv = [{"role": "user", "content": content}, {"role": "assistant", "content": content}]
+    [ex] = tokenize_batch(tiny_tokenizer, [conv], 300)
+    [whole] = tokenize_batch(tiny_tokenizer, [conv], None)
+    assert ex.input_ids == whole.input_ids[:300] and ex.labels == whole.labels[:300]
+
+
 def test_a_bad_row_late_in_the_file_leaves_no_partial_output(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
