@@ -163,6 +163,10 @@ _WORKER_TOKENIZER: Any = None
 
 
 def _init_worker(tokenizer_dir: str) -> None:
+    # One thread per worker: the workers already fill the cores, and the Rust tokenizer's
+    # own thread pool would only spin against them.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["RAYON_NUM_THREADS"] = "1"
     from transformers import AutoTokenizer
 
     global _WORKER_TOKENIZER
