@@ -17,6 +17,7 @@ import asyncio
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -74,7 +75,11 @@ def generate(model: Any, tok: Any, ids: list[list[int]], eos: set[int]) -> list[
     return [answer_tokens(row, eos) for row in out[:, width:].tolist()]
 
 
-def baselines(folder: Any, convs: list, one_at_a_time: int) -> dict[str, dict[str, float]]:
+Static = Callable[[], dict[str, float]]
+"""Runs the bf16 static batch again (paired with each 16-client run: see ``ours``)."""
+
+
+def baselines(folder: Any, convs: list, one_at_a_time: int) -> tuple[dict[str, dict], Static]:
     tok = AutoTokenizer.from_pretrained(folder)
     results: dict[str, dict[str, float]] = {}
     for dtype in (torch.float32, torch.bfloat16):
@@ -94,11 +99,15 @@ def baselines(folder: Any, convs: list, one_at_a_time: int) -> dict[str, dict[st
                 latencies.append(time.perf_counter() - t0)
             wall = time.perf_counter() - started
             results["generate, one at a time, float32"] = summary(tokens, wall, latencies)
-        started = time.perf_counter()
-        tokens = sum(generate(model, tok, ids, eos))
-        wall = time.perf_counter() - started
-        results[f"generate, static batch of {len(ids)}, {name}"] = summary(tokens, wall, [wall])
-    return results
+        def static(model: Any = model, eos: set[int] = eos, ids: list = ids) -> dict[str, float]:
+            started = time.perf_counter()
+            tokens = sum(generate(model, tok, ids, eos))
+            wall = time.perf_counter() - started
+            return summary(tokens, wall, [wall])
+
+        results[f"generate, static batch of {len(ids)}, {name}"] = static()
+        again = static  # the last one, bf16
+    return results, again
 
 
 def summary(tokens: int, wall: float, latencies: list[float]) -> dict[str, float]:
@@ -139,7 +148,11 @@ async def clients(
     return summary(tokens, wall, latencies)
 
 
-def ours(folder: Any, convs: list, one_at_a_time: int) -> tuple[dict[str, dict], str]:
+def ours(
+    folder: Any, convs: list, one_at_a_time: int, static: Static
+) -> tuple[dict[str, dict], dict[str, float], str]:
+    """Our runs, and for each 16-client run its ratio to a static bf16 batch run just before
+    it (on a shared machine the load changes between minutes; a pair sees the same load)."""
     engine = ContinuousEngine(folder, "bench", DeploymentSettings())
     engine.start()
     while not engine.is_ready():
@@ -148,15 +161,18 @@ def ours(folder: Any, convs: list, one_at_a_time: int) -> tuple[dict[str, dict],
     app = create_worker_app(engine, "bench")
     print(f"chattune ({engine.dtype})", flush=True)
     asyncio.run(clients(app, convs[:2], 2, 0.0, 2))  # warm-up
-    results = {}
+    results, paired = {}, {}
     runs = [(1, 0.0, one_at_a_time), (4, 0.25, 16), *((16, s, 16) for s in STAGGERS)]
     for count, stagger, requests in runs:
         label = f"chattune, {count} client{'s' if count > 1 else ''}"
         if count > 1:
             label += f", {stagger * 1000:g} ms apart"
+        before = static() if count == 16 else None
         results[label] = asyncio.run(clients(app, convs, count, stagger, requests))
+        if before is not None:
+            paired[label] = results[label]["tok_s"] / before["tok_s"]
     engine.stop()
-    return results, engine.dtype
+    return results, paired, engine.dtype
 
 
 def main() -> None:
@@ -167,8 +183,8 @@ def main() -> None:
     torch.manual_seed(0)
     folder = assets.fetch([args.model])[args.model]
     convs = prompts(16)
-    base = baselines(folder, convs, args.one_at_a_time)
-    mine, dtype = ours(folder, convs, args.one_at_a_time)
+    base, static_bf16 = baselines(folder, convs, args.one_at_a_time)
+    mine, paired, dtype = ours(folder, convs, args.one_at_a_time, static_bf16)
     single = base["generate, one at a time, float32"]
     static = max((v for k, v in base.items() if "static" in k), key=lambda v: v["tok_s"])
     print(
@@ -181,7 +197,9 @@ def main() -> None:
             f"{name:48} {r['tok_s']:7.1f} {r['p50']:7.2f} {r['p95']:7.2f} "
             f"{r['tok_s'] / single['tok_s']:14.2f} {r['tok_s'] / static['tok_s']:9.2f}"
         )
-    one = mine[next(k for k in mine if ", 1 client " in k)]
+    for name, ratio in paired.items():
+        print(f"{name} / static bf16 batch run just before it: {ratio:.2f}")
+    one = mine["chattune, 1 client"]
     print(f"p95 at 1 client / baseline p95: {one['p95'] / single['p95']:.2f}")
 
 
