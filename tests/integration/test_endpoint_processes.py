@@ -46,16 +46,23 @@ def api(workspace: Path, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Endpo
 
 
 def serving_processes(ws: Workspace) -> list[psutil.Process]:
+    """This workspace's gateways (named in their command line) and workers (whose log files
+    lie in it), never those of tests running beside this one."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if (
-            proc.info["status"] != psutil.STATUS_ZOMBIE
-            and "chattune.serving" in cmdline
-            and (str(ws.root) in cmdline or "--exit-with-parent" in cmdline)
-        ):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE or "chattune.serving" not in cmdline:
+            continue
+        if str(ws.root) in cmdline or _writes_under(proc, ws.root):
             found.append(proc)
     return found
+
+
+def _writes_under(proc: psutil.Process, root: Path) -> bool:
+    try:
+        return any(Path(f.path).is_relative_to(root) for f in proc.open_files())
+    except psutil.Error:  # gone meanwhile
+        return False
 
 
 def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
@@ -140,6 +147,7 @@ def test_create_deploy_invoke_delete(api: EndpointsAPI, tmp_path: Path) -> None:
     assert old.status_code == 401
 
     pids = [endpoint.pid, now["pid"]]
+    assert {p.pid for p in serving_processes(api.ws)} >= set(pids)  # the scan sees them
     api.delete("it-ep")
     assert not any(
         psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
