@@ -176,7 +176,7 @@ def test_dead_gateway_shows_dead_and_its_workers_follow(api: EndpointsAPI) -> No
     [worker] = api.create_deployment("it-dead", "demo", "tiny:1", wait=False).instances
     time.sleep(2)  # the worker is up and watching its parent
     os.kill(info.pid, signal.SIGKILL)
-    assert procs.wait_gone([worker["pid"]], timeout=15), "orphaned worker did not exit"
+    assert procs.wait_gone([worker["pid"]], timeout=30), "orphaned worker did not exit"
     deadline = time.monotonic() + 10
     while api.get("it-dead").status != "dead":
         assert time.monotonic() < deadline

@@ -119,10 +119,10 @@ def _exit_with_parent(parent: int) -> None:
 
     def watch() -> None:
         while os.getppid() == parent:
-            time.sleep(1.0)
+            time.sleep(0.5)
         log.warning("gateway %d is gone; shutting down", parent)
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10)
+        time.sleep(3)  # nobody can read what is still answered: only the gateway called here
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
