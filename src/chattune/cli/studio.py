@@ -62,7 +62,8 @@ def studio(
         )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
 
     def announce() -> None:
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port

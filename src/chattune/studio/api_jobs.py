@@ -24,10 +24,13 @@ FORM_PARAMETERS = (
     "packing",
     "logging_steps",
     "evaluation_strategy",
+    "eval_steps",
     "precision",
     "apply_lora",
     "lora_r",
     "lora_alpha",
+    "generation_eval_rows",
+    "generation_max_new_tokens",
 )
 
 

@@ -72,7 +72,8 @@ def job_page(request: Request, name: str) -> str:
         '<span id="action-result" class="muted"></span>'
     )
     body = (
-        f'<p>{badge(job.status)} <span id="job-status-text"></span> model '
+        f'<p><span id="job-status">{badge(job.status)}</span> '
+        '<span id="job-status-text"></span> model '
         f"<b>{esc(job.spec.get('model'))}</b>, data {esc(job_summary(job)['data'])}"
         f", created {esc(when(job.created_at))}</p>"
         f'<p class="error" id="job-error">{esc(job.error or "")}</p>'
@@ -108,6 +109,8 @@ def new_job_page(request: Request) -> str:
         '<div class="err" id="err-data.train"></div>'
         '<label>test data <input name="data.test" list="data-files"></label>'
         '<div class="err" id="err-data.test"></div>'
+        '<label>test_gen data <input name="data.test_gen" list="data-files"></label>'
+        '<div class="err" id="err-data.test_gen"></div>'
         f'<datalist id="data-files">{data_list}</datalist>'
         '<h2>Parameters</h2><p class="muted">empty: the model card\'s value, else the '
         'default shown</p><div id="params"></div></div>'

@@ -181,7 +181,7 @@ def endpoint_page(request: Request, name: str) -> str:
             id="deployments",
         )
         + '<p><button id="save-traffic">Save traffic</button> <span id="traffic-result" '
-        'class="err"></span></p>'
+        'class="err"></span><span id="traffic-saved" class="muted"></span></p>'
         '<form id="deployment-form" class="row"><label>new deployment <input name="name" '
         'required></label> <label>model <input name="model" list="models" required></label>'
         f'<datalist id="models">{models}</datalist> <button>Deploy</button> '

@@ -18,14 +18,15 @@
 
   const weights = (cls) => Object.fromEntries([...document.querySelectorAll(`input.${cls}`)].map((i) => [i.dataset.name, Number(i.value) || 0]));
   $("save-traffic").onclick = async () => {
+    $("traffic-saved").textContent = "";
     const traffic = weights("weight");
     const sum = Object.values(traffic).reduce((a, b) => a + b, 0);
     if (Object.keys(traffic).length && sum !== 100) { $("traffic-result").textContent = `traffic sums to ${sum}, not 100`; return; }
     const mirror = Object.fromEntries(Object.entries(weights("mirror")).filter(([, v]) => v > 0));
     try {
-      await studio.api("PUT", `${base}/traffic`, { traffic, mirror_traffic: mirror });
+      const saved = await studio.api("PUT", `${base}/traffic`, { traffic, mirror_traffic: mirror });
       $("traffic-result").textContent = "";
-      location.reload();
+      $("traffic-saved").textContent = `saved: ${Object.entries(saved.traffic).map(([k, v]) => `${k}=${v}`).join(", ") || "no traffic"}`;
     } catch (e) { say("traffic-result", e); }
   };
 

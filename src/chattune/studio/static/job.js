@@ -14,7 +14,9 @@
     $("stages").replaceWith(Object.assign(studio.table(["stage", "status", "time", "reused or run", "note"], rows), { id: "stages" }));
     const p = job.progress || {};
     $("progress").textContent = p.step != null ? `${p.stage || ""} step ${p.step}/${p.total ?? "?"}${p.loss != null ? `, loss ${Number(p.loss).toFixed(4)}` : ""}` : "";
-    $("job-status-text").textContent = `now ${job.status}`;
+    $("job-status").replaceChildren(badge(job.status));
+    $("job-status-text").textContent = job.done ? "" : "(updating live)";
+    $("job-status-text").dataset.status = job.status;
     $("job-error").textContent = job.error || "";
     $("cancel").disabled = job.done;
     $("resume").disabled = !job.done || job.status === "completed";

@@ -38,7 +38,7 @@ const studio = {
   },
   // Line chart in inline SVG: series = [{label, color, points: [[x, y], ...], dashed}].
   chart(series, opts = {}) {
-    const W = 640, H = 300, L = 56, R = 16, T = 16, B = 40;
+    const W = 640, H = 300, L = 64, R = 16, B = 40, T = 12 + 16 * series.length;
     const all = series.flatMap((s) => s.points);
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
@@ -58,9 +58,12 @@ const studio = {
       return n;
     };
     add("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fff", stroke: "#d9dee7" });
+    // Enough decimals that the ticks differ (a loss that moves in the third decimal).
+    const digits = Math.max(0, Math.min(6, 2 - Math.floor(Math.log10(y1 - y0))));
     for (let i = 0; i <= 4; i++) {
       const y = y0 + ((y1 - y0) * i) / 4, x = x0 + ((x1 - x0) * i) / 4;
-      add("text", { x: L - 6, y: py(y) + 4, "text-anchor": "end", "font-size": 11 }, y.toPrecision(3));
+      add("line", { x1: L, x2: W - R, y1: py(y), y2: py(y), stroke: "#eef1f6" });
+      add("text", { x: L - 6, y: py(y) + 4, "text-anchor": "end", "font-size": 11 }, y.toFixed(digits));
       add("text", { x: px(x), y: H - B + 16, "text-anchor": "middle", "font-size": 11 },
         opts.integerX ? Math.round(x) : x.toPrecision(3));
     }
@@ -70,7 +73,7 @@ const studio = {
       const d = s.points.map((p, j) => `${j ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
       add("path", { d, fill: "none", stroke: s.color, "stroke-width": 2, "stroke-dasharray": s.dashed ? "5 4" : "" });
       if (!s.dashed) for (const p of s.points) add("circle", { cx: px(p[0]), cy: py(p[1]), r: 3, fill: s.color, class: "point" });
-      add("text", { x: L + 8, y: T + 14 + 14 * i, "font-size": 12, fill: s.color }, s.label);
+      add("text", { x: L, y: 14 + 16 * i, "font-size": 12, fill: s.color }, `${s.dashed ? "- - " : "— "}${s.label}`);
     });
     return svg;
   },
