@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -74,7 +75,18 @@ def studio(
 
             webbrowser.open(url)
 
+    # MLflow takes seconds to import; a job page's curve reads it: import it while idle.
+    threading.Thread(target=_import_quietly, args=("mlflow",), daemon=True).start()
     _run(server, announce)
+
+
+def _import_quietly(module: str) -> None:
+    import contextlib
+    import importlib
+
+    # A failed warm-up only means the first curve waits for the import.
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 def _run(server: uvicorn.Server, announce: Callable[[], None]) -> None:
