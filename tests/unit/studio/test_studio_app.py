@@ -152,6 +152,9 @@ def test_the_api_reads_jobs_data_and_models(studio: TestClient) -> None:
     assert job["status"] == "completed" and len(job["stages"]) == 6
     assert http.get("/api/jobs/job-000/metrics").json()["history"] == {}
     assert http.get("/api/jobs/missing").status_code == 404
+    refused = http.post("/api/jobs/job-000/cancel")
+    assert refused.status_code == 409 and "completed already" in refused.json()["error"]
+    assert "resumed" in http.post("/api/jobs/job-000/resume").json()["hint"]
     report = http.post("/api/data/validate", json={"path": "data/bad.jsonl"}).json()
     assert not report["ok"] and any(p["line"] == 3 for p in report["problems"])
     shown = http.post("/api/data/show", json={"path": "data/train.jsonl", "model": None}).json()
