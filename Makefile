@@ -9,7 +9,7 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 # package) would be a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup assets demo test test-all postgres-server vllm lint clean
+.PHONY: setup assets demo test test-all postgres-server browser vllm lint clean
 
 setup: $(STAMP) assets
 
@@ -44,11 +44,25 @@ postgres-server:
 	    apt-get install -y -q --no-install-recommends postgresql; \
 	fi
 
+# The studio's browser tests: Debian's chromium (Playwright's own browser download is not
+# needed) and the Playwright Python package.
+BROWSER_STAMP := $(VENV)/.installed-browser
+browser: $(BROWSER_STAMP)
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing Debian's chromium for the studio's browser tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends chromium; \
+	fi
+
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,browser]"
+	touch $(BROWSER_STAMP)
+
 # vLLM (CPU build) in a virtual environment of its own (its torch/transformers pins differ).
 vllm: $(STAMP)
 	$(BIN)/chattune engines install vllm
 
-test-all: setup $(EXTRAS) postgres-server vllm
+test-all: setup $(EXTRAS) postgres-server browser vllm
 	$(BIN)/python -m pytest -q -m ""
 
 lint: $(STAMP)

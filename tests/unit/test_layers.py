@@ -1,9 +1,11 @@
 """Architecture guard: STYLE.md's layers, no upward import, no import cycle.
 
-cli → client → studio/serving/registry/jobs → train → compute → catalog → data → store →
+cli → studio → client → serving/registry/jobs → train → compute → catalog → data → store →
 workspace → errors. A module may import its own package or any lower layer; never a higher
 one, never a sibling at its own layer. Imports under ``if TYPE_CHECKING:`` are ignored (they
-never run). The CLI may only use the SDK (``chattune.client``) and errors.
+never run). The CLI may only use the SDK (``chattune.client``) and errors, and the studio
+only from ``cli/studio.py``. The studio is over the SDK only: it imports ``client`` and
+errors, nothing below them.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ ROOT = Path(chattune.__file__).parent
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
+    {"studio"},
     {"__init__"},
     {"client"},
-    {"studio", "serving", "registry", "jobs"},
+    {"serving", "registry", "jobs"},
     {"train"},
     {"compute"},
     {"catalog"},
@@ -30,6 +33,8 @@ LAYERS: list[set[str]] = [
     {"errors"},
 ]
 CLI_MAY_IMPORT = {"cli", "client", "errors"}
+CLI_STUDIO_MODULE = "chattune.cli.studio"
+STUDIO_MAY_IMPORT = {"studio", "client", "errors"}
 
 
 def rank(part: str) -> int:
@@ -79,8 +84,12 @@ def layer_violations(mods: dict[str, Path]) -> list[str]:
             if there == here or (target not in mods and target.rsplit(".", 1)[0] not in mods):
                 continue
             where = f"{name} (line {line}) imports {target}"
+            if here == "cli" and there == "studio" and name == CLI_STUDIO_MODULE:
+                continue
             if here == "cli" and there not in CLI_MAY_IMPORT:
                 problems.append(f"{where}: the CLI only calls the SDK")
+            elif here == "studio" and there not in STUDIO_MAY_IMPORT:
+                problems.append(f"{where}: the studio is over the SDK only")
             elif rank(there) <= rank(here) and here != "cli":
                 problems.append(f"{where}: {here} may not import {there} (same or higher layer)")
     return problems
@@ -131,6 +140,28 @@ def test_the_guard_catches_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
     mods = {"chattune.store.x": bad, "chattune.jobs.y": other}
     assert any("store may not import jobs" in p for p in layer_violations(mods))
     assert cycles(mods) == [["chattune.jobs.y", "chattune.store.x", "chattune.jobs.y"]]
+
+
+def test_the_studio_is_over_the_sdk_only(tmp_path: Path) -> None:
+    """The studio may use the client, never what is below it; only ``cli/studio.py`` starts
+    the studio."""
+    files = {
+        "chattune.studio.x": "from chattune.jobs.api import JobsAPI\n",
+        "chattune.studio.y": "from chattune.client import Client\n",
+        "chattune.cli.jobs": "from chattune.studio.y import f\n",
+        "chattune.cli.studio": "from chattune.studio.y import f\n",
+        "chattune.jobs.api": "",
+        "chattune.client": "",
+    }
+    mods = {}
+    for name, source in files.items():
+        path = tmp_path / (name.replace(".", "_") + ".py")
+        path.write_text(source)
+        mods[name] = path
+    problems = layer_violations(mods)
+    assert any("studio.x" in p and "over the SDK only" in p for p in problems)
+    assert any("cli.jobs" in p and "only calls the SDK" in p for p in problems)
+    assert not any(p.startswith(("chattune.studio.y", "chattune.cli.studio")) for p in problems)
 
 
 def test_sql_lives_only_in_the_store() -> None:

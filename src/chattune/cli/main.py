@@ -31,6 +31,7 @@ def _register() -> None:
         engines,
         jobs,
         models,
+        studio,
         workspace,
     )
 
@@ -44,6 +45,7 @@ def _register() -> None:
     app.add_typer(endpoints.deployments_app, name="deployments")
     app.add_typer(engines.app, name="engines")
     demo.register(app)
+    studio.register(app)
 
 
 def main() -> None:

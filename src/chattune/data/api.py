@@ -24,6 +24,7 @@ from chattune.errors import NotFoundError
 from chattune.workspace import Workspace
 
 SAMPLE = "ultrachat-sample"
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 SAMPLE_ENV = "CHATTUNE_ULTRACHAT_SAMPLE"
 
 
@@ -157,6 +158,65 @@ class DataAPI:
             "format": reader.format,
             "stats": stats,
             "conversations": [c.messages for c in first if c is not None],
+        }
+
+    def files(self, root: str | Path = ".", depth: int = 3) -> list[str]:
+        """Chat data files under ``root`` (jsonl, json, parquet, csv; hidden folders, virtual
+        environments and the workspace's own folders skipped), as paths relative to ``root``.
+
+        Example: ``client.data.files()`` → ``["ultrachat_200k_dataset/train_sft.jsonl", ...]``
+        """
+        base = Path(root)
+        skip = {"node_modules", "site-packages", "mlartifacts", "jobs", "models", "endpoints"}
+        found: list[str] = []
+
+        def walk(folder: Path, level: int) -> None:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                return
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name in skip:
+                    continue
+                if entry.is_dir() and level < depth and not (entry / "pyvenv.cfg").exists():
+                    walk(entry, level + 1)
+                elif entry.suffix in DATA_SUFFIXES and entry.is_file():
+                    found.append(entry.relative_to(base).as_posix())
+
+        walk(base, 1)
+        return found
+
+    def token_lengths(
+        self, path: str | Path, model: str | Path, split: str | None = None, bins: int = 30
+    ) -> dict[str, Any]:
+        """Token length of every conversation of ``path`` (the model's chat template) as a
+        histogram: ``{"edges": [...bins + 1], "counts": [...bins], "max": N, "rows": R}``.
+
+        Example: ``client.data.token_lengths("train.jsonl", "tiny-random-phi3")["max"]``
+        """
+        from chattune.data.readers import iter_conversations
+        from chattune.data.stats import token_lengths
+
+        tokenizer = self._tokenizer(model)
+        lengths: list[int] = []
+        batch: list[Any] = []
+        for row in iter_conversations(path, split):
+            batch.append(row.messages)
+            if len(batch) == 64:
+                lengths += token_lengths(batch, tokenizer)
+                batch = []
+        lengths += token_lengths(batch, tokenizer)
+        top = max(lengths, default=0)
+        width = max(1, -(-top // max(bins, 1)))  # ceil: every length falls in a bin
+        counts = [0] * max(1, -(-(top + 1) // width))
+        for n in lengths:
+            counts[n // width] += 1
+        return {
+            "rows": len(lengths),
+            "edges": [i * width for i in range(len(counts) + 1)],
+            "counts": counts,
+            "max": top,
+            "model_max_length": getattr(tokenizer, "model_max_length", None),
         }
 
     def _tokenizer(self, model: str | Path) -> Any:

@@ -73,6 +73,31 @@ class JobsAPI:
         self.target(job_spec.compute)
         return make_plan(self.store, job_spec)
 
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        """Every job parameter: ``{name: {"default", "type", "choices", "description"}}``
+        (what a job form offers; a spec's value is checked by ``create``/``plan``).
+
+        >>> client.jobs.parameters()["learning_rate"]["default"]
+        2e-05
+        """
+        import typing
+
+        from chattune.train.params import TrainParams
+
+        found = {}
+        for name, field in TrainParams.model_fields.items():
+            kind = field.annotation
+            args = typing.get_args(kind)
+            choices = list(args) if typing.get_origin(kind) is typing.Literal else None
+            base = args[0] if typing.get_origin(kind) is typing.Annotated else kind
+            found[name] = {
+                "default": field.get_default(call_default_factory=True),
+                "type": "choice" if choices else getattr(base, "__name__", str(base)),
+                "choices": choices,
+                "description": field.description or "",
+            }
+        return found
+
     def target(self, name: str) -> TargetRecord:
         """The compute target a job names (``local`` or one defined in the workspace)."""
         if name == LOCAL.name:

@@ -1,0 +1,139 @@
+"""Jobs JSON routes: list, one job with its progress, log tail, metrics, cancel/resume, and
+the new-job form's parameters, YAML preview and submit (the SDK validates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Request
+
+from chattune.errors import ChattuneError
+from chattune.studio.deps import client_of, field_of, plain
+
+router = APIRouter(prefix="/api/jobs")
+# The reference parameters the form shows first (the rest stay at their defaults).
+FORM_PARAMETERS = (
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "max_seq_length",
+    "packing",
+    "logging_steps",
+    "evaluation_strategy",
+    "eval_steps",
+    "precision",
+    "apply_lora",
+    "lora_r",
+    "lora_alpha",
+    "generation_eval_rows",
+    "generation_max_new_tokens",
+)
+
+
+def job_summary(job: Any) -> dict[str, Any]:
+    """A list row: name, status, model, data, duration, current stage."""
+    end = job.finished_at
+    took = (end - job.started_at) if (end and job.started_at) else None
+    return {
+        "name": job.name,
+        "status": job.status,
+        "model": job.spec.get("model", ""),
+        "data": (job.spec.get("data") or {}).get("train", ""),
+        "created_at": job.created_at,
+        "duration": took,
+        "stage": next((s.name for s in job.stages if s.status == "running"), ""),
+        "queue_position": job.queue_position,
+    }
+
+
+@router.get("")
+def list_jobs(request: Request) -> list[dict[str, Any]]:
+    return [job_summary(j) for j in client_of(request).jobs.list()]
+
+
+@router.get("/{name}")
+def get_job(request: Request, name: str) -> dict[str, Any]:
+    client = client_of(request)
+    job = client.jobs.get(name)
+    data: dict[str, Any] = plain(job)
+    data["done"] = job.done
+    data["progress"] = client.jobs.progress(name)
+    data["stages"] = [
+        {**plain(s), "duration": s.duration, "reused": bool(s.note and "reuse" in s.note)}
+        for s in job.stages
+    ]
+    return data
+
+
+@router.get("/{name}/log")
+def job_log(request: Request, name: str, offset: int = 0) -> dict[str, Any]:
+    """The log from byte ``offset`` on (the page keeps the offset and polls)."""
+    text = client_of(request).jobs.logs(name).encode()
+    if offset > len(text):
+        offset = 0  # the log was replaced (a resume): start over
+    return {"text": text[offset:].decode(errors="replace"), "offset": len(text)}
+
+
+@router.get("/{name}/metrics")
+def job_metrics(request: Request, name: str) -> dict[str, Any]:
+    """Loss history and the evaluation report (empty until the job's MLflow run exists)."""
+    client = client_of(request)
+    if client.jobs.get(name).mlflow_run_id is None:
+        return {"final": {}, "history": {}, "report": None}
+    found = client.jobs.metrics(name)
+    return {k: found[k] for k in ("final", "history", "report")}
+
+
+@router.post("/{name}/cancel")
+def cancel_job(request: Request, name: str) -> dict[str, Any]:
+    return job_summary(client_of(request).jobs.cancel(name))
+
+
+@router.post("/{name}/resume")
+def resume_job(request: Request, name: str) -> dict[str, Any]:
+    return job_summary(client_of(request).jobs.resume(name))
+
+
+@router.get("-form/parameters")
+def form_parameters(request: Request) -> dict[str, Any]:
+    every = client_of(request).jobs.parameters()
+    return {"shown": list(FORM_PARAMETERS), "parameters": every}
+
+
+def spec_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The spec a form body describes: empty fields left out (their defaults apply)."""
+    spec: dict[str, Any] = {k: v for k, v in body.items() if v not in (None, "", {})}
+    for group in ("data", "parameters"):
+        values = {k: v for k, v in (body.get(group) or {}).items() if v not in (None, "")}
+        if values:
+            spec[group] = values
+        else:
+            spec.pop(group, None)
+    return spec
+
+
+@router.post("-form/preview")
+def preview(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The YAML the form would submit, and what the SDK says about it (no job started)."""
+    spec = spec_of(body)
+    text = yaml.safe_dump(spec, sort_keys=False)
+    try:
+        plan = client_of(request).jobs.plan(spec)
+    except ChattuneError as exc:
+        return {
+            "yaml": text,
+            "error": exc.message,
+            "hint": exc.hint,
+            "field": field_of(exc.message),
+        }
+    return {"yaml": text, "error": None, "parameters": plan.parameters}
+
+
+@router.post("")
+def create_job(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate and start the job; a bad field answers 422 naming it (the CLI's message)."""
+    return job_summary(client_of(request).jobs.create(spec_of(body)))

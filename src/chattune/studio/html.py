@@ -1,0 +1,76 @@
+"""Small HTML building blocks for the studio's pages (escaped text, tables, the layout)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+NAV = (
+    ("/", "Jobs"),
+    ("/jobs-new", "New job"),
+    ("/data", "Data"),
+    ("/models", "Models"),
+    ("/endpoints", "Endpoints"),
+    ("/playground", "Playground"),
+)
+
+
+def esc(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def link(href: str, text: Any) -> str:
+    return f'<a href="{esc(href)}">{esc(text)}</a>'
+
+
+def badge(status: str) -> str:
+    return f'<span class="badge {esc(status)}">{esc(status)}</span>'
+
+
+def when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else ""
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}min"
+
+
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], id: str = "", empty: str = "none yet"
+) -> str:
+    """A table of already-escaped cells; ``empty`` (escaped here) when there are no rows."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    if not body:
+        body = f'<tr><td colspan="{len(headers)}" class="muted">{esc(empty)}</td></tr>'
+    ident = f' id="{esc(id)}"' if id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def layout(title: str, active: str, body: str, script: str | None = None, data: Any = None) -> str:
+    """A whole page: nav, ``body`` (escaped by the caller), optional page script and the data
+    it starts from (JSON in a script tag, never keys)."""
+    nav = "".join(
+        f'<a href="{href}"{" class=active" if href == active else ""}>{esc(text)}</a>'
+        for href, text in NAV
+    )
+    payload = ""
+    if data is not None:
+        text = json.dumps(data).replace("</", "<\\/")
+        payload = f'<script type="application/json" id="page-data">{text}</script>'
+    scripts = '<script src="/static/studio.js"></script>'
+    if script:
+        scripts += f'<script src="/static/{esc(script)}"></script>'
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{esc(title)} · chattune studio</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="/static/studio.css"></head><body>'
+        f'<header><b class="brand">chattune studio</b><nav>{nav}</nav></header>'
+        f"<main><h1>{esc(title)}</h1>{body}</main>{payload}{scripts}</body></html>"
+    )

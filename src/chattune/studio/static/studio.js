@@ -1,0 +1,83 @@
+// chattune studio: shared helpers (no framework, no network beyond this server).
+"use strict";
+const studio = {
+  data() {
+    const el = document.getElementById("page-data");
+    return el ? JSON.parse(el.textContent) : {};
+  },
+  // JSON call to the studio API; throws an Error carrying the SDK's error fields.
+  async api(method, path, body) {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const answer = await fetch(path, init);
+    const text = await answer.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!answer.ok) {
+      const err = new Error((data && data.error) || answer.statusText);
+      Object.assign(err, data || {}, { status: answer.status });
+      throw err;
+    }
+    return data;
+  },
+  el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    for (const c of children) node.append(c instanceof Node ? c : String(c ?? ""));
+    return node;
+  },
+  table(headers, rows) {
+    const t = studio.el("table", {});
+    t.append(studio.el("thead", {}, studio.el("tr", {}, ...headers.map((h) => studio.el("th", {}, h)))));
+    const body = studio.el("tbody", {});
+    for (const r of rows) body.append(studio.el("tr", {}, ...r.map((c) => studio.el("td", {}, c))));
+    t.append(body);
+    return t;
+  },
+  // Line chart in inline SVG: series = [{label, color, points: [[x, y], ...], dashed}].
+  chart(series, opts = {}) {
+    const W = 640, H = 300, L = 64, R = 16, B = 40, T = 12 + 16 * series.length;
+    const all = series.flatMap((s) => s.points);
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    if (!all.length) return svg;
+    let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+    let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
+    if (x0 === x1) x1 = x0 + 1;
+    if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
+    const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+    const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+    const add = (tag, attrs, text) => {
+      const n = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+      if (text !== undefined) n.textContent = text;
+      svg.append(n);
+      return n;
+    };
+    add("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fff", stroke: "#d9dee7" });
+    // Enough decimals that the ticks differ (a loss that moves in the third decimal).
+    const digits = Math.max(0, Math.min(6, 2 - Math.floor(Math.log10(y1 - y0))));
+    for (let i = 0; i <= 4; i++) {
+      const y = y0 + ((y1 - y0) * i) / 4, x = x0 + ((x1 - x0) * i) / 4;
+      add("line", { x1: L, x2: W - R, y1: py(y), y2: py(y), stroke: "#eef1f6" });
+      add("text", { x: L - 6, y: py(y) + 4, "text-anchor": "end", "font-size": 11 }, y.toFixed(digits));
+      add("text", { x: px(x), y: H - B + 16, "text-anchor": "middle", "font-size": 11 },
+        opts.integerX ? Math.round(x) : x.toPrecision(3));
+    }
+    add("text", { x: (W + L) / 2, y: H - 6, "text-anchor": "middle", "font-size": 12 }, opts.xLabel || "");
+    series.forEach((s, i) => {
+      if (!s.points.length) return;
+      const d = s.points.map((p, j) => `${j ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
+      add("path", { d, fill: "none", stroke: s.color, "stroke-width": 2, "stroke-dasharray": s.dashed ? "5 4" : "" });
+      if (!s.dashed) for (const p of s.points) add("circle", { cx: px(p[0]), cy: py(p[1]), r: 3, fill: s.color, class: "point" });
+      add("text", { x: L, y: 14 + 16 * i, "font-size": 12, fill: s.color }, `${s.dashed ? "- - " : "— "}${s.label}`);
+    });
+    return svg;
+  },
+  async copy(text) {
+    try { await navigator.clipboard.writeText(text); return true; } catch (e) { return false; }
+  },
+};

@@ -1,0 +1,177 @@
+"""The studio's pages and API over a real workspace (no browser): every page renders, every
+route refuses a request without the token, the job form answers with the CLI's error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+from tests.studio_workspace import populate
+from typer.testing import CliRunner
+
+from chattune.client import Client
+from chattune.studio import create_studio_app
+
+TOKEN = "test-token-123"
+PAGES = [
+    "/",
+    "/jobs/job-000",
+    "/jobs-new",
+    "/data",
+    "/models",
+    "/models/tiny-chat/1",
+    "/endpoints",
+    "/endpoints/ep",
+    "/playground",
+]
+
+
+@pytest.fixture
+def studio(workspace: Path, tmp_path: Path, tiny_model_dir: Path) -> Iterator[TestClient]:
+    client = Client.init(workspace)
+    populate(client, tmp_path, tiny_model_dir)
+    app = create_studio_app(client, TOKEN, root=tmp_path)
+    with TestClient(app) as http:
+        yield http
+
+
+def authorized(http: TestClient) -> TestClient:
+    http.headers["Authorization"] = f"Bearer {TOKEN}"
+    return http
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_the_workspace(studio: TestClient, path: str) -> None:
+    answer = authorized(studio).get(path)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    page = answer.text
+    assert "<nav>" in page and "chattune studio" in page
+    expected = {
+        "/": "job-002",
+        "/jobs/job-000": "finetune",
+        "/models": "tiny-chat:2",
+        "/models/tiny-chat/1": "ab" * 6,
+        "/endpoints": "ep",
+        "/data": "data/train.jsonl",
+        "/jobs-new": "data/train.jsonl",
+    }
+    assert expected.get(path, "") in page
+    for key in studio.get("/api/endpoints/ep/keys").json().values():
+        assert key not in page  # keys only on demand, never in a page
+    for script in re.findall(r'src="(/static/[^"]+)"', page):
+        assert studio.get(script).status_code == 200
+
+
+def every_route(routes: list[Any]) -> Iterator[Any]:
+    """The app's routes, those of included routers too (FastAPI wraps each router)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from every_route(inner.routes)
+        else:
+            yield route
+
+
+def test_every_route_answers_401_without_the_token(studio: TestClient) -> None:
+    checked = 0
+    for route in every_route(studio.app.routes):  # type: ignore[attr-defined]
+        if isinstance(route, Mount):
+            paths = [(f"{route.path}/studio.js", "GET")]
+        elif isinstance(route, APIRoute):
+            paths = [(re.sub(r"\{[^}]+\}", "x", route.path), m) for m in route.methods]
+        else:
+            continue
+        for path, method in paths:
+            answer = studio.request(method, path, json={})
+            if path == "/login":
+                assert answer.status_code == 200 and "token" in answer.text
+                continue
+            assert answer.status_code == 401, (method, path)
+            assert "token" in answer.json()["error"]
+            wrong = studio.request(method, path, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401, (method, path)
+            checked += 1
+    assert checked > 25
+
+
+def test_the_one_time_url_sets_a_strict_http_only_cookie(studio: TestClient) -> None:
+    assert studio.get("/?token=wrong", follow_redirects=False).status_code == 401
+    answer = studio.get("/data?token=" + TOKEN, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/data"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert studio.get("/api/jobs").status_code == 200  # the cookie is enough now
+
+
+def test_the_job_form_shows_the_clis_error_for_the_field(
+    studio: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chattune.cli.main import _register, app
+
+    monkeypatch.chdir(tmp_path)
+    form = {
+        "model": "tiny-random-phi3",
+        "data": {"train": "data/train.jsonl"},
+        "parameters": {"learning_rate": -1, "max_steps": ""},
+    }
+    answer = authorized(studio).post("/api/jobs", json=form)
+    assert answer.status_code == 422
+    error = answer.json()
+    assert error["field"] == "parameters.learning_rate"
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump({k: v for k, v in form.items() if k != "parameters"}))
+    spec.write_text(spec.read_text() + "parameters:\n  learning_rate: -1\n")
+    _register()
+    result = CliRunner().invoke(app, ["jobs", "create", "-f", str(spec)])
+    cli_message = result.exception.message  # type: ignore[union-attr]
+    # The same field and words; only the location differs (form vs file:line).
+    assert cli_message.split(": ", 2)[1:] == error["error"].split(": ", 2)[1:]
+    assert error["hint"] == result.exception.hint  # type: ignore[union-attr]
+
+    preview = studio.post("/api/jobs-form/preview", json=form).json()
+    assert preview["field"] == "parameters.learning_rate"
+    assert "learning_rate: -1" in preview["yaml"]
+    bad_data = {**form, "data": {"train": "nope.jsonl"}, "parameters": {}}
+    missing = studio.post("/api/jobs", json=bad_data).json()
+    assert missing["field"] == "data.train"
+
+
+def test_the_api_reads_jobs_data_and_models(studio: TestClient) -> None:
+    http = authorized(studio)
+    assert [j["name"] for j in http.get("/api/jobs").json()][:1] == ["job-002"]
+    job = http.get("/api/jobs/job-000").json()
+    assert job["status"] == "completed" and len(job["stages"]) == 6
+    assert http.get("/api/jobs/job-000/metrics").json()["history"] == {}
+    assert http.get("/api/jobs/missing").status_code == 404
+    refused = http.post("/api/jobs/job-000/cancel")
+    assert refused.status_code == 409 and "completed already" in refused.json()["error"]
+    assert "resumed" in http.post("/api/jobs/job-000/resume").json()["hint"]
+    report = http.post("/api/data/validate", json={"path": "data/bad.jsonl"}).json()
+    assert not report["ok"] and any(p["line"] == 3 for p in report["problems"])
+    shown = http.post("/api/data/show", json={"path": "data/train.jsonl", "model": None}).json()
+    assert shown["stats"]["rows"] == 12 and shown["conversations"][0][0]["role"] == "system"
+    lineage = http.get("/api/models/tiny-chat/2/lineage").json()
+    assert lineage["job"]["name"] == "job-000" and lineage["deployments"] == []
+    keys = http.get("/api/endpoints/ep").json()["keys"]
+    assert all(v.startswith("••••") for v in keys.values())
+
+
+def test_playground_snippets_name_the_request_but_not_the_key(studio: TestClient) -> None:
+    body = {"endpoint": "ep", "deployment": "blue", "system": "Be brief.", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    out = authorized(studio).post("/api/playground/snippets", json=body).json()
+    assert '"max_tokens": 8' in out["curl"] and "azureml-model-deployment: blue" in out["curl"]
+    assert "max_tokens=8" in out["python"] and "CHATTUNE_KEY" in out["python"]
+    for key in studio.get("/api/endpoints/ep/keys").json().values():
+        assert key not in out["curl"] + out["python"]
+    refused = studio.post("/api/playground/chat", json=body)  # its gateway is not running
+    assert refused.status_code == 409
