@@ -9,6 +9,7 @@ Built from the store's records; an endpoint whose gateway process is gone reads 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,11 @@ class EndpointInfo:
         )
 
     @property
+    def exposure(self) -> str | None:
+        """A warning when the gateway listens beyond this machine (see :func:`exposure_warning`)."""
+        return exposure_warning(self.host, self.name)
+
+    @property
     def base_url(self) -> str | None:
         """``http://HOST:PORT`` of the gateway, once it listens."""
         return f"http://{self.host}:{self.port}" if self.port else None
@@ -127,3 +133,23 @@ class EndpointInfo:
         data = asdict(self)
         data.update(scoring_uri=self.scoring_uri, openai_base_url=self.openai_base_url)
         return data
+
+
+def exposure_warning(host: str, endpoint: str) -> str | None:
+    """The warning for a gateway host that is not a loopback address, else ``None``.
+
+    >>> exposure_warning("0.0.0.0", "my-ep")[:40]
+    'endpoint my-ep listens on 0.0.0.0 (all i'
+    """
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost":
+            return None
+    where = "all interfaces" if host in ("0.0.0.0", "::") else "a non-loopback address"
+    return (
+        f"endpoint {endpoint} listens on {host} ({where}): other machines can reach it over "
+        "plain HTTP, guarded by its keys only; set `host: 127.0.0.1` in the workspace config "
+        "to keep it on this machine, or put a TLS proxy in front"
+    )
