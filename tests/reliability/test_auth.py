@@ -104,7 +104,7 @@ def test_every_worker_route_but_health_is_401_without_its_secret(headers: dict) 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20"])
 def test_a_gateway_beyond_loopback_is_warned_about(host: str) -> None:
-    from chattune.serving.info import exposure_warning
+    from chattune.serving.procs import exposure_warning
 
     warning = exposure_warning(host, "my-ep")
     assert warning and f"listens on {host}" in warning and "host: 127.0.0.1" in warning
@@ -113,6 +113,6 @@ def test_a_gateway_beyond_loopback_is_warned_about(host: str) -> None:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_a_loopback_gateway_is_not_warned_about(host: str) -> None:
-    from chattune.serving.info import exposure_warning
+    from chattune.serving.procs import exposure_warning
 
     assert exposure_warning(host, "my-ep") is None

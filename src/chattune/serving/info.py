@@ -9,10 +9,10 @@ Built from the store's records; an endpoint whose gateway process is gone reads 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from chattune.serving.procs import exposure_warning
 from chattune.serving.settings import DeploymentSettings
 
 if TYPE_CHECKING:
@@ -134,22 +134,3 @@ class EndpointInfo:
         data.update(scoring_uri=self.scoring_uri, openai_base_url=self.openai_base_url)
         return data
 
-
-def exposure_warning(host: str, endpoint: str) -> str | None:
-    """The warning for a gateway host that is not a loopback address, else ``None``.
-
-    >>> exposure_warning("0.0.0.0", "my-ep")[:40]
-    'endpoint my-ep listens on 0.0.0.0 (all i'
-    """
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        if host == "localhost":
-            return None
-    where = "all interfaces" if host in ("0.0.0.0", "::") else "a non-loopback address"
-    return (
-        f"endpoint {endpoint} listens on {host} ({where}): other machines can reach it over "
-        "plain HTTP, guarded by its keys only; set `host: 127.0.0.1` in the workspace config "
-        "to keep it on this machine, or put a TLS proxy in front"
-    )

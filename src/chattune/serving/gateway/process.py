@@ -22,7 +22,6 @@ from chattune.serving import procs
 from chattune.serving.gateway.app import create_gateway_app
 from chattune.serving.gateway.supervisor import Supervisor
 from chattune.serving.http import WORKER_SECRET_ENV
-from chattune.serving.info import exposure_warning
 from chattune.serving.keys import KeyStore
 from chattune.store import workspace_store
 from chattune.workspace import Workspace
@@ -66,7 +65,7 @@ def run_gateway(
             store.update(endpoint, port=port, pid=os.getpid(), status="running", error=None)
         where = f"node {node} of endpoint" if node else "endpoint"
         log.info("%s %s listening on http://%s:%d", where, endpoint, record.host, port)
-        if (exposed := exposure_warning(record.host, endpoint)) is not None:
+        if (exposed := procs.exposure_warning(record.host, endpoint)) is not None:
             log.warning("%s", exposed)
         task = asyncio.create_task(watch())
         yield
