@@ -29,7 +29,7 @@ def assert_error_shape(response) -> None:  # type: ignore[no-untyped-def]
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_and_errors_in_one_shape(case) -> None:  # type: ignore[no-untyped-def]
     response = case.call(headers=AUTH)
     assert response.status_code < 500, (case.path, case.body, response.text)
