@@ -130,3 +130,34 @@ def test_kill_9_at_six_points_then_resume_equals_an_uninterrupted_run(setup) -> 
             "tolerance": "weights bit-identical; metrics rel 1e-6",
         },
     )
+
+
+def test_full_disk_at_a_checkpoint_save_fails_in_one_line_and_the_last_good_one_resumes(
+    setup,
+) -> None:
+    import torch
+
+    client, data = setup
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV, "checkpoint_save:4=enospc")  # as a full disk fails a write
+        client.jobs.create(_spec(data, "full-disk"))
+        mp.delenv(ENV)
+        failed = client.jobs.wait("full-disk", timeout=600)
+    assert failed.status == "failed"
+    error = failed.stage("finetune").error or ""
+    assert "\n" not in error
+    assert error.startswith("step 4: checkpoint-4 could not be written to "), error
+    assert "(No space left on device)" in error
+    assert "the last good checkpoint, checkpoint-2, is kept" in error
+    assert failed.stage("package").status == "canceled"
+    checkpoints = client.workspace.job_dir("full-disk") / "finetune" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if "checkpoint" in p.name) == [
+        "checkpoint-2"
+    ]  # no half-written staging folder left
+    client.jobs.resume("full-disk")
+    final = client.jobs.wait("full-disk", timeout=600)
+    assert final.status == "completed", client.jobs.logs("full-disk")
+    assert [r["checkpoint"] for r in final.resumes] == ["checkpoint-2"]
+    if (client.workspace.job_dir("straight") / "finetune" / "final").exists():
+        expected, got = _weights(client, "straight"), _weights(client, "full-disk")
+        assert all(torch.equal(got[k], expected[k]) for k in expected)

@@ -1,0 +1,102 @@
+"""Isolation over real processes: key files 0600 and no key in any workspace file but them
+(logs, database, configs), the old key refused on every route after ``regenerate-keys``, and a
+gateway told to listen on all interfaces says so in its log and on the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from chattune.serving.endpoints import EndpointsAPI
+from chattune.serving.gateway.app import PUBLIC_PATHS
+from chattune.workspace import Workspace
+from tests.reliability.apps import gateway_app, routes
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+NAME = "iso-ep"
+SCORE = {"input_data": {"input_string": [{"role": "user", "content": "Hi"}]}}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[EndpointsAPI]:
+    ws = Workspace.init(tmp_path_factory.mktemp("iso") / "ws")
+    endpoints = EndpointsAPI(ws, resolve_model=lambda ref: (ref, tiny_model_dir))
+    endpoints.create(NAME)
+    endpoints.create_deployment(NAME, "demo", "tiny:1")
+    endpoints.update(NAME, traffic={"demo": 100})
+    yield endpoints
+    for info in endpoints.list():
+        endpoints.delete(info.name)
+
+
+def _files_holding(root: Path, secret: str) -> list[Path]:
+    needle = secret.encode()
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_keys_live_in_one_0600_file_and_in_no_log(api: EndpointsAPI) -> None:
+    keys = api.get_keys(NAME)
+    headers = {"Authorization": f"Bearer {keys['primary_key']}"}
+    base = api.get(NAME).base_url
+    assert httpx.post(f"{base}/score", json=SCORE, headers=headers, timeout=60).status_code == 200
+    httpx.post(f"{base}/score", json=SCORE, headers={"Authorization": "Bearer wrong"}, timeout=10)
+    keys_file = api.ws.endpoint_dir(NAME) / "keys.json"
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    for key in (keys["primary_key"], keys["secondary_key"]):
+        assert _files_holding(api.ws.root, key) == [keys_file]
+
+
+def test_old_key_is_refused_on_every_route_after_regenerate(api: EndpointsAPI) -> None:
+    old = api.get_keys(NAME)["primary_key"]
+    api.regenerate_keys(NAME, "primary")
+    new = api.get_keys(NAME)["primary_key"]
+    base = api.get(NAME).base_url
+    checked = 0
+    for method, path in routes(gateway_app(Path("/nonexistent"))):
+        if path in PUBLIC_PATHS:
+            continue
+        answer = httpx.request(
+            method, base + path, headers={"Authorization": f"Bearer {old}"}, json=SCORE, timeout=10
+        )
+        assert answer.status_code == 401, (method, path, answer.text)
+        checked += 1
+    assert checked >= 5
+    good = httpx.post(f"{base}/score", json=SCORE, headers={"Authorization": f"Bearer {new}"})
+    assert good.status_code == 200
+    assert _files_holding(api.ws.root, old) == []  # the old key is gone from disk too
+
+
+def test_gateway_on_all_interfaces_warns_in_its_log_and_on_the_cli(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    config = yaml.safe_load(ws.config_path.read_text())
+    ws.config_path.write_text(yaml.safe_dump({**config, "host": "0.0.0.0"}))
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chattune",
+            "endpoints",
+            "create",
+            "open-ep",
+            "--workspace",
+            str(ws.root),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    api = EndpointsAPI(ws, resolve_model=lambda ref: (ref, tmp_path))
+    try:
+        assert created.returncode == 0, created.stderr
+        assert "warning: endpoint open-ep listens on 0.0.0.0 (all interfaces)" in created.stderr
+        assert '"host": "0.0.0.0"' in created.stdout  # --json output stays JSON
+        assert "listens on 0.0.0.0 (all interfaces)" in api.get_logs("open-ep")
+    finally:
+        api.delete("open-ep")
