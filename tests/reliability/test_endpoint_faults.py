@@ -34,7 +34,7 @@ SOAK = int(os.environ.get("CHATTUNE_SOAK_REQUESTS", "5000"))
 WARM_UP = 500
 USER = [{"role": "user", "content": "Hello!"}]
 BODY = {"input_data": {"input_string": USER, "parameters": {"max_new_tokens": 4}}}
-LIVENESS_DELAY_S = 60.0  # bounds a (re)started worker's load time: "back within the probes"
+LIVENESS_DELAY_S = 300.0  # bounds a (re)started worker's load time: "back within the probes"
 PROBES = {
     "readiness_probe": {"period": 1.0, "timeout": 2.0, "failure_threshold": 2},
     "liveness_probe": {"initial_delay": LIVENESS_DELAY_S, "period": 2.0, "failure_threshold": 3},

@@ -20,7 +20,12 @@ from tests.reliability.apps import gateway_app, routes
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 NAME = "iso-ep"
-SCORE = {"input_data": {"input_string": [{"role": "user", "content": "Hi"}]}}
+SCORE = {
+    "input_data": {
+        "input_string": [{"role": "user", "content": "Hi"}],
+        "parameters": {"max_new_tokens": 4},
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +72,9 @@ def test_old_key_is_refused_on_every_route_after_regenerate(api: EndpointsAPI) -
         assert answer.status_code == 401, (method, path, answer.text)
         checked += 1
     assert checked >= 5
-    good = httpx.post(f"{base}/score", json=SCORE, headers={"Authorization": f"Bearer {new}"})
+    good = httpx.post(
+        f"{base}/score", json=SCORE, headers={"Authorization": f"Bearer {new}"}, timeout=60
+    )
     assert good.status_code == 200
     assert _files_holding(api.ws.root, old) == []  # the old key is gone from disk too
 
@@ -100,3 +107,19 @@ def test_gateway_on_all_interfaces_warns_in_its_log_and_on_the_cli(tmp_path: Pat
         assert "listens on 0.0.0.0 (all interfaces)" in api.get_logs("open-ep")
     finally:
         api.delete("open-ep")
+
+
+def test_a_seed_torch_cannot_take_is_400_and_the_worker_keeps_serving(api: EndpointsAPI) -> None:
+    """A seed past 64 bits once reached the worker's batch thread, which died on it: that
+    request and every later one hung. Now it is a 400, and the next request is served."""
+    key = api.get_keys(NAME)["primary_key"]
+    url = f"{api.get(NAME).openai_base_url}/chat/completions"
+    headers = {"Authorization": f"Bearer {key}"}
+    user = [{"role": "user", "content": "Hi"}]
+    for seed in (2**64, -(2**63) - 1):
+        body = {"messages": user, "max_tokens": 3, "temperature": 0.8, "seed": seed}
+        answer = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_request"
+    body = {"messages": user, "max_tokens": 3, "temperature": 0.8, "seed": 2**63 - 1, "n": 2}
+    assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 200
