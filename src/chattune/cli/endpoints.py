@@ -64,6 +64,12 @@ def _print_endpoint(info: EndpointInfo) -> None:
         console.print(f"  [red]error:[/] {info.error}")
 
 
+def _warn_exposure(info: EndpointInfo) -> None:
+    """On stderr (``--json`` output stays clean): the gateway listens beyond this machine."""
+    if info.exposure:
+        err_console.print(f"[yellow]warning:[/] {info.exposure}", markup=True, highlight=False)
+
+
 def _weights(weights: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(weights.items())) or "(none)"
 
@@ -102,6 +108,7 @@ def create(
     client = get_client(workspace)
     with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
         info = client.endpoints.create(name, auth_mode=auth_mode, wait=not no_wait)
+    _warn_exposure(info)
     if json:
         print_json(info.to_dict())
     else:
@@ -139,6 +146,7 @@ def start(
         return
     with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
         info = client.endpoints.start(name, wait=not no_wait)
+    _warn_exposure(info)
     if json:
         print_json(info.to_dict())
     else:
@@ -186,8 +194,7 @@ def show(
     lineage: bool = typer.Option(
         False,
         "--lineage",
-        help="Deployment → model version → job → base model → data sha256 → parameters → "
-        "metrics",
+        help="Deployment → model version → job → base model → data sha256 → parameters → metrics",
     ),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,

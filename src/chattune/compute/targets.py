@@ -18,12 +18,12 @@ from chattune.store.compute import TargetRecord
 LOCAL = TargetRecord(name="local", type="local")
 TYPES = ("local", "ray")
 STOP_TIMEOUT_S = 60  # `jobs cancel`: SIGTERM, then this long to finish the step, then SIGKILL
-_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9_]{0,62}")  # fullmatch: `$` would let "x\n" in
 
 
 def new_target(name: str, type: str, address: str | None) -> TargetRecord:
     """A checked target record (name, type, address); nothing is contacted yet."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValidationError(
             f"compute target name {name!r} is invalid",
             "use a letter, then letters, digits, '-' or '_' (at most 63)",
@@ -41,9 +41,10 @@ def new_target(name: str, type: str, address: str | None) -> TargetRecord:
 
 
 def unknown(name: str, known: list[str]) -> NotFoundError:
+    example = name if _NAME.fullmatch(name) else "NAME"  # never echo a newline into the fix
     return NotFoundError(
         f"compute target {name!r} is not defined (known: {', '.join(known)})",
-        f"create it with `chattune compute create {name} --type ray --address URL`, "
+        f"create it with `chattune compute create {example} --type ray --address URL`, "
         "or use compute: local",
     )
 

@@ -23,6 +23,7 @@ from chattune.jobs.spec import JobSpec, resolve_parameters
 from chattune.jobs.tracking import Tracker
 from chattune.store import workspace_store
 from chattune.store.jobs import JobStore
+from chattune.train import faults
 from chattune.train.results import Hooks, Result
 from chattune.workspace import Workspace, write_atomic
 
@@ -127,6 +128,7 @@ def run_stage(jobs: JobStore, job: str, stage: Stage, key: str, inputs: Inputs) 
     )
     log.info("stage %s: running", stage.name)
     inputs.hooks.progress(stage=stage.name)
+    faults.hit(f"stage:{stage.name}")
     result = stage.run(inputs)
     jobs.update_stage(
         job,

@@ -29,8 +29,9 @@ from chattune.store import workspace_store
 from chattune.store.models import RegisteredModel
 from chattune.workspace import Workspace
 
-_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,127}$")
-_LABEL = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{0,63}$")
+# Used with fullmatch: `$` also matches before a final newline ("x\n" would pass).
+_NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,127}")
+_LABEL = re.compile(r"[a-zA-Z][-a-zA-Z0-9_]{0,63}")
 
 __all__ = ["ModelsAPI", "RegisteredModel"]
 
@@ -148,6 +149,7 @@ class ModelsAPI:
         if found is None:
             known = sorted({m.name for m in self.list()})
             wanted = f"{name}:{version}" if version else f"{name}@{label or 'latest'}"
+            wanted = wanted if wanted.isprintable() else repr(wanted)  # one line, always
             raise NotFoundError(
                 f"unknown model {wanted}: not in the catalog and not registered",
                 f"registered: {', '.join(known) or 'none'}; register one with "
@@ -170,7 +172,7 @@ class ModelsAPI:
 
     def label(self, name: str, version: str, label: str) -> RegisteredModel:
         """Put ``label`` on ``name:version`` (it leaves the version that had it)."""
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise ValidationError(
                 f"label {label!r} is not valid", "use a letter, then letters, digits, '-', '_'"
             )
@@ -260,7 +262,7 @@ def _exists(name: str, version: str) -> ConflictError:
 
 
 def _check_name(what: str, value: str) -> None:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValidationError(
             f"{what} {value!r} is not valid",
             "use letters, digits, '-', '_' or '.' (max 128; e.g. a timestamp for a version)",

@@ -220,7 +220,9 @@ class EndpointsAPI(DeploymentsMixin):
         """Endpoint ``name``; its status is ``dead`` when the gateway process is gone."""
         record = self.store.get(name)
         if record is None:
-            raise NotFoundError(f"endpoint {name} not found", "see `chattune endpoints list`")
+            # A name that is not printable (a newline...) is quoted: the error stays one line.
+            shown = name if name.isprintable() else repr(name)
+            raise NotFoundError(f"endpoint {shown} not found", "see `chattune endpoints list`")
         return self._info(record)
 
     def list(self) -> list[EndpointInfo]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from chattune.serving.procs import exposure_warning
 from chattune.serving.settings import DeploymentSettings
 
 if TYPE_CHECKING:
@@ -108,6 +109,11 @@ class EndpointInfo:
         )
 
     @property
+    def exposure(self) -> str | None:
+        """A warning when the gateway listens beyond this machine (see :func:`exposure_warning`)."""
+        return exposure_warning(self.host, self.name)
+
+    @property
     def base_url(self) -> str | None:
         """``http://HOST:PORT`` of the gateway, once it listens."""
         return f"http://{self.host}:{self.port}" if self.port else None
@@ -127,3 +133,4 @@ class EndpointInfo:
         data = asdict(self)
         data.update(scoring_uri=self.scoring_uri, openai_base_url=self.openai_base_url)
         return data
+

@@ -7,6 +7,7 @@ it: killing that group is the backstop that leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -156,3 +157,23 @@ def last_line(path: Path) -> str:
     lines = [x for x in tail(path, 40).splitlines() if x.strip()]
     errors = [x for x in lines if "error" in x.lower()]
     return (errors or lines or ["(no log output)"])[-1].strip()[:300]
+
+
+def exposure_warning(host: str, endpoint: str) -> str | None:
+    """The warning for a gateway host that is not a loopback address, else ``None``.
+
+    >>> exposure_warning("0.0.0.0", "my-ep")[:40]
+    'endpoint my-ep listens on 0.0.0.0 (all i'
+    """
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost":
+            return None
+    where = "all interfaces" if host in ("0.0.0.0", "::") else "a non-loopback address"
+    return (
+        f"endpoint {endpoint} listens on {host} ({where}): other machines can reach it over "
+        "plain HTTP, guarded by its keys only; set `host: 127.0.0.1` in the workspace config "
+        "to keep it on this machine, or put a TLS proxy in front"
+    )

@@ -176,7 +176,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     stop: str | list[str] | None = None
     """Up to 4 strings; the answer ends before the first one (which is not returned)."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    """OpenAI's int64 range: torch's generators take no wider seed (plus n-1 for n answers)."""
     n: int = Field(1, ge=1, le=MAX_N)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
@@ -238,7 +239,8 @@ def parse_request(model: type[Model], body: bytes, invalid_status: int = 422) ->
     """Parse and check a request body; every problem becomes one :class:`ApiError` (400 for
     bad JSON, ``invalid_status`` for a wrong shape or conversation: OpenAI answers 400)."""
     try:
-        data = json.loads(body)
+        # JSON between systems is UTF-8 (RFC 8259 §8.1); json.loads would also guess UTF-16/32.
+        data = json.loads(body.decode("utf-8"))
     except RecursionError:  # nesting deep enough to exhaust the parser's stack
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -18,13 +18,13 @@ from collections.abc import Iterable, Mapping
 
 from chattune.errors import ValidationError
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+NAME_PATTERN = re.compile(r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?")  # fullmatch: `$` lets "x\n" in
 MAX_MIRROR = 50
 
 
 def check_name(kind: str, name: str) -> None:
     """Raise :class:`ValidationError` unless ``name`` is a valid endpoint/deployment name."""
-    if not 3 <= len(name) <= 32 or not NAME_PATTERN.match(name):
+    if not 3 <= len(name) <= 32 or not NAME_PATTERN.fullmatch(name):
         raise ValidationError(
             f"{kind} name {name!r} is invalid: use 3-32 letters, digits or '-', starting with "
             "a letter and not ending with '-'",

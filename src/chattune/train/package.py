@@ -15,6 +15,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+from chattune.train import faults
 from chattune.train.results import FineTuned, Hooks, Packaged
 
 CHAT_MODEL_CODE = Path(__file__).with_name("mlflow_chat_model.py")
@@ -32,6 +33,7 @@ def run(tuned: FineTuned, base_model: str, out: Path, hooks: Hooks) -> Packaged:
     if tuned.best_checkpoint:
         link_tree(Path(tuned.best_checkpoint), torch_folder / "best")
     serve_dir = Path(tuned.final_model)
+    faults.hit("package")
     if tuned.adapter_only:
         set_adapter_base(torch_folder / "final", base)
         serve_dir = merged_copy(tuned, out / "merged")

@@ -31,7 +31,13 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from chattune.errors import ChattuneError
-from chattune.train.checkpoints import STAGING_PREFIX, TRAINER_STATE, write_run_state
+from chattune.train import faults
+from chattune.train.checkpoints import (
+    STAGING_PREFIX,
+    TRAINER_STATE,
+    newest_complete,
+    write_run_state,
+)
 from chattune.train.scoring import score
 
 BEST, BEST_INFO = "best", "best.json"
@@ -39,6 +45,10 @@ BEST, BEST_INFO = "best", "best.json"
 
 class NonFiniteLoss(ChattuneError):
     """Training produced a NaN or infinite loss or gradient norm; it stopped at that step."""
+
+
+class CheckpointWriteError(ChattuneError):
+    """A checkpoint could not be written (a full disk, a read-only folder); training stopped."""
 
 
 class ChattuneTrainer(Trainer):
@@ -58,6 +68,7 @@ class ChattuneTrainer(Trainer):
     def _maybe_log_save_evaluate(self, tr_loss: Any, grad_norm: Any, *args: Any, **kw: Any) -> None:
         # Checked before logging and saving, so no checkpoint holds the weights it produced.
         # fp16's loss scaler expects an overflow now and then (it skips that step): not fatal.
+        faults.hit(f"step:{self.state.global_step}")
         norm = float(grad_norm) if grad_norm is not None else 0.0
         if not math.isfinite(norm) and not self.args.fp16:
             raise self._diverged("the gradient norm", norm, self.state.global_step)
@@ -142,10 +153,31 @@ class ChattuneTrainer(Trainer):
         return self.loss_sum_before + getattr(self, "_total_loss_scalar", 0.0) + pending
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        """transformers' ``_save_checkpoint``, written to a staging folder, renamed at the end."""
+        """transformers' ``_save_checkpoint``, written to a staging folder, renamed at the end.
+
+        A write that fails (a full disk) stops training with one line naming the checkpoint
+        and the last good one, which stays usable for ``jobs resume``.
+        """
         run_dir = Path(self._get_output_dir(trial=trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         final, staging = run_dir / name, run_dir / f"{STAGING_PREFIX}{name}"
+        try:
+            self._write_checkpoint(run_dir, staging, final)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise self._unwritable(run_dir, name, exc) from exc
+
+    def _unwritable(self, run_dir: Path, name: str, exc: OSError) -> CheckpointWriteError:
+        kept = newest_complete(run_dir)
+        last = f"the last good checkpoint, {kept.name}, is kept" if kept else "no checkpoint yet"
+        return CheckpointWriteError(
+            f"step {self.state.global_step}: {name} could not be written to {run_dir} "
+            f"({exc.strerror or exc}); training stopped, {last}",
+            "free space on that disk (or raise save_steps / lower save_total_limit), then "
+            "`chattune jobs resume JOB` continues from the last good checkpoint",
+        )
+
+    def _write_checkpoint(self, run_dir: Path, staging: Path, final: Path) -> None:
         if self.args.should_save and staging.exists():
             shutil.rmtree(staging)
         self.accelerator.wait_for_everyone()
@@ -155,6 +187,7 @@ class ChattuneTrainer(Trainer):
             self._save_optimizer_and_scheduler(str(staging))
             self._save_scaler(str(staging))
             self._save_rng_state(str(staging))
+        faults.hit(f"checkpoint_save:{self.state.global_step}")  # all but the trainer state
         loss_sum = self.loss_sum()
         self.accelerator.wait_for_everyone()  # every rank has written its part
         best = self.state.best_global_step

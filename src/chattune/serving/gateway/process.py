@@ -65,6 +65,8 @@ def run_gateway(
             store.update(endpoint, port=port, pid=os.getpid(), status="running", error=None)
         where = f"node {node} of endpoint" if node else "endpoint"
         log.info("%s %s listening on http://%s:%d", where, endpoint, record.host, port)
+        if (exposed := procs.exposure_warning(record.host, endpoint)) is not None:
+            log.warning("%s", exposed)
         task = asyncio.create_task(watch())
         yield
         task.cancel()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from chattune.serving.http import DEPLOYMENT_HEADER, ApiError
@@ -35,9 +35,10 @@ class RoutingTable:
     inflight: Counter[str] = field(default_factory=Counter)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
-    def choose_instance(self, deployment: str) -> str | None:
-        """The ready instance with fewest requests in flight (round-robin among equals)."""
-        urls = self.instances.get(deployment) or []
+    def choose_instance(self, deployment: str, exclude: Collection[str] = ()) -> str | None:
+        """The ready instance with fewest requests in flight (round-robin among equals), not
+        one of ``exclude``."""
+        urls = [url for url in self.instances.get(deployment) or [] if url not in exclude]
         if not urls:
             return None
         start = next(self._turn) % len(urls)
