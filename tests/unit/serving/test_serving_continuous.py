@@ -147,3 +147,21 @@ def test_a_cancelled_row_leaves_the_batch(engine: ContinuousEngine) -> None:
     steps = len(engine.shapes)  # type: ignore[attr-defined]
     time.sleep(0.3)
     assert len(engine.shapes) == steps < 400  # type: ignore[attr-defined]
+
+
+def test_a_request_that_cannot_join_fails_alone_and_the_engine_keeps_serving(
+    engine: ContinuousEngine,
+) -> None:
+    """A row whose set-up raises (here a seed past 64 bits, which the HTTP layer refuses
+    first) gets the error; the batch loop lives on for the requests after it."""
+    bad = GenerationParams(4, True, 0.8, seed=2**70)
+
+    async def go() -> tuple[BaseException | Completion, Completion]:
+        failed = await asyncio.wait_for(
+            asyncio.gather(complete(engine, user("x"), bad), return_exceptions=True), 30
+        )
+        return failed[0], await asyncio.wait_for(complete(engine, user("y"), GREEDY), 30)
+
+    failed, after = asyncio.run(go())
+    assert isinstance(failed, RuntimeError) and "could not start" in str(failed), failed
+    assert after.text is not None

@@ -121,11 +121,16 @@ class _Batch:
         rows, prompts = [], []
         for job in jobs:
             try:
-                prompts.append(self.engine._encode(job.messages))
+                prompt = self.engine._encode(job.messages)
+                rows.append(self._row(job, len(prompt)))
             except PromptTooLong as exc:
                 job.send(exc)
                 continue
-            rows.append(self._row(job, len(prompts[-1])))
+            except Exception as exc:  # this request only: the batch goes on without it
+                log.exception("could not start a request")
+                job.send(RuntimeError(f"could not start this request: {exc}"))
+                continue
+            prompts.append(prompt)
         if not rows:
             return
         width = max(len(p) for p in prompts)
@@ -133,16 +138,25 @@ class _Batch:
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         cache = DynamicCache()
-        logits = self._forward(ids, mask, cache)
+        try:
+            logits = self._forward(ids, mask, cache)
+        except Exception as exc:  # the new rows fail; the running batch is untouched
+            _fail(rows, exc)
+            return
         self._join(rows, cache, mask)
         self._advance(rows, logits)
 
     def step(self) -> None:
-        """One decoding step for every row."""
+        """One decoding step for every row (if it fails, its rows get the error and leave)."""
         import torch
 
-        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
-        logits = self._forward(self.last[:, None], self.mask, self.cache)
+        try:
+            self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
+            logits = self._forward(self.last[:, None], self.mask, self.cache)
+        except Exception as exc:
+            _fail(self.rows, exc)
+            self.rows, self.cache, self.mask, self.last = [], None, None, None
+            return
         self._advance(list(self.rows), logits)
 
     # --- internals ----------------------------------------------------------------------
@@ -248,6 +262,13 @@ class _Batch:
             layer.keys = layer.keys[index.to(layer.keys.device), :, used:, :]
             layer.values = layer.values[index.to(layer.values.device), :, used:, :]
         self.mask = self.mask[:, used:]
+
+
+def _fail(rows: list[_Row], exc: Exception) -> None:
+    log.exception("generation failed for %d rows", len(rows))
+    for row in rows:
+        row.done = True
+        row.job.send(RuntimeError(f"generation failed: {type(exc).__name__}"))
 
 
 def _pick(rows: list[_Row], logits: Any) -> list[int]:
