@@ -105,7 +105,7 @@ def trl_trainer(spec: dict, folder: str, work: Path) -> Any:
 
 def count_tokens(trainer: Any) -> dict:
     """Counts what the trainer's batches hold: non-padding tokens, and trained ones."""
-    counted = {"tokens": 0, "trained": 0}
+    counted = {"tokens": 0, "trained": 0, "batches": []}
     collate = trainer.data_collator
 
     def counting(features: list) -> Any:
@@ -117,6 +117,7 @@ def count_tokens(trainer: Any) -> dict:
             counted["tokens"] += int(batch["attention_mask"].sum())
         else:  # TRL padding-free packing: one row, no padding
             counted["tokens"] += batch["input_ids"].numel()
+        counted["batches"].append(counted["tokens"])
         return batch
 
     trainer.data_collator = counting
@@ -141,7 +142,8 @@ def main() -> None:
         counted = count_tokens(trainer)
         result = trainer.train()
     seconds = result.metrics["train_runtime"]
-    tokens = counted["tokens"]
+    # a fixed number of steps (scaling): the batches those steps used, not one fetched ahead
+    tokens = counted["batches"][steps - 1] if steps else counted["tokens"]
     params = sum(p.numel() for p in trainer.model.parameters())
     tokenizer = AutoTokenizer.from_pretrained(folder)
     report = {
