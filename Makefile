@@ -61,6 +61,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP) assets
 	$(BIN)/python benchmarks/train_vs_trl.py --quick
 	$(BIN)/python benchmarks/train_vs_trl.py --scaling --quick
+	$(BIN)/python benchmarks/chunked_loss.py
 	$(BIN)/python benchmarks/packing_throughput.py --rows 32
 	$(BIN)/python benchmarks/bf16_cpu.py --steps 3 --max-len 256
 	$(BIN)/python benchmarks/data_prep.py --rows 2000 --huge-mb 5
@@ -70,6 +71,7 @@ bench: $(BENCH_STAMP) assets
 bench-full: $(BENCH_STAMP) assets vllm
 	$(BIN)/python benchmarks/train_vs_trl.py --full
 	$(BIN)/python benchmarks/train_vs_trl.py --scaling --full
+	$(BIN)/python benchmarks/chunked_loss.py --repeats 5
 	$(BIN)/python benchmarks/packing_throughput.py
 	$(BIN)/python benchmarks/bf16_cpu.py
 	$(BIN)/python benchmarks/data_prep.py
