@@ -9,7 +9,7 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 # package) would be a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup assets demo test test-all postgres-server browser vllm lint clean
+.PHONY: setup assets demo test test-all postgres-server browser vllm lint clean bench bench-full
 
 setup: $(STAMP) assets
 
@@ -64,6 +64,34 @@ vllm: $(STAMP)
 
 test-all: setup $(EXTRAS) postgres-server browser vllm
 	$(BIN)/python -m pytest -q -m ""
+
+# Benchmarks (README "Benchmarks", "Performance"): TRL comes from the bench extra only.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+# Every benchmark at a size that finishes in minutes (vllm_gateway.py needs `make vllm`).
+bench: $(BENCH_STAMP) assets
+	$(BIN)/python benchmarks/train_vs_trl.py --quick
+	$(BIN)/python benchmarks/train_vs_trl.py --scaling --quick
+	$(BIN)/python benchmarks/chunked_loss.py
+	$(BIN)/python benchmarks/packing_throughput.py --rows 32
+	$(BIN)/python benchmarks/bf16_cpu.py --steps 3 --max-len 256
+	$(BIN)/python benchmarks/data_prep.py --rows 2000 --huge-mb 5
+	$(BIN)/python benchmarks/registry_disk.py
+	$(BIN)/python benchmarks/serving_throughput.py --one-at-a-time 2
+
+bench-full: $(BENCH_STAMP) assets vllm
+	$(BIN)/python benchmarks/train_vs_trl.py --full
+	$(BIN)/python benchmarks/train_vs_trl.py --scaling --full
+	$(BIN)/python benchmarks/chunked_loss.py --repeats 5
+	$(BIN)/python benchmarks/packing_throughput.py
+	$(BIN)/python benchmarks/bf16_cpu.py
+	$(BIN)/python benchmarks/data_prep.py
+	$(BIN)/python benchmarks/registry_disk.py
+	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/vllm_gateway.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -144,3 +144,31 @@ def test_bf16_trains_tiny_random_phi3_on_cpu(prepared, tmp_path, lora) -> None:
     assert tuned.global_step == 4 and math.isfinite(tuned.train_loss)
     assert finetune.bf16_weights(params) is lora and finetune.bf16_autocast(params) is not lora
     assert (tmp_path / "final" / "config.json").exists()
+
+
+def test_the_chunked_training_loss_is_the_models_own_and_the_log_says_so(
+    prepared, tmp_path
+) -> None:
+    """Same seed, same steps, gradient accumulation (num_items_in_batch): the Trainer with
+    the chunked loss trains exactly as with the model's own loss."""
+    import torch
+    from transformers import AutoTokenizer
+
+    model, data = prepared
+    tokenizer = AutoTokenizer.from_pretrained(model.model_dir)
+    params = _params(
+        max_steps=1, save_steps=100, evaluation_strategy="no", gradient_accumulation_steps=2
+    )
+    losses, logs = {}, {}
+    for chunked in (True, False):
+        rec = Recorder()
+        torch.manual_seed(0)
+        trainable = finetune.load_trainable(model.model_dir, params, rec.hooks)
+        out = tmp_path / str(chunked)
+        trainer = finetune.build_trainer(
+            trainable, tokenizer, data, params, out, rec.hooks, chunked_loss=chunked
+        )
+        losses[chunked], logs[chunked] = trainer.train().training_loss, rec.lines
+    assert "training loss: chunked cross-entropy" in " ".join(logs[True])
+    assert "training loss: the model's own (full logits): turned off" in " ".join(logs[False])
+    assert math.isclose(losses[True], losses[False], rel_tol=1e-5)

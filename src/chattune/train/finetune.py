@@ -138,9 +138,10 @@ def build_trainer(
     out_dir: Path,
     hooks: Hooks,
     loss_sum_before: float = 0.0,
+    chunked_loss: bool = True,
 ) -> Any:
     """A Trainer over packed rows (watchdog, atomic checkpoints, best model, evaluation by
-    train/scoring.py's score()), with metrics and early stopping callbacks."""
+    train/scoring.py's score(), chunked loss), with metrics and early stopping callbacks."""
     from transformers import EarlyStoppingCallback
 
     from chattune.train.trainer import ChattuneTrainer
@@ -158,7 +159,7 @@ def build_trainer(
             EarlyStoppingCallback(p.early_stopping_patience, p.early_stopping_threshold)
         )
     accuracy = p.metric_for_best_model == "token_accuracy" and eval_rows is not None
-    return ChattuneTrainer(
+    trainer = ChattuneTrainer(
         model=model,
         args=args,
         train_dataset=train_rows,
@@ -168,7 +169,10 @@ def build_trainer(
         compute_metrics=token_accuracy if accuracy else None,
         preprocess_logits_for_metrics=predicted_tokens if accuracy else None,
         loss_sum_before=loss_sum_before,
+        chunked_loss=chunked_loss,
     )
+    hooks.log.info("training loss: %s", trainer.loss_note)
+    return trainer
 
 
 def predicted_tokens(logits: Any, _labels: Any) -> Any:

@@ -13,6 +13,10 @@
   :func:`chattune.train.scoring.score` on the eval split's conversations (the stock loop
   averages per-batch mean losses over packed rows), so ``eval_loss`` during training and
   ``test_loss`` after it answer the same question the same way.
+- **The training loss never holds the whole batch's logits**: it is computed in chunks
+  through the output projection (:mod:`chattune.train.loss`), equal to the model's own
+  loss, so peak memory grows linearly with the sequence length; models it cannot split
+  (logit soft-capping, DeepSpeed) keep the model's own loss (:attr:`loss_note` says which).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from chattune.train.checkpoints import (
     newest_complete,
     write_run_state,
 )
+from chattune.train.loss import causal_lm_loss, unsupported
 from chattune.train.scoring import score
 
 BEST, BEST_INFO = "best", "best.json"
@@ -54,10 +59,41 @@ class CheckpointWriteError(ChattuneError):
 class ChattuneTrainer(Trainer):
     """Trainer with a non-finite watchdog and atomic checkpoints (see the module docstring)."""
 
-    def __init__(self, *args: Any, loss_sum_before: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss_sum_before: float = 0.0, chunked_loss: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_sum_before = loss_sum_before
         """Training-loss sum of the steps before this ``train()`` call (a resume)."""
+        why_not = "turned off" if not chunked_loss else unsupported(self.model)
+        if why_not is None and self.is_deepspeed_enabled:
+            why_not = "DeepSpeed partitions the output projection"
+        self.chunked_loss = why_not is None
+        self.loss_note = (
+            "chunked cross-entropy over the output projection (no full-vocabulary logits)"
+            if why_not is None
+            else f"the model's own (full logits): {why_not}"
+        )
+        """Which training loss runs, and why (the finetune stage logs it)."""
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        """The stock loss, computed in chunks when :attr:`chunked_loss` (same value, same
+        normalisation by ``num_items_in_batch``, same scaling across processes)."""
+        stock = return_outputs or self.label_smoother is not None or self.compute_loss_func
+        if not self.chunked_loss or stock or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        by_items = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        loss = causal_lm_loss(model, inputs, num_items_in_batch if by_items else None)
+        if self.args.average_tokens_across_devices and by_items:
+            tp = self.accelerator.num_processes // self.get_tp_size()
+            loss = loss * (tp if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return loss
 
     def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
         loss = super().training_step(model, inputs, num_items_in_batch)
