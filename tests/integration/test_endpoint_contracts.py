@@ -25,6 +25,7 @@ import yaml
 from chattune.errors import ConflictError
 from chattune.serving.endpoints import EndpointsAPI
 from chattune.workspace import Workspace
+from tests.endpoints import deployed
 
 NAME = "it-contracts"
 USER = {"role": "user", "content": "Hello!"}
@@ -44,13 +45,8 @@ def api(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Itera
     ws = Workspace.init(tmp_path_factory.mktemp("contracts") / "ws")
     config = yaml.safe_load(ws.config_path.read_text())
     ws.config_path.write_text(yaml.safe_dump({**config, "host": "0.0.0.0"}))
-    endpoints = EndpointsAPI(ws, resolve_model=lambda ref: (ref, tiny_model_dir))
-    endpoints.create(NAME)
-    endpoints.create_deployment(NAME, "demo", "tiny:1")
-    endpoints.update(NAME, traffic={"demo": 100})
-    yield endpoints
-    for info in endpoints.list():
-        endpoints.delete(info.name)
+    with deployed(ws, tiny_model_dir, NAME) as endpoints:
+        yield endpoints
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import yaml
 from chattune.serving.endpoints import EndpointsAPI
 from chattune.serving.gateway.app import PUBLIC_PATHS
 from chattune.workspace import Workspace
+from tests.endpoints import deployed
 from tests.reliability.apps import gateway_app, routes
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -31,13 +32,8 @@ SCORE = {
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[EndpointsAPI]:
     ws = Workspace.init(tmp_path_factory.mktemp("iso") / "ws")
-    endpoints = EndpointsAPI(ws, resolve_model=lambda ref: (ref, tiny_model_dir))
-    endpoints.create(NAME)
-    endpoints.create_deployment(NAME, "demo", "tiny:1")
-    endpoints.update(NAME, traffic={"demo": 100})
-    yield endpoints
-    for info in endpoints.list():
-        endpoints.delete(info.name)
+    with deployed(ws, tiny_model_dir, NAME) as endpoints:
+        yield endpoints
 
 
 def _files_holding(root: Path, secret: str) -> list[Path]:
