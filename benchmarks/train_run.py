@@ -66,7 +66,10 @@ def chattune_trainer(spec: dict, folder: str, work: Path) -> Any:
 
 
 def trl_trainer(spec: dict, folder: str, work: Path) -> Any:
-    """TRL's SFTTrainer on the same conversations: defaults, packing, packing + bf16."""
+    """TRL's SFTTrainer on the same conversations: defaults, packing, packing + bf16.
+
+    Variant words: "packing", "bf16", "no ckpt" (gradient checkpointing off; TRL's default is
+    on); ``spec["device"]`` "cuda" trains on the GPU."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -81,8 +84,9 @@ def trl_trainer(spec: dict, folder: str, work: Path) -> Any:
         num_train_epochs=1,
         max_length=spec["max_len"],
         packing="packing" in variant,
-        bf16=variant.endswith("bf16"),
-        use_cpu=True,
+        bf16="bf16" in variant,
+        gradient_checkpointing="no ckpt" not in variant,  # TRL's default: on
+        use_cpu=spec.get("device", "cpu") == "cpu",
         save_strategy="no",
         logging_steps=10**6,
         report_to="none",
@@ -155,6 +159,9 @@ def main() -> None:
         "seconds_per_step": seconds / max(result.global_step, 1),
         "flops": (4 if spec["lora"] else 6) * params * tokens,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else 0.0,
         "train_loss": result.training_loss,
         "eval_loss": float("nan") if steps else eval_loss(trainer.model, tokenizer, spec),
         "steps": result.global_step,
