@@ -7,7 +7,9 @@ a common length. Each step then feeds every row its last token, so a request sta
 answering one step after it arrives instead of after the running batch ends. Rows carry
 their own parameters (greedy or temperature/top-p with their own seeded generator,
 max_new_tokens, logprobs) and end on their own end tokens; finished and cancelled rows leave
-the batch at once and the cache columns no row uses are dropped.
+the batch at once and the cache columns no row uses are dropped. Each layer's cache keeps
+spare positions (:mod:`.kv_cache`): a step writes its one new column in place, where
+transformers' ``DynamicLayer`` copies the whole cache (profiled: 13% of a step at 16 rows).
 
 Why not transformers' ``generate`` or its continuous-batching manager: ``generate`` runs a
 batch to its end (requests wait for it), and the manager measured slower than one static
@@ -116,7 +118,8 @@ class _Batch:
     def admit(self, jobs: list[_Job]) -> None:
         """Prefill ``jobs`` in one forward pass and join them to the batch."""
         import torch
-        from transformers import DynamicCache
+
+        from chattune.serving.worker.kv_cache import new_cache
 
         rows, prompts = [], []
         for job in jobs:
@@ -137,7 +140,7 @@ class _Batch:
         pad = self.engine.pad_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        cache = DynamicCache()
+        cache = new_cache(self.engine.model)
         try:
             logits = self._forward(ids, mask, cache)
         except Exception as exc:  # the new rows fail; the running batch is untouched
@@ -206,8 +209,10 @@ class _Batch:
 
         old, new = self.mask.shape[1], mask.shape[1]
         for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([padded(mine.keys, old), padded(theirs.keys, new)])
-            mine.values = torch.cat([padded(mine.values, old), padded(theirs.values, new)])
+            mine.hold(
+                torch.cat([padded(mine.keys, old), padded(theirs.keys, new)]),
+                torch.cat([padded(mine.values, old), padded(theirs.values, new)]),
+            )
         self.mask = torch.cat([padded(self.mask, old), padded(mask, new)])
         self.last = torch.cat([self.last, self.last.new_zeros(len(rows))])
         self.rows = self.rows + rows
@@ -259,8 +264,8 @@ class _Batch:
         self.mask, self.last = self.mask[index], self.last[index]
         used = int(self.mask.sum(0).nonzero()[0])  # first column any row attends to
         for layer in self.cache.layers:
-            layer.keys = layer.keys[index.to(layer.keys.device), :, used:, :]
-            layer.values = layer.values[index.to(layer.values.device), :, used:, :]
+            rows = index.to(layer.keys.device)
+            layer.hold(layer.keys[rows, :, used:, :], layer.values[rows, :, used:, :])
         self.mask = self.mask[:, used:]
 
 
