@@ -9,7 +9,7 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 # package) would be a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup assets demo test test-all postgres-server browser vllm lint clean bench bench-full
+.PHONY: setup assets demo test test-all postgres-server browser vllm lint clean bench bench-full bench-gpu
 
 setup: $(STAMP) assets
 
@@ -92,6 +92,9 @@ bench-full: $(BENCH_STAMP) assets vllm
 	$(BIN)/python benchmarks/registry_disk.py
 	$(BIN)/python benchmarks/serving_throughput.py
 	$(BIN)/python benchmarks/vllm_gateway.py
+
+bench-gpu: $(BENCH_STAMP) assets
+	$(BIN)/python benchmarks/train_vs_trl_gpu.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
