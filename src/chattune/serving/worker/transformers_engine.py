@@ -103,6 +103,8 @@ class TransformersEngine:
         self.dtype, why = choose_dtype(model, self.dtype_setting, device)
         self.model = model.to(getattr(torch, self.dtype))
         log.info("dtype %s: %s", self.dtype, why)
+        if device == "cpu":
+            self._pack()
         config = self.model.generation_config
         eos = config.eos_token_id
         eos = self.tokenizer.eos_token_id if eos is None else eos
@@ -114,6 +116,18 @@ class TransformersEngine:
         )
         self.context = getattr(self.model.config, "max_position_embeddings", None) or 2048
         log.info("loaded %s on %s in %.1fs", self.model_path, device, time.monotonic() - started)
+
+    def _pack(self) -> None:
+        """oneDNN's prepacked matmul for the linear layers (:mod:`.cpu_linear`); the plain
+        ones stay where packing fails."""
+        from chattune.serving.worker.cpu_linear import pack_linears
+
+        try:
+            packed = pack_linears(self.model, self.max_batch_size)
+        except Exception as exc:  # an unusual build of torch: the plain layers still work
+            log.warning("linear layers not prepacked (%s: %s)", type(exc).__name__, exc)
+            return
+        log.info("linear layers prepacked for oneDNN: %d", packed)
 
     def _main(self) -> None:
         try:
