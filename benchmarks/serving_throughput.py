@@ -15,7 +15,7 @@ cores, and libgomp then parks its threads between parallel regions, so every sma
 for a wake-up (measured here: a 16 x 576 x 1536 bf16 matmul 145 us alone, 292 us with a
 second, idle team in the process). Both sides were slowed that way when they shared one.
 
-    .venv/bin/python benchmarks/serving_throughput.py [--model SmolLM2-135M-Instruct]
+    .venv/bin/python benchmarks/serving_throughput.py [--model NAME] [--device cuda]
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def generate(model: Any, tok: Any, ids: list[list[int]], eos: set[int]) -> list[
     """One left-padded greedy ``generate`` call; answer tokens per row."""
     width = max(len(x) for x in ids)
     pad = tok.pad_token_id if tok.pad_token_id is not None else min(eos)
-    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=model.device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=model.device)
     with torch.inference_mode():
         out = model.generate(
             input_ids=input_ids,
@@ -86,12 +86,14 @@ def generate(model: Any, tok: Any, ids: list[list[int]], eos: set[int]) -> list[
     return [answer_tokens(row, eos) for row in out[:, width:].tolist()]
 
 
-def baseline(kind: str, folder: Any, convs: list, one_at_a_time: int) -> dict[str, float]:
+def baseline(
+    kind: str, folder: Any, convs: list, one_at_a_time: int, device: str
+) -> dict[str, float]:
     """One baseline run (in the child process ``main`` starts for it): ``one-at-a-time``
     (float32), ``static-float32`` or ``static-bf16``."""
     dtype = torch.bfloat16 if kind.endswith("bf16") else torch.float32
     tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos])
     ids = [encode(tok, c) for c in convs]
@@ -112,7 +114,8 @@ def baseline(kind: str, folder: Any, convs: list, one_at_a_time: int) -> dict[st
 
 def child(kind: str, args: argparse.Namespace) -> dict[str, float]:
     """:func:`baseline` in a fresh process (see the module docstring for why)."""
-    cmd = [sys.executable, __file__, "--model", args.model, "--baseline", kind]
+    cmd = [sys.executable, __file__, "--model", args.model, "--device", args.device]
+    cmd += ["--baseline", kind]
     out = subprocess.run(
         [*cmd, "--one-at-a-time", str(args.one_at_a_time)],
         capture_output=True,
@@ -161,11 +164,15 @@ async def clients(
 
 
 def ours(
-    folder: Any, convs: list, one_at_a_time: int, static: Callable[[], dict[str, float]]
+    folder: Any,
+    convs: list,
+    one_at_a_time: int,
+    static: Callable[[], dict[str, float]],
+    device: str,
 ) -> tuple[dict[str, dict], dict[str, float], list[dict[str, float]], str]:
     """Our runs; each 16-client run's ratio to the static bf16 run just before it; those
     static runs; the dtype the engine chose. This process runs no torch but the engine's."""
-    engine = ContinuousEngine(folder, "bench", DeploymentSettings())
+    engine = ContinuousEngine(folder, "bench", DeploymentSettings(), device=device)
     engine.start()
     while not engine.is_ready():
         assert engine.load_error is None, engine.load_error
@@ -192,13 +199,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="SmolLM2-135M-Instruct")
     parser.add_argument("--one-at-a-time", type=int, default=6, help="requests at 1 client")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)  # the child's run (child())
     args = parser.parse_args()
     torch.manual_seed(0)
     folder = assets.fetch([args.model])[args.model]
     convs = prompts(16)
     if args.baseline:
-        print(json.dumps(baseline(args.baseline, folder, convs, args.one_at_a_time)))
+        result = baseline(args.baseline, folder, convs, args.one_at_a_time, args.device)
+        print(json.dumps(result))
         return
     base = {}
     for kind, name in [
@@ -209,14 +218,14 @@ def main() -> None:
         print(f"baseline: {name}", flush=True)
         base[name] = child(kind, args)
     mine, paired, statics, dtype = ours(
-        folder, convs, args.one_at_a_time, lambda: child("static-bf16", args)
+        folder, convs, args.one_at_a_time, lambda: child("static-bf16", args), args.device
     )
     single = base["generate, one at a time, float32"]
     statics += [v for k, v in base.items() if "static" in k]
     static = max(statics, key=lambda v: v["tok_s"])
     print(
-        f"\n{args.model}, greedy, {NEW_TOKENS} new tokens; {platform.processor() or 'cpu'}, "
-        f"{torch.get_num_threads()} threads; chattune chose {dtype}; best static batch "
+        f"\n{args.model}, greedy, {NEW_TOKENS} new tokens; {_machine(args.device)}; "
+        f"chattune chose {dtype}; best static batch "
         f"{static['tok_s']:.1f} tok/s (of {len(statics)} static runs)"
     )
     print(
@@ -232,6 +241,12 @@ def main() -> None:
         print(f"{name} / static bf16 batch run just before it: {ratio:.2f}")
     one = mine["chattune, 1 client"]
     print(f"p95 at 1 client / baseline p95: {one['p95'] / single['p95']:.2f}")
+
+
+def _machine(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
 
 
 if __name__ == "__main__":
