@@ -1,8 +1,8 @@
 """Claim: a chattune worker answers concurrent clients faster than plain transformers.
 
-Ours: the worker's HTTP app (``/v1/chat/completions``, greedy, 64 new tokens) over the
-default engine (continuous batching, dtype chosen per machine), called through HTTP by 1, 4
-and 16 clients whose arrivals are staggered.
+Ours: a worker process (``python -m chattune.serving.worker``, default settings: continuous
+batching, dtype chosen per machine) called over loopback HTTP (``/v1/chat/completions``,
+greedy, 64 new tokens) by 1, 4 and 16 clients whose arrivals are staggered.
 Baselines, same prompts, same invocation: transformers ``generate`` one request at a time in
 float32, and one static ``generate`` batch of all the prompts in float32 and in bf16; each
 16-client run is paired with a static bf16 run just before it (on a shared machine the load
@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import platform
+import re
+import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -37,9 +42,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from chattune.catalog import assets
 from chattune.data.readers import load_conversations
-from chattune.serving.settings import DeploymentSettings
-from chattune.serving.worker.app import create_worker_app
-from chattune.serving.worker.continuous import ContinuousEngine
+from chattune.serving.http import WORKER_SECRET_ENV, WORKER_SECRET_HEADER
 
 NEW_TOKENS = 64
 STAGGERS = (0.01, 0.05, 0.1)
@@ -138,10 +141,9 @@ def summary(tokens: int, wall: float, latencies: list[float]) -> dict[str, float
 
 
 async def clients(
-    app: Any, convs: list, count: int, stagger: float, requests: int
+    base_url: str, headers: dict[str, str], convs: list, count: int, stagger: float, requests: int
 ) -> dict[str, float]:
     """``count`` clients, arriving ``stagger`` s apart, share ``requests`` requests."""
-    transport = httpx.ASGITransport(app=app)
     latencies: list[float] = []
     tokens = 0
 
@@ -156,11 +158,45 @@ async def clients(
             assert answer.status_code == 200, answer.text
             tokens += answer.json()["usage"]["completion_tokens"]
 
-    async with httpx.AsyncClient(transport=transport, base_url="http://w", timeout=600) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=600) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(i, http) for i in range(count)))
         wall = time.perf_counter() - started
     return summary(tokens, wall, latencies)
+
+
+@contextlib.contextmanager
+def worker(folder: Any, device: str) -> Iterator[tuple[str, dict[str, str], str]]:
+    """A worker process (``python -m chattune.serving.worker``, default settings) on a free
+    loopback port: its URL, the headers its gateway would send, and the dtype it chose."""
+    secret = secrets.token_urlsafe(16)
+    env = {**os.environ, WORKER_SECRET_ENV: secret}
+    if not device.startswith("cuda"):
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    cmd = [sys.executable, "-m", "chattune.serving.worker", "--model-path", str(folder)]
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen([*cmd, "--deployment", "bench"], env=env, stderr=log)
+        try:
+            url = _wait_listening(log, proc)
+            while httpx.get(f"{url}/health/ready").status_code != 200:
+                assert proc.poll() is None, "the worker exited"
+                time.sleep(0.2)
+            log.seek(0)
+            dtype = re.findall(r"dtype (\w+):", log.read())[-1]
+            yield url, {WORKER_SECRET_HEADER: secret}, dtype
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def _wait_listening(log: Any, proc: subprocess.Popen) -> str:
+    while proc.poll() is None:
+        log.seek(0)
+        found = re.search(r"listening on ([\d.]+):(\d+)", log.read())
+        if found:
+            return f"http://{found[1]}:{found[2]}"
+        time.sleep(0.1)
+    raise RuntimeError("the worker exited before listening")
 
 
 def ours(
@@ -171,28 +207,22 @@ def ours(
     device: str,
 ) -> tuple[dict[str, dict], dict[str, float], list[dict[str, float]], str]:
     """Our runs; each 16-client run's ratio to the static bf16 run just before it; those
-    static runs; the dtype the engine chose. This process runs no torch but the engine's."""
-    engine = ContinuousEngine(folder, "bench", DeploymentSettings(), device=device)
-    engine.start()
-    while not engine.is_ready():
-        assert engine.load_error is None, engine.load_error
-        time.sleep(0.1)
-    app = create_worker_app(engine, "bench")
-    print(f"chattune ({engine.dtype})", flush=True)
-    asyncio.run(clients(app, convs[:2], 2, 0.0, 2))  # warm-up
+    static runs; the dtype the worker chose."""
     results, paired, statics = {}, {}, []
-    runs = [(1, 0.0, one_at_a_time), (4, 0.25, 16), *((16, s, 16) for s in STAGGERS)]
-    for count, stagger, requests in runs:
-        label = f"chattune, {count} client{'s' if count > 1 else ''}"
-        if count > 1:
-            label += f", {stagger * 1000:g} ms apart"
-        before = static() if count == 16 else None
-        results[label] = asyncio.run(clients(app, convs, count, stagger, requests))
-        if before is not None:
-            statics.append(before)
-            paired[label] = results[label]["tok_s"] / before["tok_s"]
-    engine.stop()
-    return results, paired, statics, engine.dtype
+    with worker(folder, device) as (url, headers, dtype):
+        print(f"chattune worker ({dtype}) at {url}", flush=True)
+        asyncio.run(clients(url, headers, convs[:2], 2, 0.0, 2))  # warm-up
+        runs = [(1, 0.0, one_at_a_time), (4, 0.25, 16), *((16, s, 16) for s in STAGGERS)]
+        for count, stagger, requests in runs:
+            label = f"chattune, {count} client{'s' if count > 1 else ''}"
+            if count > 1:
+                label += f", {stagger * 1000:g} ms apart"
+            before = static() if count == 16 else None
+            results[label] = asyncio.run(clients(url, headers, convs, count, stagger, requests))
+            if before is not None:
+                statics.append(before)
+                paired[label] = results[label]["tok_s"] / before["tok_s"]
+    return results, paired, statics, dtype
 
 
 def main() -> None:
