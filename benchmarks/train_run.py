@@ -157,7 +157,7 @@ def main() -> None:
         "seconds": seconds,
         "tokens_per_s": tokens / seconds,
         "seconds_per_step": seconds / max(result.global_step, 1),
-        "flops": (4 if spec["lora"] else 6) * params * tokens,
+        "flops": model_flops(trainer.model, spec, params, tokens),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
         if torch.cuda.is_available()
@@ -167,6 +167,17 @@ def main() -> None:
         "steps": result.global_step,
     }
     print(json.dumps(report))
+
+
+def model_flops(model: Any, spec: dict, params: int, tokens: int) -> float:
+    """Training FLOPs of ``tokens`` tokens: 6 x parameters per token for full fine-tuning,
+    4 x for LoRA (forward, and the backward to the inputs only: the base is frozen), plus
+    causal attention's, which has no parameters: 6 x layers x hidden x max length per token
+    (PaLM's 12 x ..., halved for the causal mask; the same for LoRA, whose backward needs
+    attention's input gradients in full)."""
+    config = model.config
+    attention = 6 * config.num_hidden_layers * config.hidden_size * spec["max_len"]
+    return ((4 if spec["lora"] else 6) * params + attention) * tokens
 
 
 def eval_loss(model: Any, tokenizer: Any, spec: dict) -> float:

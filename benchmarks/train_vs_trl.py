@@ -11,7 +11,8 @@ input tokens; the same conversations, truncated alike, so the same tokens for ev
 variant), trained tokens (label != -100; TRL trains on every token of a conversation, chattune
 on the assistant's), peak RSS, train loss, eval loss on the same held-out conversations
 (chattune's score(): assistant tokens), MFU against fp32 and bf16 matmul peaks measured in
-this invocation (FLOPs: 6 x parameters x tokens full, 4 x for LoRA); ratios last.
+this invocation (FLOPs: 6 x parameters x tokens full, 4 x for LoRA, plus causal
+attention's 6 x layers x hidden x max length x tokens: train_run.model_flops); ratios last.
 
     .venv/bin/python benchmarks/train_vs_trl.py --quick      # < 10 min on 2 cores
     .venv/bin/python benchmarks/train_vs_trl.py --full       # every case, 3 repeats

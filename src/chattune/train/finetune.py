@@ -170,6 +170,7 @@ def build_trainer(
         preprocess_logits_for_metrics=predicted_tokens if accuracy else None,
         loss_sum_before=loss_sum_before,
         chunked_loss=chunked_loss,
+        adapter_autocast=bf16_weights(p) and p.apply_lora and not _cuda(),
     )
     hooks.log.info("training loss: %s", trainer.loss_note)
     return trainer
@@ -282,7 +283,8 @@ def _cuda() -> bool:
 
 def bf16_weights(p: TrainParams) -> bool:
     """The model is loaded in bf16: on a GPU for bf16; on a CPU for bf16 with LoRA, where the
-    frozen base in bf16 runs about 2x float32 and the adapters stay float32 (PEFT's default).
+    frozen base in bf16 runs about 2x float32 and the adapters keep float32 master weights
+    (PEFT's default), computed in bf16 (ChattuneTrainer's ``adapter_autocast``).
     Full fine-tuning on a CPU keeps float32 weights under autocast: bf16 weights would lose
     updates smaller than their precision (benchmarks/bf16_cpu.py, README)."""
     return p.precision == "bf16" and (_cuda() or p.apply_lora)
