@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chattune.serving.settings import DeploymentSettings
-from chattune.serving.worker.continuous import ContinuousEngine, supported
+from chattune.serving.worker.continuous import ContinuousEngine, groups, supported
 from chattune.serving.worker.engines import Completion, GenerationParams, complete, join
 
 GREEDY = GenerationParams(max_new_tokens=8)
@@ -165,3 +165,14 @@ def test_a_request_that_cannot_join_fails_alone_and_the_engine_keeps_serving(
     failed, after = asyncio.run(go())
     assert isinstance(failed, RuntimeError) and "could not start" in str(failed), failed
     assert after.text is not None
+
+
+def test_prompts_are_prefilled_in_groups_of_similar_length() -> None:
+    lengths = [87, 44, 69, 71, 49, 44, 46, 73, 47, 45, 84, 79, 87, 39, 104, 86]
+    found = groups(lengths, pass_cost=32)
+    assert sorted(i for group in found for i in group) == list(range(16))
+    padded = sum(len(g) * max(lengths[i] for i in g) for g in found)
+    assert len(found) > 1 and padded < 0.7 * 16 * 104  # padding to 104 for all: 1,664
+    assert groups([10, 10, 10]) == [[0, 1, 2]]  # same length: one pass
+    assert groups([10, 500], pass_cost=32) == [[0], [1]]
+    assert groups([]) == []
