@@ -15,7 +15,7 @@ cores, and libgomp then parks its threads between parallel regions, so every sma
 for a wake-up (measured here: a 16 x 576 x 1536 bf16 matmul 145 us alone, 292 us with a
 second, idle team in the process). Both sides were slowed that way when they shared one.
 
-    .venv/bin/python benchmarks/serving_throughput.py [--model NAME] [--device cuda]
+    .venv/bin/python benchmarks/serving_throughput.py [--model NAME] [--device cuda] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -200,28 +200,28 @@ def _wait_listening(log: Any, proc: subprocess.Popen) -> str:
 
 
 def ours(
-    folder: Any,
-    convs: list,
-    one_at_a_time: int,
-    static: Callable[[], dict[str, float]],
-    device: str,
-) -> tuple[dict[str, dict], dict[str, float], list[dict[str, float]], str]:
-    """Our runs; each 16-client run's ratio to the static bf16 run just before it; those
-    static runs; the dtype the worker chose."""
-    results, paired, statics = {}, {}, []
-    with worker(folder, device) as (url, headers, dtype):
+    folder: Any, convs: list, args: argparse.Namespace, static: Callable[[], dict[str, float]]
+) -> tuple[dict[str, list[dict]], dict[str, list[float]], list[dict[str, float]], str]:
+    """Our runs (``--repeats`` of each 16-client one); each 16-client run's ratio to the
+    static bf16 run just before it; those static runs; the dtype the worker chose."""
+    results: dict[str, list[dict]] = {}
+    paired: dict[str, list[float]] = {}
+    statics = []
+    with worker(folder, args.device) as (url, headers, dtype):
         print(f"chattune worker ({dtype}) at {url}", flush=True)
         asyncio.run(clients(url, headers, convs[:2], 2, 0.0, 2))  # warm-up
-        runs = [(1, 0.0, one_at_a_time), (4, 0.25, 16), *((16, s, 16) for s in STAGGERS)]
+        runs = [(1, 0.0, args.one_at_a_time), (4, 0.25, 16)]
+        runs += [(16, s, 16) for _ in range(args.repeats) for s in STAGGERS]
         for count, stagger, requests in runs:
             label = f"chattune, {count} client{'s' if count > 1 else ''}"
             if count > 1:
                 label += f", {stagger * 1000:g} ms apart"
             before = static() if count == 16 else None
-            results[label] = asyncio.run(clients(url, headers, convs, count, stagger, requests))
+            run = asyncio.run(clients(url, headers, convs, count, stagger, requests))
+            results.setdefault(label, []).append(run)
             if before is not None:
                 statics.append(before)
-                paired[label] = results[label]["tok_s"] / before["tok_s"]
+                paired.setdefault(label, []).append(run["tok_s"] / before["tok_s"])
     return results, paired, statics, dtype
 
 
@@ -230,6 +230,7 @@ def main() -> None:
     parser.add_argument("--model", default="SmolLM2-135M-Instruct")
     parser.add_argument("--one-at-a-time", type=int, default=6, help="requests at 1 client")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each 16-client case")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)  # the child's run (child())
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -247,30 +248,34 @@ def main() -> None:
     ]:
         print(f"baseline: {name}", flush=True)
         base[name] = child(kind, args)
-    mine, paired, statics, dtype = ours(
-        folder, convs, args.one_at_a_time, lambda: child("static-bf16", args), args.device
-    )
+    mine, paired, statics, dtype = ours(folder, convs, args, lambda: child("static-bf16", args))
     single = base["generate, one at a time, float32"]
     statics += [v for k, v in base.items() if "static" in k]
     static = max(statics, key=lambda v: v["tok_s"])
     print(
         f"\n{args.model}, greedy, {NEW_TOKENS} new tokens; {_machine(args.device)}; "
-        f"chattune chose {dtype}; best static batch "
-        f"{static['tok_s']:.1f} tok/s (of {len(statics)} static runs)"
+        f"chattune chose {dtype}; best static batch {static['tok_s']:.1f} tok/s (of "
+        f"{len(statics)} static runs); chattune's 16-client rows: median of {args.repeats}"
     )
     print(
         f"{'':48} {'tok/s':>7} {'p50 s':>7} {'p95 s':>7} {'x 1-at-a-time':>14}"
         f" {'x best static':>13}"
     )
-    for name, r in {**base, **mine}.items():
+    for name, r in {**base, **{k: _median(v) for k, v in mine.items()}}.items():
         print(
             f"{name:48} {r['tok_s']:7.1f} {r['p50']:7.2f} {r['p95']:7.2f} "
             f"{r['tok_s'] / single['tok_s']:14.2f} {r['tok_s'] / static['tok_s']:13.2f}"
         )
-    for name, ratio in paired.items():
-        print(f"{name} / static bf16 batch run just before it: {ratio:.2f}")
-    one = mine["chattune, 1 client"]
+    for name, ratios in paired.items():
+        each = " ".join(f"{r:.2f}" for r in ratios)
+        print(f"{name} / static bf16 run just before it: {each}")
+    one = mine["chattune, 1 client"][0]
     print(f"p95 at 1 client / baseline p95: {one['p95'] / single['p95']:.2f}")
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run of median throughput (the upper one of an even count)."""
+    return sorted(runs, key=lambda r: r["tok_s"])[len(runs) // 2]
 
 
 def _machine(device: str) -> str:
