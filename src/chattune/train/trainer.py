@@ -77,10 +77,10 @@ class ChattuneTrainer(Trainer):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_sum_before = loss_sum_before
+        """Training-loss sum of the steps before this ``train()`` call (a resume)."""
         self.adapter_autocast = adapter_autocast
         """Training forward passes run under CPU bf16 autocast without PEFT's float32
         input cast (bf16 LoRA on a CPU; the module docstring says why)."""
-        """Training-loss sum of the steps before this ``train()`` call (a resume)."""
         why_not = "turned off" if not chunked_loss else unsupported(self.model)
         if why_not is None and self.is_deepspeed_enabled:
             why_not = "DeepSpeed partitions the output projection"

@@ -284,7 +284,7 @@ def groups(lengths: list[int], pass_cost: int = PASS_COST) -> list[list[int]]:
     are 1,664 tokens; in four groups (7, 3, 5 and 1 prompts) 1,101.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    best = [0] + [0] * len(order)  # best[j]: cheapest cost of the first j prompts in order
+    best = [0] * (len(order) + 1)  # best[j]: the cheapest cost of the first j prompts in order
     cut = [0] * (len(order) + 1)
     for j in range(1, len(order) + 1):
         options = [best[i] + pass_cost + (j - i) * lengths[order[j - 1]] for i in range(j)]
