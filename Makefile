@@ -90,7 +90,7 @@ bench-full: $(BENCH_STAMP) assets vllm
 	$(BIN)/python benchmarks/bf16_cpu.py
 	$(BIN)/python benchmarks/data_prep.py
 	$(BIN)/python benchmarks/registry_disk.py
-	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/serving_throughput.py --repeats 5
 	$(BIN)/python benchmarks/vllm_gateway.py
 
 bench-gpu: $(BENCH_STAMP) assets
