@@ -32,6 +32,7 @@ from chattune.data.schema import (
     clean,
     conversation_problems,
 )
+from chattune.data.text import invalid_text, surrogate_message
 from chattune.errors import NotFoundError, ValidationError
 
 DEFAULT_SPLITS = ("train_sft", "train", "test_sft", "test")
@@ -108,6 +109,12 @@ class DataReader:
 
     def _convert(self, record: Record) -> None:
         raw = record.raw
+        bad = invalid_text(raw)
+        if bad is not None:  # before anything tokenizes, prints or writes it
+            where, at = bad
+            text = surrogate_message(where, at).removeprefix(f"{where}: ")
+            record.problems = [Problem("invalid_text", where, text)]
+            return
         if self.format is None:
             self.format = detect(raw) or "messages"
         messages, problems = to_messages(raw, self.format, self.role_map)

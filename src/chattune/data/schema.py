@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chattune.data.text import lone_surrogate, surrogate_message
 from chattune.errors import ValidationError
 
 Message = dict[str, Any]
@@ -180,6 +181,10 @@ def _content_problems(where: str, message: dict[str, Any]) -> list[Problem]:
         return [Problem("content_not_text", f"{where}.content", got)]
     if not content.strip():
         return [Problem("empty_content", f"{where}.content", "empty")]
+    at = lone_surrogate(content)
+    if at is not None:
+        text = surrogate_message("", at).removeprefix(": ")
+        return [Problem("invalid_text", f"{where}.content", text)]
     return []
 
 

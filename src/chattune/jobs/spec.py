@@ -15,10 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
-from chattune.errors import NotFoundError, ValidationError
+from chattune.errors import ValidationError
+from chattune.jobs.spec_yaml import read_spec_text, strict_load
 from chattune.train.params import EffectiveParams, TrainParams, effective_parameters
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+MAX_EXPERIMENT_CHARS = 500
+"""MLflow's limit on an experiment name (a longer one fails only when the job starts)."""
 
 
 class DataSpec(BaseModel):
@@ -58,6 +61,11 @@ class JobSpec(BaseModel):
             raise ValueError(f"name {self.name!r} must be 1-63 letters, digits, '-', '_' or '.'")
         if self.experiment is None:
             self.experiment = f"chat_completion_{self.model.split('/')[-1].split('@')[0]}"
+        if len(self.experiment) > MAX_EXPERIMENT_CHARS:
+            raise ValueError(
+                f"experiment has {len(self.experiment)} characters; MLflow takes at most "
+                f"{MAX_EXPERIMENT_CHARS}"
+            )
         return self
 
 
@@ -86,17 +94,8 @@ def effective_yaml(spec: JobSpec, effective: EffectiveParams) -> str:
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> JobSpec:
     """Parse and validate a job spec YAML; errors name the file, line and key path."""
     path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"job spec {path} not found", "pass the path of a job YAML with -f")
-    text = path.read_text()
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ValidationError(
-            f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
-        ) from exc
+    text = read_spec_text(path)
+    raw = strict_load(text, str(path))
     if not isinstance(raw, dict):
         raise ValidationError(f"{path}: expected a mapping of keys", "see examples/job.yaml")
     raw.update(overrides or {})

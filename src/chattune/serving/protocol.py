@@ -38,6 +38,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from chattune.data.schema import Message, validate_conversation
+from chattune.data.text import invalid_text, surrogate_message
 from chattune.serving.http import ApiError
 
 Role = Literal["system", "user", "assistant"]
@@ -249,6 +250,10 @@ def parse_request(model: type[Model], body: bytes, invalid_status: int = 422) ->
         raise _too_deep()
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    bad = invalid_text(data)
+    if bad is not None:  # before any tokenizer sees it (it raises TypeError on these)
+        where = bad[0].removeprefix("input_data.")
+        raise ApiError(invalid_status, "invalid_request", surrogate_message(where, bad[1]))
     try:
         request = model.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -9,6 +9,7 @@ finish (else 408, and its generation row is cancelled).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -32,6 +33,7 @@ from chattune.serving.worker.engines import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Handlers:
@@ -173,6 +175,11 @@ class Handlers:
                     break
                 except PromptTooLong as exc:
                     yield protocol.sse(error_body("prompt_too_long", str(exc)))
+                    break
+                except Exception:  # the client has a 200 already: the error goes in-band
+                    log.exception("stream of deployment %s failed", self.deployment)
+                    why = f"deployment {self.deployment} failed while answering; see its log"
+                    yield protocol.sse(error_body("internal_error", why))
                     break
                 last = delta
                 chunk = _delta_chunk(cid, model, delta, params.logprobs is not None)
