@@ -49,7 +49,8 @@ def read_spec_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ValidationError(
-            f"{path}:{line}: not UTF-8 text (byte {exc.start + 1} of the file)", "save the spec as UTF-8"
+            f"{path}:{line}: not UTF-8 text (byte {exc.start + 1} of the file)",
+            "save the spec as UTF-8",
         ) from None
 
 

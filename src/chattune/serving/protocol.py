@@ -19,7 +19,8 @@ then ``data: [DONE]``).
 
 Bodies nested deeper than :data:`MAX_JSON_DEPTH` are refused before validation.
 
-pydantic checks the shape; the conversation rules are the project's one validator,
+pydantic checks the shape, strictly: a JSON ``true`` is no ``max_tokens`` and ``"2"`` no
+``n`` (no coercion); the conversation rules are the project's one validator,
 :func:`chattune.data.schema.validate_conversation`. :func:`parse_request` turns every problem
 into one :class:`~chattune.serving.http.ApiError` whose message names where it is, e.g.
 ``input_string[0][2]: two user turns in a row``.
@@ -49,7 +50,7 @@ MAX_NEW_TOKENS_LIMIT = 8192
 class ChatTurn(BaseModel):
     """One turn of a request's conversation, as it arrives (extra keys are ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Role
     content: str
@@ -63,7 +64,7 @@ def as_messages(turns: list[ChatTurn]) -> list[Message]:
 class ScoreParameters(BaseModel):
     """Generation parameters of ``/score`` (the names the reference pipeline uses)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     """Sampling temperature; only used when ``do_sample`` is true."""
@@ -91,7 +92,7 @@ Conversations = Annotated[
 class ScoreInput(BaseModel):
     """``input_data`` of ``POST /score``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     input_string: Conversations
     """One conversation, or a list of conversations answered as a batch."""
@@ -101,7 +102,7 @@ class ScoreInput(BaseModel):
 class ScoreRequest(BaseModel):
     """Body of ``POST /score``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     input_data: ScoreInput
     params: dict[str, Any] = Field(default_factory=dict)
@@ -123,7 +124,7 @@ class ScoreRequest(BaseModel):
 class TextPart(BaseModel):
     """One part of a message's content given as a list (only text parts are served)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     type: str
     text: str = ""
@@ -132,7 +133,7 @@ class TextPart(BaseModel):
 class ChatMessage(BaseModel):
     """One OpenAI message: string or text-part content; ``developer`` acts as ``system``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
@@ -147,7 +148,7 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     """OpenAI ``stream_options``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     include_usage: bool = False
     """Send a last chunk with ``usage`` and no choices."""
@@ -167,7 +168,7 @@ class ChatCompletionRequest(BaseModel):
     ``response_format``, which are refused: silence would return a wrong kind of answer.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = None
     messages: list[ChatMessage]

@@ -77,9 +77,9 @@ def create_gateway_app(
 
     @app.get("/health/ready", response_model=None)
     async def ready() -> dict[str, object] | JSONResponse:
-        serving = [name for name, urls in table.instances.items() if urls]
-        if serving:
-            return {"status": "ready", "deployments": serving}
+        # Public (no key): it says ready or not, never which deployments exist.
+        if any(table.instances.values()):
+            return {"status": "ready"}
         return error_response(503, "not_ready", f"endpoint {endpoint} has no ready deployment")
 
     @app.post(RECONCILE_PATH)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import queue
 import threading
@@ -196,7 +197,7 @@ class TransformersEngine:
         rows, prompts = [], []
         for job in batch:
             try:
-                prompts.append(self._encode(job.messages))
+                prompts.append(self._encode(job.messages, job.params.max_new_tokens))
                 rows.append(job)
             except PromptTooLong as exc:
                 job.send(exc)
@@ -237,12 +238,33 @@ class TransformersEngine:
             return
         streamer.finish_all()
 
-    def _encode(self, messages: list[Message]) -> list[int]:
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        """The longest vocabulary entry: no token covers more characters of a text (byte-level
+        BPE: one per byte; SentencePiece: one per character), so ``len(text) / this`` is a
+        lower bound on its tokens that costs nothing to compute."""
+        return max(map(len, self.tokenizer.get_vocab()), default=1) or 1
+
+    def _encode(self, messages: list[Message], max_new_tokens: int = 1) -> list[int]:
+        """The prompt's token ids; :class:`PromptTooLong` when it cannot fit, decided from
+        the text's length before tokenizing where possible (a 4 MB prompt is refused at once
+        instead of holding the engine thread for seconds)."""
         from chattune.data.chat import prepare_messages
 
+        if max_new_tokens >= self.context:
+            raise PromptTooLong(
+                f"max_tokens {max_new_tokens} leaves no room for the prompt in the model's "
+                f"context of {self.context} tokens; ask for fewer new tokens"
+            )
         text = self.tokenizer.apply_chat_template(
             prepare_messages(self.tokenizer, messages), tokenize=False, add_generation_prompt=True
         )
+        if len(text) > self.context * self.max_token_chars:
+            raise PromptTooLong(
+                f"prompt is {len(text)} characters, at least "
+                f"{len(text) // self.max_token_chars} tokens; the model's context is "
+                f"{self.context} tokens, so shorten the conversation"
+            )
         # The template already writes the special tokens (e.g. Phi-3's <s>).
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) >= self.context:
