@@ -55,6 +55,20 @@ ROWS = {
             f"others' p50 {f['p50_ms_beside']} ms beside them vs {f['p50_ms_alone']} ms alone"
         ),
     ),
+    "preauth-100": (
+        "100 keyless connections each uploading 4 MiB - 1 byte to the gateway",
+        lambda f: (
+            f"all {f['connections']} answered 401 from their headers and closed within "
+            f"{f['last_closed_s']:.1f} s; gateway RSS +{f['rss_growth_mb']} MB"
+        ),
+    ),
+    "preauth-1000": (
+        "1,000 keyless connections sending their body one byte a second",
+        lambda f: (
+            f"all {f['connections']} answered 401 and closed within {f['last_closed_s']:.1f} s; "
+            f"gateway RSS +{f['rss_growth_mb']} MB"
+        ),
+    ),
     "stream-hang-ups": (
         "32 streaming clients hang up after the first chunk (all batch slots taken)",
         lambda f: f"the next {f['then_served']} requests all served (no 429) in {f['seconds']} s",

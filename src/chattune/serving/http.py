@@ -7,8 +7,11 @@ the traceback goes to the process log and the server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,15 +48,19 @@ _CODES = {
 class ApiError(Exception):
     """An error answered to the client as ``{"error": {"code", "message"}}``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+        """Extra response headers (``www-authenticate`` on a 401)."""
 
     def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
         """This error as its JSON response."""
-        return error_response(self.status, self.code, self.message, headers)
+        return error_response(self.status, self.code, self.message, self.headers | (headers or {}))
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -96,62 +103,125 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", f"internal error: {type(exc).__name__}")
 
 
-class BodyLimitMiddleware:
-    """Answer 413 for bodies over ``max_bytes``, declared or not (chunked uploads too).
+Guard = Callable[[Scope], ApiError | None]
+"""A check on a request's headers alone (the key, the worker secret): None lets it in, else
+the error to answer. It runs before a byte of the body is read."""
+DEFAULT_BODY_TIMEOUT_S = 30.0
+LINGER_S = 1.0
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 
-    The body is read here, counted as it arrives and refused the moment it passes the limit,
-    so a route never sees an oversized body and no exception crosses other middleware (a
-    limit raised inside the route surfaced as an ``ExceptionGroup`` and a 500). A body under
-    the limit is handed on whole; later ``receive`` calls (disconnects) pass through.
+
+class BodyLimitMiddleware:
+    """Check the caller from its headers, then read the body within bounds, then route.
+
+    - ``guard`` (the key check) runs on the headers before any body byte is read: a caller
+      without a key gets its 401 at once and the connection is closed, so unauthenticated
+      clients cannot make the server hold their bodies (100 keyless 4 MiB uploads used to
+      hold ~500 MB of a gateway).
+    - 413 for bodies over ``max_bytes``, declared or not (chunked uploads too), refused the
+      moment they pass it, so a route never sees one and no exception crosses other
+      middleware (a limit raised inside the route surfaced as an ``ExceptionGroup``).
+    - 408 when the whole body has not arrived within ``body_timeout_s`` (a slow sender holds
+      its connection that long at most); 503 when the bodies being received by all
+      connections together would pass ``max_inflight_bytes``.
+
+    A body within bounds is handed on whole; later ``receive`` calls (disconnects) pass
+    through.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        guard: Guard | None = None,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.guard = guard
+        self.body_timeout_s = body_timeout_s
+        self.max_inflight_bytes = max_inflight_bytes
+        self.inflight = 0
+        """Body bytes held right now by requests still being received."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused = self.guard(scope) if self.guard is not None else None
+        if refused is not None:  # its body is never kept
+            await self._reject(send, receive, refused)
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(send, receive, ApiError(413, "payload_too_large", self._message()))
             return
+        held: list[int] = [0]
+        try:
+            body = await asyncio.wait_for(self._read(receive, send, held), self.body_timeout_s)
+        except TimeoutError:
+            why = f"request body did not arrive within {self.body_timeout_s:g} s; send it at once"
+            await self._reject(send, receive, ApiError(408, "request_timeout", why))
+            return
+        finally:
+            self.inflight -= held[0]
+        if body is None:
+            return
+        replayed: list[Message] = [{"type": "http.request", "body": body}]
+
+        async def replay() -> Message:
+            return replayed.pop() if replayed else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive, send: Send, held: list[int]) -> bytes | None:
+        """The whole body, or None once a refusal was sent (or the client left)."""
         chunks: list[bytes] = []
-        seen = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client left before sending it all
-                return
+                return None
             chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self.max_bytes:
-                await self._reject(send)
-                return
+            if held[0] + len(chunk) > self.max_bytes:
+                refused = ApiError(413, "payload_too_large", self._message())
+                await self._reject(send, receive, refused)
+                return None
+            if self.inflight + len(chunk) > self.max_inflight_bytes:
+                why = "the server is receiving too many request bodies at once; retry shortly"
+                await self._reject(send, receive, ApiError(503, "unavailable", why))
+                return None
+            held[0] += len(chunk)
+            self.inflight += len(chunk)
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        body: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
-
-        async def replay() -> Message:
-            return body.pop() if body else await receive()
-
-        await self.app(scope, replay, send)
+                return b"".join(chunks)
 
     def _message(self) -> str:
         return f"request body is over the {self.max_bytes} byte limit; send a smaller request"
 
-    async def _reject(self, send: Send) -> None:
-        payload = json.dumps(error_body("payload_too_large", self._message())).encode()
+    async def _reject(self, send: Send, receive: Receive, error: ApiError) -> None:
+        """Answer ``error`` and close, lingering up to :data:`LINGER_S` while discarding what
+        the client still sends: closing on unread data makes the kernel send a reset, which
+        can destroy the answer before the client reads it (nginx's lingering close)."""
+        payload = json.dumps(error_body(error.code, error.message)).encode()
+        headers = {"content-type": "application/json", "content-length": str(len(payload))}
+        headers |= {k.lower(): v for k, v in error.headers.items()} | {"connection": "close"}
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
+                "status": error.status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
             }
         )
-        await send({"type": "http.response.body", "body": payload})
+        await send({"type": "http.response.body", "body": payload, "more_body": True})
+        deadline = asyncio.get_running_loop().time() + LINGER_S
+        with contextlib.suppress(TimeoutError):
+            while True:  # each chunk is dropped at once: nothing is held
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:  # a client that keeps sending is not waited for longer
+                    break
+                message = await asyncio.wait_for(receive(), left)
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+        await send({"type": "http.response.body", "body": b""})

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
 from chattune.serving import protocol
 from chattune.serving.gateway import openapi
@@ -23,7 +24,9 @@ from chattune.serving.gateway.routing import RoutingTable, model_target
 from chattune.serving.http import (
     DEFAULT_MAX_BODY_BYTES,
     RECONCILE_PATH,
+    ApiError,
     BodyLimitMiddleware,
+    Guard,
     error_response,
     install_error_handlers,
 )
@@ -41,7 +44,6 @@ API_DESCRIPTION = (
     "deployment; every answer names the one that served it in that header. Errors are "
     '`{"error": {"code", "message"}}`.'
 )
-Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
 
 def create_gateway_app(
@@ -67,9 +69,11 @@ def create_gateway_app(
         lifespan=asynccontextmanager(lifespan) if lifespan else None,
     )
     install_error_handlers(app)
-    app.middleware("http")(_authenticate(endpoint, keys))
-    # Outermost, so an oversized body is refused before anything reads it.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    # Outermost: the key is checked from the headers before any body byte is read, and an
+    # oversized or slow body is refused before anything else reads it.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=max_body_bytes, guard=_key_guard(endpoint, keys)
+    )
 
     @app.get("/health/live")
     async def live() -> dict[str, str]:
@@ -113,15 +117,16 @@ def _add_model_routes(app: FastAPI, endpoint: str, proxy: Proxy) -> None:
         )
 
 
-def _authenticate(endpoint: str, keys: KeyStore) -> Middleware:
+def _key_guard(endpoint: str, keys: KeyStore) -> Guard:
     """401 for a private route without a valid key (keys compared in constant time)."""
 
-    async def authenticate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path in PUBLIC_PATHS or keys.check(request.headers.get("authorization")):
-            return await call_next(request)
-        return error_response(
+    def guard(scope: Scope) -> ApiError | None:
+        if scope["path"] in PUBLIC_PATHS:
+            return None
+        authorization = dict(scope["headers"]).get(b"authorization", b"")
+        if keys.check(authorization.decode("latin-1") or None):
+            return None
+        return ApiError(
             401,
             "unauthorized",
             f"missing or wrong key for endpoint {endpoint}; send 'Authorization: Bearer "
@@ -129,4 +134,4 @@ def _authenticate(endpoint: str, keys: KeyStore) -> Middleware:
             headers={"www-authenticate": "Bearer"},
         )
 
-    return authenticate
+    return guard

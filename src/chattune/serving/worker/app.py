@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Scope
 
 from chattune.serving.http import (
     DEFAULT_MAX_BODY_BYTES,
     DEPLOYMENT_HEADER,
     WORKER_SECRET_HEADER,
+    ApiError,
     BodyLimitMiddleware,
+    Guard,
     error_response,
     install_error_handlers,
 )
@@ -43,16 +46,14 @@ def create_worker_app(
     handlers = Handlers(engine, deployment, settings)
     app = FastAPI(title=f"chattune worker {deployment}", docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    # The secret is checked from the headers before any body byte is read.
+    guard = _secret_guard(secret) if secret else None
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, guard=guard)
 
     @app.middleware("http")
     async def name_deployment(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if secret and not request.url.path.startswith("/health/"):
-            given = request.headers.get(WORKER_SECRET_HEADER, "")
-            if not hmac.compare_digest(given.encode(), secret.encode()):
-                return error_response(401, "unauthorized", "call the endpoint, not its worker")
         response = await call_next(request)
         response.headers[DEPLOYMENT_HEADER] = deployment
         return response
@@ -84,3 +85,18 @@ def create_worker_app(
         return handlers.models()
 
     return app
+
+
+def _secret_guard(secret: str) -> Guard:
+    """401 for every route but ``/health/*`` without the gateway's secret header."""
+    wanted = secret.encode()
+
+    def guard(scope: Scope) -> ApiError | None:
+        if scope["path"].startswith("/health/"):
+            return None
+        given = dict(scope["headers"]).get(WORKER_SECRET_HEADER.encode(), b"")
+        if hmac.compare_digest(given, wanted):
+            return None
+        return ApiError(401, "unauthorized", "call the endpoint, not its worker")
+
+    return guard
