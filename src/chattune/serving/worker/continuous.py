@@ -120,7 +120,7 @@ class _Batch:
         rows, prompts = [], []
         for job in jobs:
             try:
-                prompt = self.engine._encode(job.messages)
+                prompt = self.engine._encode(job.messages, job.params.continue_final)
                 rows.append(self._row(job, len(prompt)))
             except PromptTooLong as exc:
                 job.send(exc)

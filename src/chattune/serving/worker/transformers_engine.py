@@ -196,7 +196,7 @@ class TransformersEngine:
         rows, prompts = [], []
         for job in batch:
             try:
-                prompts.append(self._encode(job.messages))
+                prompts.append(self._encode(job.messages, job.params.continue_final))
                 rows.append(job)
             except PromptTooLong as exc:
                 job.send(exc)
@@ -237,11 +237,17 @@ class TransformersEngine:
             return
         streamer.finish_all()
 
-    def _encode(self, messages: list[Message]) -> list[int]:
+    def _encode(self, messages: list[Message], continue_final: bool = False) -> list[int]:
+        """The prompt's ids: the conversation and a new assistant turn's header, or, with
+        ``continue_final``, the conversation cut right after its final message's text (no
+        end-of-turn), as transformers' chat pipeline continues a final assistant message."""
         from chattune.data.chat import prepare_messages
 
         text = self.tokenizer.apply_chat_template(
-            prepare_messages(self.tokenizer, messages), tokenize=False, add_generation_prompt=True
+            prepare_messages(self.tokenizer, messages),
+            tokenize=False,
+            add_generation_prompt=not continue_final,
+            continue_final_message=continue_final,
         )
         # The template already writes the special tokens (e.g. Phi-3's <s>).
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
