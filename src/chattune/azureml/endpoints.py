@@ -96,12 +96,10 @@ class OnlineDeploymentOperations:
         """Deploy; returns once every instance is ready. ``instance_type`` must be this
         machine's size and in the base model's inference allow-list."""
         ref = model_ref(deployment.model)
-        check_size(
-            self._client,
-            deployment.instance_type or self._client.compute.show()["kind"],
-            self._allow_list(ref),
-            f"deployment {deployment.name}: instance_type",
-        )
+        size = deployment.instance_type or self._client.compute.show()["kind"]
+        what = f"deployment {deployment.name}: instance_type"
+        check_size(self._client, size, [], what)  # this machine's, before the model is read
+        check_size(self._client, size, self._allow_list(ref), what)
         self._client.endpoints.create_deployment(
             deployment.endpoint_name, deployment.name, ref, **settings(deployment)
         )
