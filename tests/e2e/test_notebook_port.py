@@ -16,11 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chattune import Client
 
 PORT = Path(__file__).resolve().parents[2] / "examples" / "notebook_port.py"
 
 
+@pytest.mark.slow  # ~3 min on 2 shared cores (training, evaluation, a deployment)
 def test_the_ported_notebook_runs_every_cell_in_order(
     workspace: Path, tmp_path: Path, tiny_model_dir: Path, ultrachat_sample_dir: Path
 ) -> None:

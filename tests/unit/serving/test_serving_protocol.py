@@ -154,3 +154,15 @@ def test_continuing_needs_a_final_assistant_turn_and_the_flags_must_agree() -> N
         json.dumps({"messages": [user()], "add_generation_prompt": False}).encode(),
     )
     assert "messages: add_generation_prompt: false needs a conversation that ends" in error.message
+
+
+def test_the_openapi_schema_shows_how_an_answer_starts() -> None:
+    from fastapi import FastAPI
+
+    from chattune.serving.gateway import openapi
+
+    app = FastAPI()
+    openapi.install(app)
+    schemas = json.dumps(app.openapi())
+    for name in ("add_generation_prompt", "continue_final_message"):
+        assert schemas.count(f'"{name}"') == 2  # /score parameters and the OpenAI body
