@@ -91,6 +91,33 @@ def test_score_answers_one_string_per_conversation(api: EndpointsAPI, key: str) 
     assert isinstance(output, list) and len(output) == 2 and all(isinstance(o, str) for o in output)
 
 
+def test_a_conversation_ending_with_an_assistant_turn_is_continued(
+    api: EndpointsAPI, key: str, client: openai.OpenAI
+) -> None:
+    """The reference notebook's request (a test_gen conversation ends with the assistant's
+    answer) is served: that message is continued, or a new turn starts when asked."""
+    conversation = [USER, {"role": "assistant", "content": "Hi! How can"}]
+    answer = post(api, key, "/score", json=score([conversation]))
+    assert answer.status_code == 200, answer.text
+    assert isinstance(answer.json()["output"], str)
+    asked = score([conversation])
+    asked["input_data"]["parameters"]["add_generation_prompt"] = True  # type: ignore[index]
+    assert post(api, key, "/score", json=asked).status_code == 200
+    kwargs = dict(model=NAME, messages=conversation, max_tokens=3, temperature=0)
+    continued = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    new_turn = client.chat.completions.create(**kwargs, extra_body={"add_generation_prompt": True})  # type: ignore[call-overload]
+    # Continuing leaves the turn open: the prompt lacks the end-of-turn a new turn adds.
+    assert continued.usage.prompt_tokens < new_turn.usage.prompt_tokens
+    wrong = post(
+        api,
+        key,
+        "/score",
+        json={**score([USER])}
+        | {"input_data": {"input_string": [USER], "parameters": {"continue_final_message": True}}},
+    )
+    assert wrong.status_code == 422 and "continue_final_message" in wrong.text
+
+
 def test_openai_client_plain_stream_and_n(client: openai.OpenAI) -> None:
     done = client.chat.completions.create(model=NAME, messages=[USER], max_tokens=5, temperature=0)
     assert done.usage is not None and 0 < done.usage.completion_tokens <= 5

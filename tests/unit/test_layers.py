@@ -1,11 +1,11 @@
 """Architecture guard: STYLE.md's layers, no upward import, no import cycle.
 
-cli → studio → client → serving/registry/jobs → train → compute → catalog → data → store →
-workspace → errors. A module may import its own package or any lower layer; never a higher
+cli → studio, azureml → client → serving/registry/jobs → train → compute → catalog → data →
+store → workspace → errors. A module may import its own package or any lower layer; never a higher
 one, never a sibling at its own layer. Imports under ``if TYPE_CHECKING:`` are ignored (they
 never run). The CLI may only use the SDK (``chattune.client``) and errors, and the studio
-only from ``cli/studio.py``. The studio is over the SDK only: it imports ``client`` and
-errors, nothing below them.
+only from ``cli/studio.py``. The studio and ``azureml`` (the platform SDK's surface) are over
+the SDK only: they import ``client`` and errors, nothing below them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = Path(chattune.__file__).parent
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"studio"},
+    {"studio", "azureml"},
     {"__init__"},
     {"client"},
     {"serving", "registry", "jobs"},
@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
 CLI_MAY_IMPORT = {"cli", "client", "errors"}
 CLI_STUDIO_MODULE = "chattune.cli.studio"
 STUDIO_MAY_IMPORT = {"studio", "client", "errors"}
+AZUREML_MAY_IMPORT = {"azureml", "client", "errors"}
 
 
 def rank(part: str) -> int:
@@ -90,6 +91,8 @@ def layer_violations(mods: dict[str, Path]) -> list[str]:
                 problems.append(f"{where}: the CLI only calls the SDK")
             elif here == "studio" and there not in STUDIO_MAY_IMPORT:
                 problems.append(f"{where}: the studio is over the SDK only")
+            elif here == "azureml" and there not in AZUREML_MAY_IMPORT:
+                problems.append(f"{where}: chattune.azureml is over the SDK only")
             elif rank(there) <= rank(here) and here != "cli":
                 problems.append(f"{where}: {here} may not import {there} (same or higher layer)")
     return problems
@@ -162,6 +165,24 @@ def test_the_studio_is_over_the_sdk_only(tmp_path: Path) -> None:
     assert any("studio.x" in p and "over the SDK only" in p for p in problems)
     assert any("cli.jobs" in p and "only calls the SDK" in p for p in problems)
     assert not any(p.startswith(("chattune.studio.y", "chattune.cli.studio")) for p in problems)
+
+
+def test_azureml_is_over_the_sdk_only(tmp_path: Path) -> None:
+    """``chattune.azureml`` maps names to the SDK: it may not reach below the client."""
+    files = {
+        "chattune.azureml.x": "from chattune.serving.settings import ProbeSettings\n",
+        "chattune.azureml.y": "from chattune.client import Client\n",
+        "chattune.serving.settings": "",
+        "chattune.client": "",
+    }
+    mods = {}
+    for name, source in files.items():
+        path = tmp_path / (name.replace(".", "_") + ".py")
+        path.write_text(source)
+        mods[name] = path
+    problems = layer_violations(mods)
+    assert {p.split(" ")[0] for p in problems} == {"chattune.azureml.x"}
+    assert "over the SDK only" in problems[0]
 
 
 def test_sql_lives_only_in_the_store() -> None:

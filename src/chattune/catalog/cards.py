@@ -23,6 +23,11 @@ class ModelCard(BaseModel):
     tags: dict[str, object] = Field(default_factory=dict)
 
     @property
+    def id(self) -> str:
+        """``NAME:VERSION``: the reference a job's ``model`` takes for exactly this card."""
+        return f"{self.name}:{self.version}"
+
+    @property
     def parameters(self) -> str:
         """Parameter count, human readable (``135M``, ``3.8B``)."""
         n = self.num_parameters

@@ -278,7 +278,14 @@ def _as_spec(
     spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None
 ) -> JobSpec:
     if isinstance(spec, JobSpec):
-        return spec
+        if not overrides:
+            return spec
+        # Only what was set (the model's defaults still apply), the name kept, then overrides.
+        given = spec.model_dump(mode="json", exclude_unset=True) | {"name": spec.name}
+        derived = JobSpec.model_validate({**given, "experiment": None}).experiment
+        if given.get("experiment") == derived:
+            del given["experiment"]  # derived from the model: a new model derives its own
+        return parse_spec({**given, **overrides})
     if isinstance(spec, dict):
         return parse_spec({**spec, **(overrides or {})})
     return load_spec(spec, overrides)

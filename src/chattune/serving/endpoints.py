@@ -64,9 +64,16 @@ class EndpointsAPI(DeploymentsMixin):
     # --- endpoints ----------------------------------------------------------------------
 
     def create(
-        self, name: str, auth_mode: str = "key", *, wait: bool = True, timeout: float = 60.0
+        self,
+        name: str,
+        auth_mode: str = "key",
+        *,
+        description: str = "",
+        wait: bool = True,
+        timeout: float = 60.0,
     ) -> EndpointInfo:
-        """Create endpoint ``name`` and start its gateway; wait until it listens.
+        """Create endpoint ``name`` (``description``: what it is for) and start its gateway;
+        wait until it listens.
 
         >>> client.endpoints.create("my-ep").scoring_uri
         'http://127.0.0.1:41234/score'
@@ -76,7 +83,8 @@ class EndpointsAPI(DeploymentsMixin):
             raise ValidationError(
                 f"auth_mode {auth_mode!r} is not supported", f"use one of: {', '.join(AUTH_MODES)}"
             )
-        self.store.insert(name, str(self.ws.config.get("host") or "127.0.0.1"), auth_mode)
+        host = str(self.ws.config.get("host") or "127.0.0.1")
+        self.store.insert(name, host, auth_mode, description)
         folder = self.ws.endpoint_dir(name)
         shutil.rmtree(folder, ignore_errors=True)  # leftovers of an endpoint of that name
         folder.mkdir(parents=True)

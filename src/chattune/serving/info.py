@@ -80,6 +80,8 @@ class EndpointInfo:
     deployments: list[str]
     error: str | None
     created_at: float
+    description: str = ""
+    """What the endpoint is for, as given to ``create``."""
 
     @classmethod
     def from_record(
@@ -106,6 +108,7 @@ class EndpointInfo:
             deployments=deployments,
             error=error,
             created_at=record.created_at,
+            description=record.description,
         )
 
     @property

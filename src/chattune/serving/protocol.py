@@ -12,6 +12,12 @@ Two contracts on the same endpoint (DESIGN §4):
 ``input_string`` may also be a list of conversations (a batch); the answer is then a list of
 strings in the same order: ``{"output": ["...", "..."]}``.
 
+A conversation ending with an assistant turn is continued: the answer is the text that
+follows that message (transformers' ``continue_final_message``); the request starts a new
+assistant turn instead when it says ``add_generation_prompt: true`` or
+``continue_final_message: false`` (vLLM's names; in ``parameters`` for ``/score``, top-level
+for ``/v1/chat/completions``).
+
 ``POST /v1/chat/completions`` follows the OpenAI schema as the official client uses it
 (:class:`ChatCompletionRequest` lists the fields honoured; those the engine cannot honour are
 refused by name); ``stream: true`` answers with server-sent events (``data: {...}`` chunks,
@@ -74,6 +80,12 @@ class ScoreParameters(BaseModel):
     """Sample instead of greedy decoding."""
     max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     """Most tokens to generate for the answer."""
+    add_generation_prompt: bool | None = None
+    """Start a new assistant turn (vLLM's name). Default: yes, unless the conversation ends
+    with an assistant turn, which is then continued."""
+    continue_final_message: bool | None = None
+    """Continue the final assistant message (transformers' and vLLM's name). Default: when
+    the conversation ends with an assistant turn."""
 
 
 def _shape(value: Any) -> str:
@@ -119,6 +131,11 @@ class ScoreRequest(BaseModel):
         items = self.input_data.input_string
         batch = list(items) if self.is_batch else [items]
         return [as_messages(turns) for turns in batch]  # type: ignore[arg-type]
+
+    def continues(self, messages: list[Message]) -> bool:
+        """Whether the answer continues the final (assistant) message of ``messages``."""
+        p = self.input_data.parameters
+        return continues_final(messages, p.add_generation_prompt, p.continue_final_message)
 
 
 class TextPart(BaseModel):
@@ -186,6 +203,12 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     response_format: dict[str, Any] | None = None
+    add_generation_prompt: bool | None = None
+    """Start a new assistant turn (vLLM's extension). Default: yes, unless the conversation
+    ends with an assistant turn, which is then continued."""
+    continue_final_message: bool | None = None
+    """Continue the final assistant message (vLLM's extension). Default: when the
+    conversation ends with an assistant turn."""
 
     def stops(self) -> tuple[str, ...]:
         """The stop strings, as a tuple (empty when none)."""
@@ -199,6 +222,48 @@ class ChatCompletionRequest(BaseModel):
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
             for m in self.messages
         ]
+
+    def continues(self) -> bool:
+        """Whether the answer continues the final (assistant) message."""
+        return continues_final(
+            self.conversation(), self.add_generation_prompt, self.continue_final_message
+        )
+
+
+def continues_final(
+    messages: list[Message], add_generation_prompt: bool | None, continue_final: bool | None
+) -> bool:
+    """Whether to continue the final message rather than start a new assistant turn: as the
+    request says (either name), else when the conversation ends with an assistant turn.
+
+    >>> continues_final([{"role": "user", "content": "a"}], None, None)
+    False
+    >>> continues_final([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+    ...                 True, None)
+    False
+    """
+    if continue_final is not None:
+        return continue_final
+    if add_generation_prompt is not None:
+        return not add_generation_prompt
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
+def _turn_problems(
+    messages: list[Message], where: str, add: bool | None, cont: bool | None, prefix: str
+) -> list[str]:
+    """What is contradictory in how the request asks its answer to start."""
+    if add is not None and cont is not None and add == cont:
+        return [
+            f"{prefix}add_generation_prompt and {prefix}continue_final_message are both "
+            f"{str(add).lower()}: set one true (a new assistant turn, or the final message "
+            "continued)"
+        ]
+    last = messages[-1].get("role") if messages else None
+    if continues_final(messages, add, cont) and last != "assistant":
+        name = "continue_final_message: true" if cont else "add_generation_prompt: false"
+        return [f"{where}: {prefix}{name} needs a conversation that ends with an assistant turn"]
+    return []
 
 
 def _chat_problems(request: ChatCompletionRequest) -> list[str]:
@@ -294,18 +359,25 @@ def _problems(request: BaseModel) -> list[str]:
     """Conversation rules broken by a well-shaped request, each naming where."""
     problems: list[str] = []
     if isinstance(request, ScoreRequest):
+        p = request.input_data.parameters
         for i, messages in enumerate(request.conversations()):
             where = f"input_string[{i}]" if request.is_batch else "input_string"
-            problems += _conversation_problems(messages, where)
+            problems += _conversation_problems(messages, where) or _turn_problems(
+                messages, where, p.add_generation_prompt, p.continue_final_message, "parameters."
+            )
     elif isinstance(request, ChatCompletionRequest):
         problems += _chat_problems(request)
-        problems += _conversation_problems(request.conversation(), "messages")
-    return problems
+        messages = request.conversation()
+        problems += _conversation_problems(messages, "messages") or _turn_problems(
+            messages, "messages", request.add_generation_prompt, request.continue_final_message, ""
+        )
+    return list(dict.fromkeys(problems))  # a batch repeats a contradiction once per row
 
 
 def _conversation_problems(messages: list[Message], where: str) -> list[str]:
-    """The serving rules (ends with a user turn, no assistant needed), located at ``where``."""
-    found = validate_conversation(messages, require_assistant=False, require_user_last=True)
+    """The serving rules (no assistant turn needed; the last turn is the user's, or the
+    assistant's to be continued), located at ``where``."""
+    found = validate_conversation(messages, require_assistant=False)
     # The validator names the list "messages"; the request's own path replaces it.
     return [where + p.removeprefix("messages") if p.startswith("messages") else p for p in found]
 

@@ -36,6 +36,7 @@ class EndpointRecord:
     mirror_traffic: dict[str, int]
     error: str | None
     created_at: float
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,18 +62,19 @@ class EndpointStore:
 
     # --- endpoints ----------------------------------------------------------------------
 
-    def insert(self, name: str, host: str, auth_mode: str) -> None:
+    def insert(self, name: str, host: str, auth_mode: str, description: str = "") -> None:
         conflict = ConflictError(
             f"endpoint {name} already exists",
             f"pick another name or `chattune endpoints delete {name}`",
         )
         with self.db.unique(conflict):
             self.db.run(
-                "INSERT INTO endpoints (name, host, auth_mode, status, created_at) "
-                "VALUES (:name, :host, :auth_mode, 'creating', :now)",
+                "INSERT INTO endpoints (name, host, auth_mode, status, created_at, description) "
+                "VALUES (:name, :host, :auth_mode, 'creating', :now, :description)",
                 name=name,
                 host=host,
                 auth_mode=auth_mode,
+                description=description,
                 now=time.time(),
             )
 
@@ -205,6 +207,7 @@ def _endpoint(row: Row) -> EndpointRecord:
         mirror_traffic=json.loads(row["mirror_traffic"]),
         error=row["error"],
         created_at=row["created_at"],
+        description=row["description"] or "",
     )
 
 

@@ -115,4 +115,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE models ADD COLUMN mlflow_version TEXT",
         ),
     ),
+    (
+        6,
+        (
+            # What the endpoint is for (the platform's `ManagedOnlineEndpoint.description`).
+            "ALTER TABLE endpoints ADD COLUMN description TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )

@@ -34,6 +34,11 @@ class RegisteredModel:
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
+    @property
+    def id(self) -> str:
+        """``NAME:VERSION``, what a deployment's ``model`` takes (the same as :attr:`ref`)."""
+        return self.ref
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ref": self.ref}
 

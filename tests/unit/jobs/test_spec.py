@@ -80,3 +80,31 @@ def test_effective_yaml_shows_what_trains_with_its_source_and_loads_back(tmp_pat
     (tmp_path / "spec.yaml").write_text(text)
     again = load_spec(tmp_path / "spec.yaml")
     assert again.parameters == resolve_parameters(spec).params
+
+
+def test_overrides_apply_to_a_jobspec_as_to_a_mapping(tmp_path: Path, workspace: Path) -> None:
+    """``jobs.create/plan(JobSpec, overrides=...)`` used to drop the overrides silently."""
+    from chattune import Client
+    from chattune.jobs.spec import JobSpec
+
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    data = {"train": str(tmp_path / "train.jsonl")}
+    spec = JobSpec(model="tiny-random-phi3", data=data, parameters={"max_steps": 2})
+    jobs = Client(workspace).jobs
+    plan = jobs.plan(spec, overrides={"experiment": "mine", "parameters": {"lora_r": 4}})
+    assert "experiment: mine" in plan.spec_yaml
+    assert plan.name == spec.name  # the spec's name is kept
+    assert plan.parameters["lora_r"] == {"value": 4, "source": "spec"}
+    assert plan.parameters["max_steps"]["source"] == "default"  # overrides replace a key whole
+    assert jobs.plan(spec).parameters["max_steps"] == {"value": 2, "source": "spec"}
+    other = jobs.plan(spec, overrides={"model": "SmolLM2-135M-Instruct"})
+    assert "experiment: chat_completion_SmolLM2-135M-Instruct" in other.spec_yaml
+
+
+def test_catalog_cards_and_registered_models_have_an_id() -> None:
+    from chattune.catalog.cards import get_card
+    from chattune.store.models import RegisteredModel
+
+    assert get_card("tiny-random-phi3").id == "tiny-random-phi3:1"
+    model = RegisteredModel("tuned", "3", "/p", None, None, "", {}, [], {}, 0.0)
+    assert model.id == "tuned:3"

@@ -54,7 +54,10 @@ def test_batch_of_conversations_parses() -> None:
     ("conversation", "message"),
     [
         ([user(), user()], "input_string[0][1]: two user turns in a row"),
-        ([user(), assistant()], "input_string[0][1]: the conversation must end with a user turn"),
+        (
+            [user(), assistant(), assistant()],
+            "input_string[0][2]: two assistant turns in a row",
+        ),
         (
             [user(), {"role": "system", "content": "x"}, user()],
             "input_string[0][1]: a system message may only come first",
@@ -114,3 +117,52 @@ def test_openai_request_ignores_unknown_fields_and_bounds_n() -> None:
     assert error.message.startswith("n: ")
     error = _error(ChatCompletionRequest, json.dumps({"messages": [user(), user()]}).encode())
     assert error.message == "messages[1]: two user turns in a row"
+
+
+def test_a_final_assistant_turn_is_continued_unless_the_request_asks_for_a_new_turn() -> None:
+    ends_with_assistant = [user(), assistant("Sure, here")]
+    request = parse_request(ScoreRequest, _score(ends_with_assistant))
+    assert request.continues(request.conversations()[0])
+    for flags in ({"add_generation_prompt": True}, {"continue_final_message": False}):
+        request = parse_request(ScoreRequest, _score(ends_with_assistant, **flags))
+        assert not request.continues(request.conversations()[0])
+    request = parse_request(ScoreRequest, _score([user()]))
+    assert not request.continues(request.conversations()[0])
+    chat = {"messages": ends_with_assistant}
+    assert parse_request(ChatCompletionRequest, json.dumps(chat).encode()).continues()
+    chat["add_generation_prompt"] = True
+    assert not parse_request(ChatCompletionRequest, json.dumps(chat).encode()).continues()
+
+
+def test_continuing_needs_a_final_assistant_turn_and_the_flags_must_agree() -> None:
+    error = _error(ScoreRequest, _score([[user()], [user()]], continue_final_message=True))
+    assert error.status == 422
+    assert error.message == (
+        "input_string[0]: parameters.continue_final_message: true needs a conversation that "
+        "ends with an assistant turn; input_string[1]: parameters.continue_final_message: true "
+        "needs a conversation that ends with an assistant turn"
+    )
+    both = {"messages": [user(), assistant()], "add_generation_prompt": True}
+    both["continue_final_message"] = True
+    error = _error(ChatCompletionRequest, json.dumps(both).encode())
+    assert error.message == (
+        "add_generation_prompt and continue_final_message are both true: set one true (a new "
+        "assistant turn, or the final message continued)"
+    )
+    error = _error(
+        ChatCompletionRequest,
+        json.dumps({"messages": [user()], "add_generation_prompt": False}).encode(),
+    )
+    assert "messages: add_generation_prompt: false needs a conversation that ends" in error.message
+
+
+def test_the_openapi_schema_shows_how_an_answer_starts() -> None:
+    from fastapi import FastAPI
+
+    from chattune.serving.gateway import openapi
+
+    app = FastAPI()
+    openapi.install(app)
+    schemas = json.dumps(app.openapi())
+    for name in ("add_generation_prompt", "continue_final_message"):
+        assert schemas.count(f'"{name}"') == 2  # /score parameters and the OpenAI body

@@ -121,3 +121,17 @@ def test_static_batches_give_logprobs_and_seeded_samples(engine: TransformersEng
     seeded = GenerationParams(6, do_sample=True, temperature=0.9, seed=11)
     first, again = (run_all(engine, [(user("hi"), seeded)])[0].text for _ in range(2))
     assert first == again
+
+
+def test_a_final_assistant_message_is_continued_not_closed(engine: TransformersEngine) -> None:
+    """The prompt stops right after the final assistant text (no end-of-turn), as
+    transformers' chat pipeline continues it; a new turn closes it first."""
+    conversation = [*user("Write a haiku"), {"role": "assistant", "content": "Autumn moon"}]
+    continued = engine.tokenizer.decode(engine._encode(conversation, continue_final=True))
+    new_turn = engine.tokenizer.decode(engine._encode(conversation))
+    assert continued.endswith("Autumn moon") and "<|assistant|>" in continued
+    assert new_turn.startswith(continued) and new_turn != continued
+    params = GenerationParams(max_new_tokens=4, continue_final=True)
+    [done] = run_all(engine, [(conversation, params)])
+    assert done.prompt_tokens == len(engine._encode(conversation, continue_final=True))
+    assert done.completion_tokens == 4

@@ -303,6 +303,23 @@ def test_whole_answers_come_from_one_non_streamed_request() -> None:
     )
 
 
+def test_a_continued_final_message_is_asked_of_vllm_by_its_own_names() -> None:
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        message = {"role": "assistant", "content": " there"}
+        return httpx.Response(200, json={"choices": [{"message": message}], "usage": {}})
+
+    engine = vllm.VllmEngine("m", "m:1", transport=httpx.MockTransport(answer))
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    done = asyncio.run(complete(engine, conversation, GenerationParams(continue_final=True)))
+    assert done.text == " there"
+    assert (sent[0]["continue_final_message"], sent[0]["add_generation_prompt"]) == (True, False)
+    asyncio.run(complete(engine, conversation, GenerationParams()))
+    assert "continue_final_message" not in sent[1]  # vLLM's default: a new assistant turn
+
+
 def test_engine_sends_greedy_as_temperature_zero_and_maps_a_too_long_prompt() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         assert json.loads(request.content)["temperature"] == 0.0

@@ -79,6 +79,15 @@ def test_endpoint_rows_respect_deleting(database_uri: str) -> None:
     assert eps.get("ep1") is None and eps.deployments("ep1") == []
 
 
+@BOTH
+def test_an_endpoint_keeps_its_description(database_uri: str) -> None:
+    eps = open_store(database_uri).endpoints
+    eps.insert("ep1", "127.0.0.1", "key", "Online endpoint for tuned, fine tuned on ultrachat")
+    eps.insert("ep2", "127.0.0.1", "key")
+    assert eps.get("ep1").description == "Online endpoint for tuned, fine tuned on ultrachat"
+    assert eps.get("ep2").description == ""
+
+
 def _write(uri: str, worker: int) -> None:
     store = open_store(uri)  # every process migrates first: they race on that too
     for i in range(10):

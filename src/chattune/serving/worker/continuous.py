@@ -120,7 +120,9 @@ class _Batch:
         rows, prompts = [], []
         for job in jobs:
             try:
-                prompt = self.engine._encode(job.messages, job.params.max_new_tokens)
+                prompt = self.engine._encode(
+                    job.messages, job.params.continue_final, job.params.max_new_tokens
+                )
                 rows.append(self._row(job, len(prompt)))
             except PromptTooLong as exc:
                 job.send(exc)

@@ -12,7 +12,7 @@ without touching HTTP code.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chattune.data.schema import Message
@@ -35,12 +35,16 @@ class GenerationParams:
     """Sampling seed: the same seed and request give the same answer (sampled alone)."""
     logprobs: int | None = None
     """Return each answer token's log probability and this many top alternatives."""
+    continue_final: bool = field(default=False, compare=False)
+    """Continue the conversation's final (assistant) message instead of starting a new
+    assistant turn (the request's ``continue_final_message``). Per conversation, so not part
+    of what a batch must share."""
 
     def normalized(self) -> GenerationParams:
         """Greedy requests ignore temperature/top_p/seed, so they batch regardless of them;
         a temperature under :data:`MIN_TEMPERATURE` is greedy."""
         if not self.do_sample or self.temperature < MIN_TEMPERATURE:
-            return GenerationParams(self.max_new_tokens, False, 1.0, 1.0, None, self.logprobs)
+            return replace(self, do_sample=False, temperature=1.0, top_p=1.0, seed=None)
         return self
 
 
@@ -101,7 +105,8 @@ class Engine(Protocol):
     """Whether :attr:`Delta.logprobs` is filled when asked for."""
 
     def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
-        """Answer deltas for ``messages`` (ending with a user turn); closing it cancels."""
+        """Answer deltas for ``messages`` (ending with a user turn, or an assistant turn that
+        ``params.continue_final`` continues); closing it cancels."""
         ...
 
 

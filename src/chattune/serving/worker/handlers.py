@@ -95,7 +95,10 @@ class Handlers:
         async with self.admitted():
             # Conversations of one request run concurrently, so the engine batches them.
             work = asyncio.gather(
-                *(complete(self.engine, c, params) for c in request.conversations())
+                *(
+                    complete(self.engine, c, replace(params, continue_final=request.continues(c)))
+                    for c in request.conversations()
+                )
             )
             done = await self._timed(work)
         texts = [c.text for c in done]
@@ -211,6 +214,7 @@ def _chat_params(request: protocol.ChatCompletionRequest) -> GenerationParams:
     """Engine parameters of a chat request (temperature 0 is greedy, as in OpenAI)."""
     top = request.top_logprobs or 0
     return GenerationParams(
+        continue_final=request.continues(),
         max_new_tokens=request.max_completion_tokens
         or request.max_tokens
         or protocol.DEFAULT_MAX_NEW_TOKENS,

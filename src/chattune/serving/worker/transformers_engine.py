@@ -197,7 +197,9 @@ class TransformersEngine:
         rows, prompts = [], []
         for job in batch:
             try:
-                prompts.append(self._encode(job.messages, job.params.max_new_tokens))
+                prompts.append(
+                    self._encode(job.messages, job.params.continue_final, job.params.max_new_tokens)
+                )
                 rows.append(job)
             except PromptTooLong as exc:
                 job.send(exc)
@@ -245,10 +247,16 @@ class TransformersEngine:
         lower bound on its tokens that costs nothing to compute."""
         return max(map(len, self.tokenizer.get_vocab()), default=1) or 1
 
-    def _encode(self, messages: list[Message], max_new_tokens: int = 1) -> list[int]:
-        """The prompt's token ids; :class:`PromptTooLong` when it cannot fit, decided from
-        the text's length before tokenizing where possible (a 4 MB prompt is refused at once
-        instead of holding the engine thread for seconds)."""
+    def _encode(
+        self, messages: list[Message], continue_final: bool = False, max_new_tokens: int = 1
+    ) -> list[int]:
+        """The prompt's ids: the conversation and a new assistant turn's header, or, with
+        ``continue_final``, the conversation cut right after its final message's text (no
+        end-of-turn), as transformers' chat pipeline continues a final assistant message.
+
+        :class:`PromptTooLong` when it cannot fit, decided from the text's length before
+        tokenizing where possible (a 4 MB prompt is refused at once instead of holding the
+        engine thread for seconds)."""
         from chattune.data.chat import prepare_messages
 
         if max_new_tokens >= self.context:
@@ -257,7 +265,10 @@ class TransformersEngine:
                 f"context of {self.context} tokens; ask for fewer new tokens"
             )
         text = self.tokenizer.apply_chat_template(
-            prepare_messages(self.tokenizer, messages), tokenize=False, add_generation_prompt=True
+            prepare_messages(self.tokenizer, messages),
+            tokenize=False,
+            add_generation_prompt=not continue_final,
+            continue_final_message=continue_final,
         )
         if len(text) > self.context * self.max_token_chars:
             raise PromptTooLong(

@@ -296,6 +296,9 @@ class VllmEngine:
         }
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.continue_final:  # vLLM's names for continuing the final assistant message
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body
