@@ -20,8 +20,9 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from chattune.data.digest import check_data_path
 from chattune.data.formats import FORMATS, detect, to_messages
 from chattune.data.hub_layout import DATA_SUFFIXES, split_files
 from chattune.data.schema import (
@@ -32,7 +33,7 @@ from chattune.data.schema import (
     clean,
     conversation_problems,
 )
-from chattune.data.text import invalid_text, surrogate_message
+from chattune.data.text import invalid_text, json_depth, surrogate_message
 from chattune.errors import NotFoundError, ValidationError
 
 DEFAULT_SPLITS = ("train_sft", "train", "test_sft", "test")
@@ -206,8 +207,7 @@ def iter_conversations(
 
 def _iter_rows(path: Path, split: str | None = None) -> Iterator[Record]:
     """Every raw row of a file or folder; an unparsable one has ``raw`` ``_UNREADABLE``."""
-    if not path.exists():
-        raise NotFoundError(f"no data file or folder at {path}", "check the path")
+    check_data_path(path)
     if path.is_dir():
         for file in split_file_list(path, split):
             yield from _iter_file(file, f"{path.name}/{file.relative_to(path)}")
@@ -262,7 +262,11 @@ def _unreadable(name: str, number: int, unit: str, kind: str, text: str, raw: st
 def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
     # Binary lines: a bad byte is a problem of its line, and the next line still reads.
     with path.open("rb") as f:
-        for number, data in enumerate(f, start=1):
+        for number, data in enumerate(_bounded_lines(f), start=1):
+            if data is None:
+                text = f"row longer than {MAX_ROW_BYTES >> 20} MiB (a row is one conversation)"
+                yield _unreadable(name, number, "line", "row_too_long", text, None)
+                continue
             if not data.strip():
                 continue
             try:
@@ -273,10 +277,46 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
                 yield _unreadable(name, number, "line", "not_utf8", text, shown)
                 continue
             try:
-                yield Record(name, number, "line", json.loads(line.strip()))
+                yield Record(name, number, "line", _loads(line.strip()))
             except ValueError as exc:
                 text = f"not valid JSON ({_json_reason(exc)})"
                 yield _unreadable(name, number, "line", "invalid_json", text, line.rstrip("\r\n"))
+
+
+MAX_ROW_BYTES = 16 << 20
+"""Longest row (JSON line, CSV record) read: one conversation is kilobytes, rarely a few
+megabytes; a longer "line" is a broken file (or ``/dev/zero``) that would fill memory."""
+
+
+def _bounded_lines(f: BinaryIO) -> Iterator[bytes | None]:
+    """The file's lines, each at most :data:`MAX_ROW_BYTES` (None for a longer one, whose
+    rest is skipped without being held)."""
+    while True:
+        line = f.readline(MAX_ROW_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_ROW_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # skip to the end of this long line
+            line = f.readline(1 << 20)
+        yield None
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` with nesting bounded: a row nested 100,000 deep is a problem of its
+    row, not a ``RecursionError`` (and not a row to walk later)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_ROW_DEPTH} levels") from None
+    if json_depth(value, MAX_ROW_DEPTH) > MAX_ROW_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_ROW_DEPTH} levels")
+    return value
+
+
+MAX_ROW_DEPTH = 32
+"""A conversation row nests 4 levels (row, messages, message, content parts); 32 is lenient."""
 
 
 def _decoded(path: Path, name: str) -> str | Record:
@@ -297,7 +337,7 @@ def _iter_json(path: Path, name: str) -> Iterator[Record]:
         yield text
         return
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # JSON lines saved as .json
             del text
@@ -305,6 +345,9 @@ def _iter_json(path: Path, name: str) -> Iterator[Record]:
             return
         problem = f"not valid JSON ({_json_reason(exc)})"
         yield _unreadable(name, 0, "row", "unreadable_file", problem, None)
+        return
+    except ValueError as exc:  # nested too deep
+        yield _unreadable(name, 0, "row", "unreadable_file", f"not readable ({exc})", None)
         return
     if not isinstance(data, list):
         problem = f"expected a JSON list of rows, got {type(data).__name__}"
@@ -331,6 +374,7 @@ def _iter_parquet(path: Path, name: str) -> Iterator[Record]:
 
 
 def _iter_csv(path: Path, name: str) -> Iterator[Record]:
+    csv.field_size_limit(MAX_ROW_BYTES)  # the default (128 KiB) refuses real long answers
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         reader = csv.DictReader(text)
@@ -344,6 +388,9 @@ def _iter_csv(path: Path, name: str) -> Iterator[Record]:
                 return
             for number, row in enumerate(reader, start=1):
                 yield _csv_record(name, number, row)
+        except csv.Error as exc:  # a field past the limit, a NUL byte, a broken quote
+            problem = f"not readable as CSV ({exc}); rows after it were not read"
+            yield _unreadable(name, reader.line_num, "row", "bad_csv", problem, None)
         except UnicodeDecodeError as exc:
             problem = f"not valid UTF-8 (at byte {exc.start + 1} of a read block)"
             yield _unreadable(name, reader.line_num + 1, "row", "not_utf8", problem, None)
@@ -354,7 +401,7 @@ def _csv_record(name: str, number: int, row: dict[str, Any]) -> Record:
     for column in _JSON_COLUMNS:
         if column in row:
             try:
-                row[column] = json.loads(row[column] or "null")
+                row[column] = _loads(row[column] or "null")
             except ValueError as exc:
                 problem = f"{column}: not valid JSON ({_json_reason(exc)})"
                 return _unreadable(name, number, "row", "invalid_json", problem, json.dumps(row))

@@ -28,6 +28,8 @@ RULES_HINT = (
     "user and assistant alternating from user, non-empty text, at least one assistant turn"
 )
 MAX_SHOWN = 5
+MAX_ROW_PROBLEMS = 20
+"""Problems listed for one row before the rest of its messages are skipped."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ def conversation_problems(
     previous: str | None = None  # role of the last user/assistant turn; "?" when unreadable
     for i, message in enumerate(messages):
         previous = _message_problems(f"messages[{i}]", i, message, previous, problems)
+        if len(problems) >= MAX_ROW_PROBLEMS and i + 1 < len(messages):
+            # A row of millions of broken messages must not cost a Problem each.
+            text = f"{len(messages) - i - 1} more messages not checked"
+            problems.append(Problem("too_many_problems", f"messages[{i + 1}:]", text))
+            break
     roles = [m.get("role") for m in messages if isinstance(m, dict)]
     last = len(messages) - 1
     if require_assistant and "assistant" not in roles:

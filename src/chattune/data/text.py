@@ -53,3 +53,21 @@ def invalid_text(value: Any, path: str = "") -> tuple[str, int] | None:
 def surrogate_message(where: str, at: int) -> str:
     """``where: text holds a lone surrogate at character N (not valid Unicode)``."""
     return f"{where}: text holds a lone surrogate at character {at} (not valid Unicode)"
+
+
+def json_depth(value: Any, limit: int = 1 << 30) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion;
+    counting stops past ``limit`` (the caller refuses anything deeper anyway).
+
+    >>> json_depth({"a": [1, [2]]})
+    3
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= limit:
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+    return deepest

@@ -45,7 +45,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from chattune.data.schema import Message, validate_conversation
-from chattune.data.text import invalid_text, surrogate_message
+from chattune.data.text import invalid_text, json_depth, surrogate_message
 from chattune.serving.http import ApiError
 
 Role = Literal["system", "user", "assistant"]
@@ -312,7 +312,7 @@ def parse_request(model: type[Model], body: bytes, invalid_status: int = 422) ->
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
-    if json_depth(data) > MAX_JSON_DEPTH:
+    if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise _too_deep()
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
@@ -328,23 +328,6 @@ def parse_request(model: type[Model], body: bytes, invalid_status: int = 422) ->
     if problems:
         raise ApiError(invalid_status, "invalid_request", "; ".join(problems))
     return request
-
-
-def json_depth(value: Any) -> int:
-    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion.
-
-    >>> json_depth({"a": [1, [2]]})
-    3
-    """
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth <= MAX_JSON_DEPTH:  # deeper is refused anyway: stop counting
-                stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _too_deep() -> ApiError:

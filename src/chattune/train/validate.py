@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from chattune.catalog import sources
+from chattune.data.digest import check_data_path
 from chattune.errors import ValidationError
 from chattune.train.params import TrainParams
 from chattune.train.results import Hooks, Validated
@@ -44,9 +45,12 @@ def check_data(split: str, path: str, hooks: Hooks) -> int:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file (what ``sha256sum`` prints), or of a folder's files in path order."""
+    """sha256 of a file (what ``sha256sum`` prints), or of a dataset folder's own files (its
+    README and the data files of its splits) in path order: not of whatever else lies
+    beneath (``data.train: /tmp`` used to hash every file there)."""
+    check_data_path(path)
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = _dataset_files(path) if path.is_dir() else [path]
     for f in files:
         if path.is_dir():
             h.update(str(f.relative_to(path)).encode() + b"\0")
@@ -54,6 +58,15 @@ def file_digest(path: Path) -> str:
             for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def _dataset_files(folder: Path) -> list[Path]:
+    from chattune.data.hub_layout import split_files
+
+    readme = folder / "README.md"
+    files = {f for split in split_files(folder).values() for f in split}
+    files |= {readme} if readme.is_file() else set()
+    return sorted(f for f in files if f.is_file())
 
 
 def check_compute(p: TrainParams) -> None:

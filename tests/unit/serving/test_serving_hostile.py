@@ -99,7 +99,7 @@ def test_json_depth_counts_without_recursion() -> None:
     deep: list[object] = []
     for _ in range(200_000):  # far past Python's recursion limit
         deep = [deep]
-    assert json_depth(deep) == MAX_JSON_DEPTH + 1  # counting stops past the limit
+    assert json_depth(deep, MAX_JSON_DEPTH) == MAX_JSON_DEPTH + 1  # counting stops past the limit
 
 
 def test_near_zero_temperature_decodes_greedily() -> None:
