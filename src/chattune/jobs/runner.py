@@ -90,9 +90,7 @@ def run_pipeline(jobs: JobStore, name: str, inputs: Inputs) -> str:
             inputs.hooks.log.info("job canceled during %s", stage.name)
         except Exception as exc:
             message = str(exc) if isinstance(exc, ChattuneError) else f"{type(exc).__name__}: {exc}"
-            inputs.hooks.log.error(
-                "stage %s failed: %s\n%s", stage.name, message, traceback.format_exc()
-            )
+            _log_failure(inputs, stage.name, message, exc)
             jobs.update_stage(
                 name, stage.name, status="failed", error=message, finished_at=time.time()
             )
@@ -101,6 +99,29 @@ def run_pipeline(jobs: JobStore, name: str, inputs: Inputs) -> str:
             failed.add(stage.name)
             stop = not inputs.spec.settings.continue_on_step_failure
     return status
+
+
+TRACEBACKS = "tracebacks.log"
+"""Where a job's failed stages leave their tracebacks (the job log keeps one line each)."""
+
+
+def _log_failure(inputs: Inputs, stage: str, message: str, exc: Exception) -> None:
+    """One line in the job log; the traceback in :data:`TRACEBACKS` beside it (and in the
+    log too with ``CHATTUNE_DEBUG=1``). A user error (a ``ChattuneError``) needs no
+    traceback to be understood; a bug's line says where its traceback is."""
+    trace = "".join(traceback.format_exception(exc))
+    path = inputs.job_dir / TRACEBACKS
+    try:
+        with path.open("a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} stage {stage}\n{trace}")
+    except OSError:
+        path = None  # an unwritable job folder: the log line must still be written
+    if os.environ.get("CHATTUNE_DEBUG") == "1":
+        inputs.hooks.log.error("stage %s failed: %s\n%s", stage, message, trace)
+    elif isinstance(exc, ChattuneError) or path is None:
+        inputs.hooks.log.error("stage %s failed: %s", stage, message)
+    else:
+        inputs.hooks.log.error("stage %s failed: %s (traceback in %s)", stage, message, path)
 
 
 def run_stage(jobs: JobStore, job: str, stage: Stage, key: str, inputs: Inputs) -> Result:
