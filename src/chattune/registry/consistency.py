@@ -74,9 +74,7 @@ def settle(ws: Workspace, store: Store, mlflow: MlflowRegistry, name: str | None
     """What killed commands left (of ``name``, or all), settled where no command of that
     name runs now. One query when there is nothing to do; never raises for a settle that
     cannot finish now (MLflow unreachable): its version stays unlisted until one can."""
-    names = {m.name for m in store.models.unsettled(name)}
-    if name is not None and versions.has_leftovers(ws, name):
-        names.add(name)
+    names = {m.name for m in store.models.unsettled(name)} | versions.with_leftovers(ws, name)
     for each in sorted(names):
         with versions.try_name_lock(ws, each) as mine:
             if mine:

@@ -62,10 +62,12 @@ def try_name_lock(ws: Workspace, name: str) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def has_leftovers(ws: Workspace, name: str) -> bool:
-    """Whether a killed register may have left a staging folder of ``name``."""
-    root = ws.root / "models" / name
-    return root.is_dir() and any(root.glob(f"{STAGING_PREFIX}*"))
+def with_leftovers(ws: Workspace, name: str | None = None) -> set[str]:
+    """Model names (``name``, or all) holding a staging folder a killed register may have
+    left (or a running one is filling)."""
+    root = ws.root / "models"
+    roots = [root / name] if name else (list(root.iterdir()) if root.is_dir() else [])
+    return {r.name for r in roots if r.is_dir() and any(r.glob(f"{STAGING_PREFIX}*"))}
 
 
 def next_version(ws: Workspace, name: str, taken: list[str]) -> str:
