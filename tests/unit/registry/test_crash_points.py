@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import BOTH_DATABASES
 
 from chattune import Client
 from chattune.registry.api import hf_folder
 from chattune.train import faults
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, BOTH_DATABASES]  # PostgreSQL: `make test-all`
 
 # Each point, and whether the killed register's version exists once settled: before the
 # folder's rename (the commit point) it is rolled back, after it rolled forward.
@@ -58,9 +59,15 @@ def _killed_child(workspace: Path, point: str, call: Callable[[Client], object])
 
 
 def _run_with_fault(workspace: str, point: str, call: Callable[[Client], object]) -> None:
+    import gc
+
+    from sqlalchemy.engine import Engine
+
     import chattune.store as store
 
-    store._OPEN.clear()  # a forked child opens its own database connections
+    store._OPEN.clear()  # a forked child opens its own database connections ...
+    for engine in [o for o in gc.get_objects() if isinstance(o, Engine)]:
+        engine.dispose(close=False)  # ... never the parent's (MLflow's PostgreSQL pool)
     os.environ[faults.ENV] = point
     call(Client(workspace))
 
