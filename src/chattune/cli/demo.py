@@ -18,9 +18,26 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from chattune.cli.common import WorkspaceOpt, console, get_client
-from chattune.errors import NotFoundError
+from chattune.errors import NotFoundError, ValidationError
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+# Shipped with the package (a wheel install has no repository): the demo's job spec and
+# request; tests keep them equal to the repository's examples/ that users copy.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+STEPS = (
+    "workspace",
+    "offline assets",
+    "foundation model",
+    "compute",
+    "data: ultrachat-sample split",
+    "fine-tuning pipeline",
+    "metrics",
+    "register model",
+    "create endpoint",
+    "create deployment",
+    "route traffic",
+    "invoke",
+    "delete endpoint",
+)
 
 
 class Narrator:
@@ -58,20 +75,61 @@ def register(app: typer.Typer) -> None:
             "--request-file",
             help="Request shape to send (its conversation is replaced by one from test_gen)",
         ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Print the steps and check the job spec; run nothing"
+        ),
         workspace: str = WorkspaceOpt,
     ) -> None:
         """Run the whole fine-tune → serve flow on the offline model and data, narrated.
 
         Example: chattune demo
+        Example: chattune demo --dry-run
         """
+        if dry_run:
+            plan_demo(get_client(workspace), model, split_pc, spec, request)
+            return
         run_demo(get_client(workspace), model, split_pc, spec, request)
+
+
+def plan_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path) -> None:
+    """What the demo would do: its steps, and its job spec checked (parameters resolved)."""
+    _check_files(spec, request)
+    body = json.loads(request.read_text())
+    if not isinstance(body, dict) or "input_data" not in body:
+        raise ValidationError(f"{request}: no input_data", "see the shipped sample_score.json")
+    data_dir = client.workspace.root / "demo" / "ultrachat_200k_dataset"
+    plan = client.jobs.plan(spec, _overrides(model, data_dir), data_must_exist=False)
+    console.print(f"chattune demo (dry run: nothing started), model {plan.model}")
+    for i, step in enumerate(STEPS, 1):
+        console.print(f"  {i:2}. {step}")
+    console.print(f"job spec {spec}: valid; stages {', '.join(s.name for s in plan.stages)}")
+    chosen = {k: v for k, v in plan.parameters.items() if v["source"] != "default"}
+    for name, row in chosen.items():
+        console.print(f"  {name} = {row['value']!r}  [dim]({row['source']})[/]", highlight=False)
+    console.print(f"  (and {len(plan.parameters) - len(chosen)} parameters at their defaults)")
+    console.print(f"data: {split_pc:g}% of ultrachat-sample into {data_dir}")
+
+
+def _overrides(model: str, data_dir: Path) -> dict[str, Any]:
+    data = {
+        "train": str(data_dir / "train_sft.jsonl"),
+        "test": str(data_dir / "test_sft.jsonl"),
+        "test_gen": str(data_dir / "full" / "test_gen.jsonl"),
+    }
+    return {"name": f"demo-{time.strftime('%Y%m%d-%H%M%S')}", "model": model, "data": data}
+
+
+def _check_files(*paths: Path) -> None:
+    for path in paths:
+        if not path.is_file():
+            raise NotFoundError(
+                f"{path} not found", f"give an existing file (the shipped ones are in {EXAMPLES})"
+            )
 
 
 def run_demo(client: Any, model: str, split_pc: float, spec: Path, request: Path) -> None:
     """The demo flow; every step is one SDK call plus printing."""
-    for path in (spec, request):
-        if not path.exists():
-            raise NotFoundError(f"{path} not found", "run the demo from a clone of chattune")
+    _check_files(spec, request)
     n = Narrator()
     _prepare(n, client, model)
     data_dir = client.workspace.root / "demo" / "ultrachat_200k_dataset"
@@ -114,13 +172,7 @@ def _prepare(n: Narrator, client: Any, model: str) -> None:
 
 def _train(n: Narrator, client: Any, model: str, spec: Path, data_dir: Path) -> Any:
     with n.step("fine-tuning pipeline") as done:
-        data = {
-            "train": str(data_dir / "train_sft.jsonl"),
-            "test": str(data_dir / "test_sft.jsonl"),
-            "test_gen": str(data_dir / "full" / "test_gen.jsonl"),
-        }
-        name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        job = client.jobs.create(spec, overrides={"name": name, "model": model, "data": data})
+        job = client.jobs.create(spec, overrides=_overrides(model, data_dir))
         console.print(f"  job {job.name} started (pid {job.pid}); following it")
         job = follow(client, job.name)
         if job.status != "completed":

@@ -63,13 +63,24 @@ class JobsAPI:
         return self.get(job_spec.name)
 
     def plan(
-        self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None
+        self,
+        spec: str | Path | dict[str, Any] | JobSpec,
+        overrides: dict[str, Any] | None = None,
+        data_must_exist: bool = True,
     ) -> Plan:
-        """What ``create`` would run, without starting anything (``jobs create --dry-run``)."""
+        """What ``create`` would run, without starting anything (``jobs create --dry-run``).
+
+        ``data_must_exist=False`` plans over data files still to be made (``demo --dry-run``).
+        """
         from chattune.jobs.plan import make_plan
 
         job_spec = _as_spec(spec, overrides)
-        check_inputs(job_spec)
+        if data_must_exist:
+            check_inputs(job_spec)
+        else:
+            from chattune.catalog import sources
+
+            sources.parse(job_spec.model)
         self.target(job_spec.compute)
         return make_plan(self.store, job_spec)
 

@@ -19,14 +19,16 @@ from chattune.errors import (
     ChattuneError,
     ConflictError,
     NotFoundError,
-    RuntimeFailure,
     ValidationError,
 )
-from chattune.registry import versions
-from chattune.registry.lineage import job_lineage
+from chattune.registry import consistency, versions
+from chattune.registry.lineage import job_lineage, stage_result
 from chattune.registry.mlflow_registry import MlflowRegistry
 from chattune.store import workspace_store
-from chattune.store.models import RegisteredModel
+from chattune.store.jobs import Job
+from chattune.store.models import ModelState, RegisteredModel
+from chattune.train import faults
+from chattune.train.results import Packaged
 from chattune.workspace import Workspace
 
 # Used with fullmatch: `$` also matches before a final newline ("x\n" would pass).
@@ -67,82 +69,83 @@ class ModelsAPI:
         """Register a completed job's packaged MLflow model as ``name:version``.
 
         Also an MLflow registered model version (``models:/NAME@latest`` loads it). The
-        folder hard-links the job's files: no second copy of the weights.
+        folder hard-links the job's files: no second copy of the weights. Killed at any
+        moment, the next registry command finishes or undoes it (docs/registry.md).
         """
         _check_name("model name", name)
         if version is not None:
             _check_name("version", version)
         done = self.store.jobs.get(job)
-        if done.status != "completed" or not done.stage("package").outputs:
+        package = stage_result(done, "package", Packaged)
+        if done.status != "completed" or package is None:
             raise ConflictError(
                 f"job {job!r} is {done.status}, its model is not packaged",
                 f"wait for it with `chattune jobs stream {job}`",
             )
-        source = Path(done.stage("package").outputs["mlflow_model_folder"])
-        staging = versions.stage(self.ws, name, source)
+        staging = versions.stage(self.ws, name, Path(package.mlflow_model_folder))
+        faults.hit("register:staged")
         try:
             with versions.name_lock(self.ws, name):
-                taken = [m.version for m in self.store.models.list(name, archived=True)]
-                version = version or versions.next_version(self.ws, name, taken)
-                if version in taken:
-                    raise _exists(name, version)
-                model = RegisteredModel(
-                    name=name,
-                    version=version,
-                    path=str(self.ws.model_dir(name, version)),
-                    job=job,
-                    base_model=done.stage("validate").outputs.get("model"),
-                    description=description,
-                    tags=tags or {},
-                    labels=["latest"],
-                    lineage=job_lineage(done),
-                    created_at=time.time(),
-                )
-                self._mirror_missing(name)  # versions a killed register left out of MLflow
-                self._claim(staging, model)
-                self._mirror(model, done.mlflow_run_id, undo=True)
+                consistency.settle_name(self.store, self.mlflow, name)  # killed ones' leftovers
+                model = self._record(done, name, version, description, tags or {})
+                faults.hit("register:recorded")
+                versions.place(staging, Path(model.path))  # the commit point
+                faults.hit("register:placed")
+                self._commit(model)
         finally:
             versions.discard(staging)
-        return self.show(name, version)
+        return self.show(name, model.version)
 
-    def _claim(self, staging: Path, model: RegisteredModel) -> None:
-        dest = Path(model.path)
-        versions.place(staging, dest)  # complete before its row makes it visible
+    def _record(
+        self, done: Job, name: str, version: str | None, description: str, tags: dict[str, str]
+    ) -> RegisteredModel:
+        """The new version's row, ``pending`` (not listed); the name's lock is held."""
+        taken = [m.version for m in self.store.models.list(name, archived=True, every_state=True)]
+        version = version or versions.next_version(self.ws, name, taken)
+        if version in taken:
+            raise _exists(name, version)
+        lineage = job_lineage(done)
+        model = RegisteredModel(
+            name=name,
+            version=version,
+            path=str(self.ws.model_dir(name, version)),
+            job=done.name,
+            base_model=lineage.base_model,
+            description=description,
+            tags=tags,
+            labels=[],
+            lineage=lineage.model_dump(mode="json"),
+            created_at=time.time(),
+            state=ModelState.PENDING,
+        )
+        versions.discard(Path(model.path))  # a folder no row owns (left by an older chattune)
+        self.store.models.insert(model)
+        return model
+
+    def _commit(self, model: RegisteredModel) -> None:
         try:
-            self.store.models.insert(model)
-        except BaseException:
-            versions.discard(dest)
+            consistency.finish(self.store, self.mlflow, model)
+        except ChattuneError:  # a version MLflow does not have is not registered
+            with contextlib.suppress(ChattuneError):
+                consistency.roll_back(self.store, self.mlflow, model)
             raise
 
-    def _mirror(self, model: RegisteredModel, run_id: str | None, undo: bool) -> None:
-        try:
-            number = self.mlflow.add_version(model, run_id)
-        except Exception as exc:
-            if undo:  # a version MLflow does not have is not registered
-                self.store.models.delete(model.name, model.version)
-                versions.discard(Path(model.path))
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RuntimeFailure(
-                f"MLflow registry {self.ws.mlflow_uri}: {first}",
-                "check that the MLflow database is reachable, then register again",
-            ) from None
-        self.store.models.update(model.name, model.version, mlflow_version=number)
-
-    def _mirror_missing(self, name: str) -> None:
-        for model in reversed(self.list(name, archived=True)):  # oldest first
-            if model.mlflow_version is None:
-                self._mirror(model, model.lineage.get("mlflow_run_id"), undo=False)
+    def _settle(self, name: str | None = None) -> None:
+        consistency.settle(self.ws, self.store, self.mlflow, name)
 
     def list(self, name: str | None = None, archived: bool = False) -> list[RegisteredModel]:
         """Registered model versions (newest first); archived ones only with ``archived``."""
+        self._settle(name)
         return self.store.models.list(name, archived=archived)
 
     def show(
         self, name: str, version: str | None = None, label: str | None = None
     ) -> RegisteredModel:
         """One registered version: by version (archived too), by label, or the latest."""
+        self._settle(name)
         if version is not None:
             found = self.store.models.get(name, version)
+            found = found if found and found.state == ModelState.READY else None
         else:
             labelled = [m for m in self.list(name) if (label or "latest") in m.labels]
             found = labelled[0] if labelled else None
@@ -208,11 +211,13 @@ class ModelsAPI:
         model = self.show(name, version)
         check_not_served(self.store, model)
         with versions.name_lock(self.ws, name):
-            self.store.models.delete(name, version)
-            versions.discard(Path(model.path))
+            current = self.store.models.get(name, version)
+            if current is None or current.state != ModelState.READY:
+                return  # deleted meanwhile by another command
+            self.store.models.mark_deleting(name, version)  # unlisted from here on
             move_latest(self.store, name)
-        if model.mlflow_version:
-            self.mlflow.delete_version(name, model.mlflow_version)
+            faults.hit("delete:marked")
+            consistency.remove(self.store, self.mlflow, current)
 
     def export(
         self, name: str, version: str, fmt: str, to: str | Path, gguf_type: str = "f16"
@@ -227,9 +232,9 @@ class ModelsAPI:
         model = self.show(name, version)
         adapter = None
         if model.job:
-            with contextlib.suppress(ChattuneError, KeyError):
-                package = self.store.jobs.get(model.job).stage("package").outputs
-                adapter = Path(package["pytorch_model_folder"]) / "final"
+            with contextlib.suppress(ChattuneError):
+                package = stage_result(self.store.jobs.get(model.job), "package", Packaged)
+                adapter = Path(package.pytorch_model_folder) / "final" if package else None
         return export(hf_folder(model.path), adapter, fmt, Path(to).resolve(), gguf_type)
 
     def lineage(self, name: str, version: str) -> dict[str, Any]:

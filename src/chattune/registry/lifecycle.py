@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chattune.errors import ConflictError, NotFoundError
-from chattune.registry.lineage import base_model_info
+from chattune.registry.lineage import Lineage, base_model_info
 from chattune.store import Store
 from chattune.store.models import RegisteredModel
 
@@ -36,12 +36,9 @@ def check_not_served(store: Store, model: RegisteredModel) -> None:
 
 def model_lineage(model: RegisteredModel) -> dict[str, Any]:
     """One version's lineage, in the order a reader follows it."""
-    lineage = model.lineage
-    base = lineage.get("base") or base_model_info(model.base_model or "")
-    data = lineage.get("data") or [
-        {"split": split, "path": None, "sha256": digest, "rows": None}
-        for split, digest in lineage.get("data_sha256", {}).items()
-    ]
+    lineage = Lineage.model_validate(model.lineage)
+    base = lineage.base or base_model_info(model.base_model or "")
+    data = [f.model_dump() for f in lineage.files()]
     return {
         "model": {
             "ref": model.ref,
@@ -50,11 +47,11 @@ def model_lineage(model: RegisteredModel) -> dict[str, Any]:
             "mlflow_version": model.mlflow_version,
             "path": model.path,
         },
-        "job": {"name": model.job, "mlflow_run_id": lineage.get("mlflow_run_id")},
+        "job": {"name": model.job, "mlflow_run_id": lineage.mlflow_run_id},
         "base_model": base,
         "data": data,
-        "parameters": lineage.get("parameters", {}),
-        "metrics": lineage.get("metrics", {}),
+        "parameters": lineage.parameters,
+        "metrics": lineage.metrics,
     }
 
 
@@ -83,7 +80,7 @@ def endpoint_lineage(
 
 
 def move_latest(store: Store, name: str) -> None:
-    """After a delete, ``latest`` goes to the newest version left (not archived)."""
+    """After a delete, ``latest`` goes to the newest ready version left (not archived)."""
     left = store.models.list(name)
     if left and not any("latest" in m.labels for m in left):
         store.models.set_label(name, left[0].version, "latest")

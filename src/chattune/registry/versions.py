@@ -2,12 +2,14 @@
 
 A register first builds the version in a staging folder next to its final place (hard links
 to the job's packaged files: seconds, no new disk), then, holding the model name's lock,
-picks the version, renames the staging folder into place and only then writes the store
-row. A register killed at any moment leaves either nothing that lists, or a complete version.
+picks the version, writes its store row as ``pending`` and renames the staging folder into
+place: the rename is the commit point (``registry.consistency``). A killed register leaves
+a staging folder (cleared by the next command that holds the name's lock) or a pending row.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -37,6 +39,35 @@ def name_lock(ws: Workspace, name: str) -> Iterator[None]:
     with file_lock(root / ".lock"):
         _clear_stale_staging(root)
         yield
+
+
+@contextmanager
+def try_name_lock(ws: Workspace, name: str) -> Iterator[bool]:
+    """The name's lock when free (True; stale leftovers cleared), else False at once: a
+    register or delete of ``name`` is running, and will finish its own work."""
+    root = ws.root / "models" / name
+    if not root.is_dir():
+        yield False
+        return
+    with open(root / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            _clear_stale_staging(root)
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def with_leftovers(ws: Workspace, name: str | None = None) -> set[str]:
+    """Model names (``name``, or all) holding a staging folder a killed register may have
+    left (or a running one is filling)."""
+    root = ws.root / "models"
+    roots = [root / name] if name else (list(root.iterdir()) if root.is_dir() else [])
+    return {r.name for r in roots if r.is_dir() and any(r.glob(f"{STAGING_PREFIX}*"))}
 
 
 def next_version(ws: Workspace, name: str, taken: list[str]) -> str:

@@ -122,4 +122,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE endpoints ADD COLUMN description TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    (
+        7,
+        (
+            # A version's record is written first as 'pending' (not listed) and becomes
+            # 'ready' once its folder and its MLflow version exist; 'deleting' while a delete
+            # removes them. The next registry command finishes or rolls back what a killed
+            # command left (docs/registry.md).
+            "ALTER TABLE models ADD COLUMN state TEXT NOT NULL DEFAULT 'ready'",
+        ),
+    ),
 )

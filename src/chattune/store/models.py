@@ -1,16 +1,32 @@
-"""Registered model records: versions, labels, archive flag, lineage."""
+"""Registered model records: versions, labels, archive flag, lineage, state.
+
+The record is the one source of truth of the registry: a version is registered when its row
+is ``ready``. MLflow's registry and the version folder follow it (``chattune.registry``).
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from chattune.errors import ConflictError
 from chattune.store.db import Database, Row, dumps
+
+
+class ModelState(StrEnum):
+    """Where a version's record stands; only ``ready`` ones are listed or resolved."""
+
+    PENDING = "pending"
+    """Being registered: its folder may or may not be in place, MLflow may lack it."""
+    READY = "ready"
+    """Registered: folder complete, MLflow version made."""
+    DELETING = "deleting"
+    """Being deleted: MLflow version, folder, then this row go."""
 
 
 @dataclass
@@ -29,6 +45,7 @@ class RegisteredModel:
     created_at: float
     archived: bool = False
     mlflow_version: str | None = None
+    state: ModelState = ModelState.READY
 
     @property
     def ref(self) -> str:
@@ -61,6 +78,7 @@ class ModelStore:
             "lineage": dumps(model.lineage),
             "created_at": model.created_at or time.time(),
             "archived": int(model.archived),
+            "state": str(model.state),
         }
         with self.db.unique(conflict), self.db.tx() as conn:
             self._lock_name(conn, model.name)
@@ -69,12 +87,45 @@ class ModelStore:
             conn.execute(
                 text(
                     "INSERT INTO models (name, version, path, job, base_model, description, "
-                    "tags, labels, lineage, created_at, archived, mlflow_version) VALUES (:name, "
-                    ":version, :path, :job, :base_model, :description, :tags, :labels, "
-                    ":lineage, :created_at, :archived, :mlflow_version)"
+                    "tags, labels, lineage, created_at, archived, mlflow_version, state) VALUES "
+                    "(:name, :version, :path, :job, :base_model, :description, :tags, :labels, "
+                    ":lineage, :created_at, :archived, :mlflow_version, :state)"
                 ),
                 row,
             )
+
+    def mark_ready(self, name: str, version: str, mlflow_version: str, labels: list[str]) -> None:
+        """A pending version becomes registered: its MLflow number, its labels (moved)."""
+        with self.db.tx() as conn:
+            self._lock_name(conn, name)
+            for label in labels:
+                _drop_label(conn, name, label)
+            conn.execute(
+                text(
+                    "UPDATE models SET state = :s, mlflow_version = :m, labels = :l "
+                    "WHERE name = :n AND version = :v"
+                ),
+                {"s": str(ModelState.READY), "m": mlflow_version, "l": dumps(labels)}
+                | {"n": name, "v": version},
+            )
+
+    def mark_deleting(self, name: str, version: str) -> None:
+        """Unlist a version before its parts go; its labels leave it."""
+        self.db.run(
+            "UPDATE models SET state = :s, labels = '[]' WHERE name = :n AND version = :v",
+            s=str(ModelState.DELETING),
+            n=name,
+            v=version,
+        )
+
+    def unsettled(self, name: str | None = None) -> list[RegisteredModel]:
+        """Versions a register or delete has not finished (oldest first)."""
+        clause = " AND name = :name" if name else ""
+        rows = self.db.all(
+            f"SELECT * FROM models WHERE state <> 'ready'{clause} ORDER BY created_at",
+            name=name,
+        )
+        return [_model(r) for r in rows]
 
     def set_label(self, name: str, version: str, label: str) -> None:
         """Put ``label`` on ``name:version``, taking it off the version that had it."""
@@ -115,6 +166,7 @@ class ModelStore:
         )
 
     def get(self, name: str, version: str) -> RegisteredModel | None:
+        """One version's record, whatever its state."""
         row = self.db.one(
             "SELECT * FROM models WHERE name = :name AND version = :version",
             name=name,
@@ -122,9 +174,14 @@ class ModelStore:
         )
         return _model(row) if row else None
 
-    def list(self, name: str | None = None, archived: bool = False) -> list[RegisteredModel]:
-        """Versions newest first, optionally of one name; archived ones only when asked."""
+    def list(
+        self, name: str | None = None, archived: bool = False, every_state: bool = False
+    ) -> list[RegisteredModel]:
+        """Ready versions newest first, optionally of one name; archived ones only when
+        asked; unfinished ones (pending, deleting) too with ``every_state``."""
         where = ["name = :name"] if name else []
+        if not every_state:
+            where.append("state = 'ready'")
         if not archived:
             where.append("archived = 0")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -174,4 +231,5 @@ def _model(row: Row) -> RegisteredModel:
         created_at=row["created_at"],
         archived=bool(row.get("archived", 0)),
         mlflow_version=row.get("mlflow_version"),
+        state=ModelState(row.get("state") or ModelState.READY),
     )

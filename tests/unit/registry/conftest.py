@@ -49,7 +49,10 @@ def completed_job(workspace: Path, packaged: Path, data_file: Path) -> str:
             "data_sha256": {"train": digest},
         },
         "evaluate": {"metrics": {"test_loss": 1.5}},
-        "package": {"mlflow_model_folder": str(packaged / "mlflow_model_folder")},
+        "package": {
+            "pytorch_model_folder": str(packaged),
+            "mlflow_model_folder": str(packaged / "mlflow_model_folder"),
+        },
     }
     for stage, out in outputs.items():
         store.jobs.update_stage("j", stage, status="completed", outputs=out)

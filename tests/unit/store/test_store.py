@@ -11,7 +11,7 @@ import pytest
 from chattune.errors import ConflictError, NotFoundError, RuntimeFailure
 from chattune.store import open_store
 from chattune.store.migrations import MIGRATIONS
-from chattune.store.models import RegisteredModel
+from chattune.store.models import ModelState, RegisteredModel
 
 BOTH = pytest.mark.parametrize(
     "database_uri",
@@ -59,12 +59,33 @@ def test_jobs_roundtrip_and_conflict(database_uri: str) -> None:
 def test_registering_moves_latest(database_uri: str) -> None:
     models = open_store(database_uri).models
     for version in ("1", "2"):
-        models.insert(
-            RegisteredModel("m", version, "/p", None, None, "", {}, ["latest"], {}, 0.0)
-        )
+        models.insert(RegisteredModel("m", version, "/p", None, None, "", {}, ["latest"], {}, 0.0))
     assert {m.version: m.labels for m in models.list("m")} == {"1": [], "2": ["latest"]}
     with pytest.raises(ConflictError, match="m:2 exists"):
         models.insert(RegisteredModel("m", "2", "/p", None, None, "", {}, [], {}, 0.0))
+
+
+@BOTH
+def test_only_ready_versions_list_and_unsettled_ones_are_found(database_uri: str) -> None:
+    models = open_store(database_uri).models
+    models.insert(RegisteredModel("m", "1", "/p", None, None, "", {}, ["latest"], {}, 1.0))
+    pending = RegisteredModel(
+        "m", "2", "/p", None, None, "", {}, [], {}, 2.0, state=ModelState.PENDING
+    )
+    models.insert(pending)
+    assert [m.version for m in models.list("m")] == ["1"]
+    assert [m.version for m in models.list("m", every_state=True)] == ["2", "1"]
+    assert [(m.version, m.state) for m in models.unsettled()] == [("2", "pending")]
+    models.mark_ready("m", "2", "7", ["latest"])
+    assert {m.version: (m.labels, m.mlflow_version) for m in models.list("m")} == {
+        "1": ([], None),
+        "2": (["latest"], "7"),
+    }
+    models.mark_deleting("m", "2")
+    assert [(m.version, m.state, m.labels) for m in models.unsettled("m")] == [
+        ("2", "deleting", [])
+    ]
+    assert [m.version for m in models.list()] == ["1"] and models.unsettled("other") == []
 
 
 @BOTH
