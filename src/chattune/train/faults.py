@@ -3,7 +3,8 @@ process fail exactly there, so a test can kill it at a moment no outside poll co
 
 Points (each passed once by a job): ``stage:NAME`` (a stage is about to run), ``step:N``
 (optimizer step N is done, nothing of it logged or saved yet), ``checkpoint_save:N``
-(checkpoint N's weights, optimizer and RNG state are written, its trainer state not yet),
+(checkpoint N's weights, optimizer, RNG and trainer state are written, its completeness
+marker not yet),
 ``package`` (the transformers folder is linked, the MLflow model not yet written).
 Actions: ``kill`` (default: SIGKILL of the process itself, a real ``kill -9``) or
 ``enospc`` (an ``OSError`` "No space left on device", as a full disk raises it).

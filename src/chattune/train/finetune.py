@@ -18,6 +18,7 @@ from chattune.train.checkpoints import (
     Checkpoint,
     is_complete,
     newest_complete,
+    remove_incomplete,
     remove_staging,
     step_of,
 )
@@ -104,6 +105,7 @@ def resume_point(
     if not (resuming or p.resume_from_checkpoint):
         return None
     start = newest_complete(checkpoints, hooks.log)
+    remove_incomplete(checkpoints)
     if start is None:
         hooks.log.warning(
             "resume: no complete checkpoint in %s yet; training starts from step 0", checkpoints
@@ -171,6 +173,7 @@ def build_trainer(
         loss_sum_before=loss_sum_before,
         chunked_loss=chunked_loss,
         adapter_autocast=bf16_weights(p) and p.apply_lora and not _cuda(),
+        keep_checkpoints=None if p.save_total_limit < 0 else p.save_total_limit,
     )
     hooks.log.info("training loss: %s", trainer.loss_note)
     return trainer
@@ -247,7 +250,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         logging_first_step=True,
         save_strategy="steps",
         save_steps=p.save_steps,
-        save_total_limit=None if p.save_total_limit < 0 else p.save_total_limit,
+        save_total_limit=None,  # ChattuneTrainer rotates, once the new checkpoint is complete
         load_best_model_at_end=False,
         metric_for_best_model=f"eval_{metric}" if best else None,  # perplexity ranks as loss
         greater_is_better=(metric == "token_accuracy") if best else None,
