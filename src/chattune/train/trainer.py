@@ -87,9 +87,14 @@ class ChattuneTrainer(Trainer):
         chunked_loss: bool = True,
         adapter_autocast: bool = False,
         keep_checkpoints: int | None = None,
+        sharded_weights: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.sharded_weights = sharded_weights
+        """The weights are split over the ranks (ZeRO-3, FSDP full_shard): :meth:`load_best`
+        leaves the best weights in ``best/`` (:attr:`best_to_load`) for the final save."""
+        self.best_to_load: Path | None = None
         self.loss_sum_before = loss_sum_before
         """Training-loss sum of the steps before this ``train()`` call (a resume)."""
         self.keep_checkpoints = keep_checkpoints
@@ -107,7 +112,9 @@ class ChattuneTrainer(Trainer):
         input cast (bf16 LoRA on a CPU; the module docstring says why)."""
         why_not = "turned off" if not chunked_loss else unsupported(self.model)
         if why_not is None and self.is_deepspeed_enabled:
-            why_not = "DeepSpeed partitions the output projection"
+            why_not = "DeepSpeed runs the forward pass (ZeRO-3 partitions the output projection)"
+        if why_not is None and self.is_fsdp_enabled:
+            why_not = "FSDP shards the output projection"
         self.chunked_loss = why_not is None
         self.loss_note = (
             "chunked cross-entropy over the output projection (no full-vocabulary logits)"
@@ -237,7 +244,10 @@ class ChattuneTrainer(Trainer):
             return None
         if info["step"] != self.state.global_step:
             self.state.best_model_checkpoint = str(folder)
-            load_weights(self.model, folder)
+            if self.sharded_weights:
+                self.best_to_load = folder
+            else:
+                load_weights(self.model, folder)
         return str(folder)
 
     def diverged(self, what: str, value: float, step: int) -> NonFiniteLoss:
