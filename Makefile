@@ -34,7 +34,7 @@ test: setup
 # The engines the scale-out tests drive: PostgreSQL (Debian's server package, started by the
 # tests on a free port) and the Python extras that talk to them.
 $(EXTRAS): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,postgres,ray]"
+	DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,postgres,ray,deepspeed]"
 	touch $(EXTRAS)
 
 postgres-server:

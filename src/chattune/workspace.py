@@ -190,5 +190,3 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
-
-

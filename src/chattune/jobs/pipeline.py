@@ -94,7 +94,7 @@ def _preprocess(i: Inputs) -> Preprocessed:
 def _finetune(i: Inputs) -> FineTuned:
     prep, model = i.get(Preprocessed), i.get(ImportedModel)
     nproc, nnodes = i.params.world
-    if nproc * nnodes > 1:
+    if nproc * nnodes > 1 or i.params.apply_deepspeed or i.params.fsdp:  # a process group
         from chattune.train import distributed
 
         launch = distributed.Launch(nproc, nnodes, i.params.rendezvous_endpoint)

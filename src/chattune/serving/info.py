@@ -136,4 +136,3 @@ class EndpointInfo:
         data = asdict(self)
         data.update(scoring_uri=self.scoring_uri, openai_base_url=self.openai_base_url)
         return data
-

@@ -89,6 +89,7 @@ def _supervise(cmd: list[str], events: Path, hooks: Hooks) -> int:
     """Run torchrun, forwarding rank 0's lines and events; stop it all if we are stopped."""
     proc = subprocess.Popen(
         cmd,
+        env=rank_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -108,6 +109,18 @@ def _supervise(cmd: list[str], events: Path, hooks: Hooks) -> int:
     finally:
         if proc.poll() is None:  # canceled (SIGTERM) or failed here: no rank is left behind
             _stop_group(proc)
+
+
+def rank_environment() -> dict[str, str]:
+    """The ranks' environment: without CUDA, DeepSpeed's CPU accelerator (it falls back to
+    gloo when oneCCL is absent); the first DeepSpeed run on a CPU compiles its shared-memory
+    collective once (g++, cached in ~/.cache/torch_extensions)."""
+    import torch
+
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    return env
 
 
 def _pump(proc: subprocess.Popen[str], hooks: Hooks) -> None:

@@ -4,11 +4,12 @@ could catch.
 
 Points (each passed once by a job): ``stage:NAME`` (a stage is about to run), ``step:N``
 (optimizer step N is done, nothing of it logged or saved yet), ``checkpoint_save:N``
-(checkpoint N's weights, optimizer and RNG state are written, its trainer state not yet),
-``package`` (the transformers folder is linked, the MLflow model not yet written); and in
-``models register``/``delete`` (docs/registry.md): ``register:staged``, ``register:recorded``,
-``register:placed``, ``register:mlflow_created``, ``register:synced``, ``register:ready``,
-``register:rollback``, ``delete:marked``, ``delete:mlflow_removed``, ``delete:folder_removed``.
+(checkpoint N's weights, optimizer, RNG and trainer state are written, its completeness
+marker not yet), ``package`` (the transformers folder is linked, the MLflow model not yet
+written); and in ``models register``/``delete`` (docs/registry.md): ``register:staged``,
+``register:recorded``, ``register:placed``, ``register:mlflow_created``, ``register:synced``,
+``register:ready``, ``register:rollback``, ``delete:marked``, ``delete:mlflow_removed``,
+``delete:folder_removed``.
 Actions: ``kill`` (default: SIGKILL of the process itself, a real ``kill -9``) or
 ``enospc`` (an ``OSError`` "No space left on device", as a full disk raises it).
 

@@ -18,6 +18,7 @@ from chattune.train.checkpoints import (
     Checkpoint,
     is_complete,
     newest_complete,
+    remove_incomplete,
     remove_staging,
     step_of,
 )
@@ -71,7 +72,9 @@ def run(
         f"; best model: {best} ({trainer.args.metric_for_best_model})" if best else "",
     )
     final = out_dir / "final"
-    if trainer.is_world_process_zero():  # one writer of the final model
+    if p.sharded_weights:
+        save_gathered(trainer, tokenizer, final, p, model.model_dir)
+    elif trainer.is_world_process_zero():  # one writer of the final model
         save_final(trainer.model, tokenizer, final, p)
     return FineTuned(
         final_model=str(final),
@@ -104,6 +107,7 @@ def resume_point(
     if not (resuming or p.resume_from_checkpoint):
         return None
     start = newest_complete(checkpoints, hooks.log)
+    remove_incomplete(checkpoints)
     if start is None:
         hooks.log.warning(
             "resume: no complete checkpoint in %s yet; training starts from step 0", checkpoints
@@ -171,6 +175,8 @@ def build_trainer(
         loss_sum_before=loss_sum_before,
         chunked_loss=chunked_loss,
         adapter_autocast=bf16_weights(p) and p.apply_lora and not _cuda(),
+        keep_checkpoints=None if p.save_total_limit < 0 else p.save_total_limit,
+        sharded_weights=p.sharded_weights,
     )
     hooks.log.info("training loss: %s", trainer.loss_note)
     return trainer
@@ -247,7 +253,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         logging_first_step=True,
         save_strategy="steps",
         save_steps=p.save_steps,
-        save_total_limit=None if p.save_total_limit < 0 else p.save_total_limit,
+        save_total_limit=None,  # ChattuneTrainer rotates, once the new checkpoint is complete
         load_best_model_at_end=False,
         metric_for_best_model=f"eval_{metric}" if best else None,  # perplexity ranks as loss
         greater_is_better=(metric == "token_accuracy") if best else None,
@@ -257,6 +263,7 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
         dataloader_num_workers=0,
         include_num_input_tokens_seen="all",
         deepspeed=deepspeed_config(p) if p.apply_deepspeed else None,
+        **fsdp_arguments(p),
         ddp_backend=ddp_backend(),
         # gloo: else accelerate sees no DDP on CPU (no grad sync); bf16: else it wants a GPU
         use_cpu=ddp_backend() == "gloo" or (p.precision == "bf16" and not _cuda()),
@@ -265,13 +272,33 @@ def training_arguments(p: TrainParams, output_dir: Path, has_eval: bool) -> Any:
 
 def deepspeed_config(p: TrainParams) -> dict[str, Any]:
     """DeepSpeed ZeRO stage 2 or 3; "auto" lets the Trainer fill batch, precision and clip."""
+    zero: dict[str, Any] = {"stage": p.deepspeed_stage, "overlap_comm": True}
+    if p.deepspeed_stage == 3:  # save_model gathers whole 16-bit weights (packaging reads them)
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
     return {
-        "zero_optimization": {"stage": p.deepspeed_stage, "overlap_comm": True},
+        "zero_optimization": zero,
         "bf16": {"enabled": "auto"},
         "fp16": {"enabled": "auto"},
         "train_micro_batch_size_per_gpu": "auto",
         "gradient_accumulation_steps": "auto",
         "gradient_clipping": "auto",
+    }
+
+
+def fsdp_arguments(p: TrainParams) -> dict[str, Any]:
+    """FSDP through accelerate (TrainingArguments ``fsdp``/``fsdp_config``): each decoder
+    layer its own unit; whole weights gathered on rank 0 when a model is saved."""
+    if not p.fsdp:
+        return {}
+    return {
+        "fsdp": f"{p.fsdp_sharding} auto_wrap",
+        "fsdp_config": {
+            "transformer_layer_cls_to_wrap": None,  # the model's _no_split_modules
+            "use_orig_params": True,  # LoRA: frozen and trainable parameters in one unit
+            "state_dict_type": "FULL_STATE_DICT",
+            "cpu_ram_efficient_loading": False,
+            "sync_module_states": False,
+        },
     }
 
 
@@ -330,6 +357,45 @@ def save_final(model: Any, tokenizer: Any, out: Path, p: TrainParams) -> None:
     gen = getattr(model, "generation_config", None)
     if gen is not None:
         gen.save_pretrained(out)
+
+
+def save_gathered(
+    trainer: Any, tokenizer: Any, final: Path, p: TrainParams, model_dir: str
+) -> None:
+    """The final model when the weights are split over the ranks (ZeRO-3, FSDP full_shard):
+    every rank takes part in ``save_model`` (whole weights gathered to rank 0; the best
+    evaluation's are in ``best/`` already), then rank 0 reloads them unsharded and saves
+    them as :func:`save_final` does (merged, finite, tokenizer)."""
+    import shutil
+
+    staging = final.parent / ".staging-gathered"
+    source = trainer.best_to_load
+    if source is None:
+        trainer.save_model(str(staging))  # a collective: every rank calls it
+        source = staging
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        save_final(reload_saved(Path(source), model_dir, p), tokenizer, final, p)
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+
+
+def reload_saved(folder: Path, model_dir: str, p: TrainParams) -> Any:
+    """A model ``save_model`` wrote, loaded whole in one process (LoRA: on its base)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    # Training is over: without this, from_pretrained would build the model under ZeRO-3's
+    # partitioned init, a collective the other ranks (waiting at a barrier) never join.
+    unset_hf_deepspeed_config()
+    dtype = torch.bfloat16 if bf16_weights(p) else torch.float32
+    if not p.apply_lora:
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    return PeftModel.from_pretrained(base, folder)
 
 
 class MetricsCallback(TrainerCallback):

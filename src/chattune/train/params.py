@@ -126,8 +126,28 @@ class TrainParams(BaseModel):
     lora_dropout: Fraction = 0.0
     lora_target_modules: list[str] | None = Field(None, description="None: every linear layer")
     merge_lora_weights: bool = True
-    apply_deepspeed: bool = False
-    deepspeed_stage: Literal[2, 3] = 2
+    apply_deepspeed: bool = Field(
+        False,
+        description="Train through DeepSpeed ZeRO (the Trainer's integration; pip extra "
+        "`chattune[deepspeed]`). On a GPU machine with NCCL; on CPU with `processes: N` "
+        "(DeepSpeed's CPU accelerator over gloo).",
+    )
+    deepspeed_stage: Literal[2, 3] = Field(
+        2,
+        description="ZeRO stage: 2 shards optimizer state and gradients; 3 also the weights "
+        "(checkpoints and the final model are gathered to whole 16-bit weights on save)",
+    )
+    fsdp: bool = Field(
+        False,
+        description="Shard the model over the processes with PyTorch FSDP (accelerate's "
+        "integration, the name accelerate and LLaMA-Factory use); gloo on CPU, NCCL on GPUs. "
+        "Not with apply_deepspeed.",
+    )
+    fsdp_sharding: Literal["full_shard", "shard_grad_op"] = Field(
+        "full_shard",
+        description="What FSDP shards: full_shard (weights, gradients, optimizer state; "
+        "ZeRO-3-like) or shard_grad_op (gradients and optimizer state; ZeRO-2-like)",
+    )
     number_of_gpu_to_use_finetuning: Count | None = None
     num_nodes_finetune: Count = 1
     processes: Count | None = Field(
@@ -159,7 +179,16 @@ class TrainParams(BaseModel):
             raise ValueError("evaluation_strategy 'steps' needs eval_steps")
         if self.apply_early_stopping and self.evaluation_strategy == "no":
             raise ValueError("apply_early_stopping needs evaluation_strategy epoch or steps")
+        if self.fsdp and self.apply_deepspeed:
+            raise ValueError("fsdp and apply_deepspeed are two ways to shard: choose one")
         return self
+
+    @property
+    def sharded_weights(self) -> bool:
+        """The weights are split over the processes (ZeRO-3, FSDP full_shard): saving the
+        final model gathers them first."""
+        zero3 = self.apply_deepspeed and self.deepspeed_stage == 3
+        return zero3 or (self.fsdp and self.fsdp_sharding == "full_shard")
 
 
 @dataclass(frozen=True)

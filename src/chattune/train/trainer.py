@@ -1,14 +1,29 @@
-"""The transformers Trainer with two guarantees the stock one lacks.
+"""The transformers Trainer with guarantees the stock one lacks, on its public seams only.
 
-- **Training watches itself**: the first non-finite training loss (or gradient norm) stops
-  the run at that step with :class:`NonFiniteLoss`, before anything is saved; the last good
-  checkpoint stays, and no final model is written.
-- **The best model is kept whenever evaluation runs**: each new best (``metric_for_best_model``)
-  is saved to ``best/`` and loaded back at the end, whatever the checkpoint schedule.
-- **Checkpoints are atomic**: each is written to a staging folder and renamed to
-  ``checkpoint-N`` when complete, so a kill during a save never leaves a checkpoint that a
-  resume would trip over. Each also records the training-loss sum so far, so a resumed run
-  reports its loss over all its steps.
+**How it hooks in.** Only what transformers documents for subclasses and callbacks:
+overrides of ``compute_loss``, ``training_step``, ``evaluate``, ``save_model`` and ``train``,
+and a :class:`TrainerCallback` (:class:`Guard`) on ``on_step_end``, ``on_log``,
+``on_evaluate`` and ``on_save``. No ``_``-member of a transformers or PEFT class is
+overridden, called or read (tests/unit/train/test_public_seams.py walks the source for it),
+so a transformers upgrade cannot silently change checkpointing or resume. A loop of our own
+on accelerate was the alternative; it would re-implement what the Trainer's DeepSpeed, FSDP,
+gradient accumulation, resume and early stopping already do (and test), for a few hooks the
+callbacks give.
+
+- **Training watches itself**: the first non-finite training loss (``training_step``) or
+  gradient norm (``on_log``; every save step is logged, so it is checked before any save)
+  stops the run at that step with :class:`NonFiniteLoss`; the last good checkpoint stays,
+  and no final model is written.
+- **The best model is kept whenever evaluation runs**: each new best (``metric_for_best_model``,
+  judged in ``on_evaluate`` as the Trainer judges it) is saved to ``best/`` (staging folder +
+  rename) and loaded back at the end, whatever the checkpoint schedule.
+- **A checkpoint is complete once marked**: the Trainer writes ``checkpoint-N`` in place; in
+  ``on_save``, once every rank has written its part, the marker ``chattune_state.json`` (the
+  training-loss sum so far, so a resumed run reports its loss over all its steps) is written
+  atomically. Resume takes only marked checkpoints and removes unmarked ones
+  (:mod:`chattune.train.checkpoints`); rotation (``save_total_limit``) runs after the marker,
+  over marked checkpoints, so it never deletes the last complete one. A failed write (a full
+  disk) is :class:`CheckpointWriteError`, in one line, and its folder is removed.
 - **One definition of the eval metrics**: evaluation calls
   :func:`chattune.train.scoring.score` on the eval split's conversations (the stock loop
   averages per-batch mean losses over packed rows), so ``eval_loss`` during training and
@@ -38,17 +53,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer
-from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers import Trainer, TrainerCallback
 
 from chattune.errors import ChattuneError
 from chattune.train import faults
 from chattune.train.checkpoints import (
     STAGING_PREFIX,
-    TRAINER_STATE,
+    mark_complete,
     newest_complete,
-    write_run_state,
+    rotate,
 )
 from chattune.train.loss import causal_lm_loss, unsupported
 from chattune.train.scoring import score
@@ -73,17 +86,35 @@ class ChattuneTrainer(Trainer):
         loss_sum_before: float = 0.0,
         chunked_loss: bool = True,
         adapter_autocast: bool = False,
+        keep_checkpoints: int | None = None,
+        sharded_weights: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.sharded_weights = sharded_weights
+        """The weights are split over the ranks (ZeRO-3, FSDP full_shard): :meth:`load_best`
+        leaves the best weights in ``best/`` (:attr:`best_to_load`) for the final save."""
+        self.best_to_load: Path | None = None
         self.loss_sum_before = loss_sum_before
         """Training-loss sum of the steps before this ``train()`` call (a resume)."""
+        self.keep_checkpoints = keep_checkpoints
+        """Complete checkpoints kept (None: all); ``args.save_total_limit`` must stay None,
+        else the Trainer would rotate before the new checkpoint is marked complete."""
+        self.logged_loss = 0.0
+        """Training-loss sum over this call's logged steps (mean over ranks, as logged)."""
+        self.pending_loss = torch.zeros(())
+        """Training-loss sum over the steps since the last log (this rank's)."""
+        self.saving: Path | None = None
+        """The checkpoint folder being written, until it is marked complete."""
+        self.add_callback(Guard(self))
         self.adapter_autocast = adapter_autocast
         """Training forward passes run under CPU bf16 autocast without PEFT's float32
         input cast (bf16 LoRA on a CPU; the module docstring says why)."""
         why_not = "turned off" if not chunked_loss else unsupported(self.model)
         if why_not is None and self.is_deepspeed_enabled:
-            why_not = "DeepSpeed partitions the output projection"
+            why_not = "DeepSpeed runs the forward pass (ZeRO-3 partitions the output projection)"
+        if why_not is None and self.is_fsdp_enabled:
+            why_not = "FSDP shards the output projection"
         self.chunked_loss = why_not is None
         self.loss_note = (
             "chunked cross-entropy over the output projection (no full-vocabulary logits)"
@@ -130,20 +161,32 @@ class ChattuneTrainer(Trainer):
     def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not bool(torch.isfinite(loss)):
-            raise self._diverged("the training loss", float(loss), self.state.global_step + 1)
+            raise self.diverged("the training loss", float(loss), self.state.global_step + 1)
+        if self.pending_loss.device != loss.device:
+            self.pending_loss = self.pending_loss.to(loss.device)
+        self.pending_loss += loss  # what the Trainer adds to its running loss, in its order
         return loss
 
-    def _maybe_log_save_evaluate(self, tr_loss: Any, grad_norm: Any, *args: Any, **kw: Any) -> None:
-        # Checked before logging and saving, so no checkpoint holds the weights it produced.
-        # fp16's loss scaler expects an overflow now and then (it skips that step): not fatal.
-        faults.hit(f"step:{self.state.global_step}")
-        norm = float(grad_norm) if grad_norm is not None else 0.0
-        if not math.isfinite(norm) and not self.args.fp16:
-            raise self._diverged("the gradient norm", norm, self.state.global_step)
-        super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kw)
-        step = self.state.global_step
-        if self.args.metric_for_best_model and self.state.best_global_step == step:
-            self._save_best()
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """The stock ``train``; a checkpoint write that fails (a full disk) stops it with
+        :class:`CheckpointWriteError`, its half-written folder removed."""
+        self.logged_loss, self.pending_loss, self.saving = 0.0, torch.zeros(()), None
+        try:
+            return super().train(*args, **kwargs)
+        except OSError as exc:
+            folder = self.saving
+            if folder is None:
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+            raise self._unwritable(folder.parent, folder.name, exc) from exc
+
+    def save_model(self, output_dir: str | None = None, *args: Any, **kwargs: Any) -> None:
+        """The stock ``save_model``; notes when it starts a checkpoint (the Trainer's first
+        write of one), so a failed write can name it and remove it."""
+        folder = Path(output_dir or self.args.output_dir)
+        if folder.name == f"checkpoint-{self.state.global_step}":
+            self.saving = folder
+        super().save_model(output_dir, *args, **kwargs)
 
     def evaluate(
         self,
@@ -170,18 +213,18 @@ class ChattuneTrainer(Trainer):
         )
         return metrics
 
-    def _save_best(self) -> None:
-        """The weights of the new best evaluation, atomically, in ``best/``."""
+    def save_best(self, value: float) -> None:
+        """The weights of the new best evaluation (``value``), atomically, in ``best/``."""
         run_dir = Path(self.args.output_dir)
         final, staging = run_dir / BEST, run_dir / f"{STAGING_PREFIX}{BEST}"
         if self.args.should_save and staging.exists():
             shutil.rmtree(staging)
         self.accelerator.wait_for_everyone()
-        self.save_model(str(staging), _internal_call=True)
+        self.save_model(str(staging))
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             info = {"step": self.state.global_step, "metric": self.args.metric_for_best_model}
-            (staging / BEST_INFO).write_text(json.dumps(info | {"value": self.state.best_metric}))
+            (staging / BEST_INFO).write_text(json.dumps(info | {"value": value}))
             old = run_dir / f"{STAGING_PREFIX}old-{BEST}"
             if final.exists():
                 os.replace(final, old)
@@ -201,10 +244,13 @@ class ChattuneTrainer(Trainer):
             return None
         if info["step"] != self.state.global_step:
             self.state.best_model_checkpoint = str(folder)
-            self._load_best_model()
+            if self.sharded_weights:
+                self.best_to_load = folder
+            else:
+                load_weights(self.model, folder)
         return str(folder)
 
-    def _diverged(self, what: str, value: float, step: int) -> NonFiniteLoss:
+    def diverged(self, what: str, value: float, step: int) -> NonFiniteLoss:
         cause = f"learning_rate {self.args.learning_rate:g} too high"
         if self.args.fp16:
             cause += ", or fp16 overflow (precision bf16 or 32 avoids it)"
@@ -217,23 +263,7 @@ class ChattuneTrainer(Trainer):
 
     def loss_sum(self) -> float:
         """Training-loss sum over every step so far, this call's and those before a resume."""
-        pending = float(self._tr_loss.item()) if hasattr(self, "_tr_loss") else 0.0
-        return self.loss_sum_before + getattr(self, "_total_loss_scalar", 0.0) + pending
-
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        """transformers' ``_save_checkpoint``, written to a staging folder, renamed at the end.
-
-        A write that fails (a full disk) stops training with one line naming the checkpoint
-        and the last good one, which stays usable for ``jobs resume``.
-        """
-        run_dir = Path(self._get_output_dir(trial=trial))
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        final, staging = run_dir / name, run_dir / f"{STAGING_PREFIX}{name}"
-        try:
-            self._write_checkpoint(run_dir, staging, final)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise self._unwritable(run_dir, name, exc) from exc
+        return self.loss_sum_before + self.logged_loss + float(self.pending_loss.item())
 
     def _unwritable(self, run_dir: Path, name: str, exc: OSError) -> CheckpointWriteError:
         kept = newest_complete(run_dir)
@@ -245,43 +275,84 @@ class ChattuneTrainer(Trainer):
             "`chattune jobs resume JOB` continues from the last good checkpoint",
         )
 
-    def _write_checkpoint(self, run_dir: Path, staging: Path, final: Path) -> None:
-        if self.args.should_save and staging.exists():
-            shutil.rmtree(staging)
-        self.accelerator.wait_for_everyone()
-        self.store_flos()
-        self.save_model(str(staging), _internal_call=True)
-        if not self.args.save_only_model:
-            self._save_optimizer_and_scheduler(str(staging))
-            self._save_scaler(str(staging))
-            self._save_rng_state(str(staging))
-        faults.hit(f"checkpoint_save:{self.state.global_step}")  # all but the trainer state
+    def mark_checkpoint(self) -> None:
+        """After the Trainer wrote checkpoint N on every rank: its marker, then rotation."""
+        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        self.saving = folder
+        faults.hit(f"checkpoint_save:{self.state.global_step}")  # written, not yet marked
         loss_sum = self.loss_sum()
         self.accelerator.wait_for_everyone()  # every rank has written its part
-        best = self.state.best_global_step
-        if best and (best == self.state.global_step or (run_dir / f"checkpoint-{best}").exists()):
-            self.state.best_model_checkpoint = str(run_dir / f"checkpoint-{best}")
         if self.args.should_save:
-            self._export_callback_states()
-            write_run_state(staging, loss_sum)
-            self.state.save_to_json(str(staging / TRAINER_STATE))
-            if final.exists():  # the same step saved again after a resume: replace it
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            rotate_checkpoints(
-                output_dir=str(run_dir),
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=False,
-            )
+            mark_complete(folder, loss_sum)
+            rotate(folder.parent, self.keep_checkpoints)
         self.accelerator.wait_for_everyone()
+        self.saving = None
 
-    def _export_callback_states(self) -> None:
-        """What transformers stores for stateful callbacks (early stopping's patience)."""
-        for cb in [*self.callback_handler.callbacks, self.control]:
-            if isinstance(cb, ExportableState):
-                key = cb.__class__.__name__
-                if isinstance(self.state.stateful_callbacks.get(key), list):
-                    self.state.stateful_callbacks[key].append(cb.state())
-                else:
-                    self.state.stateful_callbacks[key] = cb.state()
+
+class Guard(TrainerCallback):
+    """The hooks of :class:`ChattuneTrainer` (module docstring): fault points, the
+    gradient-norm watchdog, the loss sum, the best model, the completeness marker."""
+
+    def __init__(self, trainer: ChattuneTrainer) -> None:
+        self.trainer = trainer
+        self.logged_at = 0
+        self.training = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.training, self.logged_at = True, state.global_step
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.training = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        faults.hit(f"step:{state.global_step}")  # the step is done, nothing logged or saved
+        if control.should_save:  # log first: the watchdog sees the norm before any save
+            control.should_log = True
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
+    ) -> None:
+        logs = logs or {}
+        # fp16's loss scaler expects an overflow now and then (it skips that step): not fatal.
+        norm = logs.get("grad_norm")
+        if norm is not None and not math.isfinite(norm) and not args.fp16:
+            raise self.trainer.diverged("the gradient norm", norm, state.global_step)
+        if "loss" in logs:  # the Trainer logs the mean over the steps since its last log
+            self.trainer.logged_loss += logs["loss"] * (state.global_step - self.logged_at)
+            self.trainer.pending_loss.zero_()
+            self.logged_at = state.global_step
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **_: Any
+    ) -> None:
+        """A new best (judged as the Trainer judges it, just after this hook): keep it."""
+        name = args.metric_for_best_model
+        if not (self.training and name and metrics):
+            return
+        value = metrics[name if name.startswith("eval_") else f"eval_{name}"]
+        best = state.best_metric
+        if best is None or (value > best if args.greater_is_better else value < best):
+            self.trainer.save_best(value)
+
+    def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.trainer.mark_checkpoint()
+
+
+def load_weights(model: Any, folder: Path) -> None:
+    """Load saved weights (``save_model``'s folder) into ``model``: a PEFT model's adapter,
+    or a full model's safetensors (sharded or not)."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model.load_adapter(str(folder), model.active_adapter)
+        return
+    from safetensors.torch import load_file
+
+    index = folder / "model.safetensors.index.json"
+    files = (
+        sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if index.exists()
+        else ["model.safetensors"]
+    )
+    for name in files:  # one shard at a time: tied weights are saved once, hence not strict
+        model.load_state_dict(load_file(folder / name), strict=False)

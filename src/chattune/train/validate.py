@@ -72,9 +72,12 @@ def _dataset_files(folder: Path) -> list[Path]:
 def check_compute(p: TrainParams) -> None:
     """Settings this machine cannot honour fail here, in one line, not inside the trainer."""
     wants = []
-    if p.apply_deepspeed:
-        wants.append("apply_deepspeed")
-    if (p.number_of_gpu_to_use_finetuning or 0) > 1:
+    if p.apply_deepspeed and importlib.util.find_spec("deepspeed") is None:
+        raise ValidationError(
+            "parameters.apply_deepspeed needs the deepspeed package, which is not installed",
+            "pip install 'chattune[deepspeed]', or set apply_deepspeed: false",
+        )
+    if (p.number_of_gpu_to_use_finetuning or 0) > 1 and p.processes is None:
         wants.append("number_of_gpu_to_use_finetuning")
     if p.precision == "16":  # bf16 trains on CPU too; fp16 needs a GPU's loss scaler
         wants.append("precision 16")
@@ -118,15 +121,17 @@ def _need_cuda(p: TrainParams, wants: list[str]) -> None:
     import torch
 
     if not torch.cuda.is_available():
+        hints = []
+        if p.number_of_gpu_to_use_finetuning and p.number_of_gpu_to_use_finetuning > 1:
+            hints.append(
+                f"to run the same on CPU set processes: {p.number_of_gpu_to_use_finetuning} "
+                "(gloo; apply_deepspeed and fsdp run there too)"
+            )
+        if p.precision == "16":
+            hints.append("set precision: bf16 (trains on CPU) or 32")
         raise ValidationError(
             f"parameters {', '.join(wants)} need a CUDA GPU, and this machine has none",
-            "set precision: bf16 (trains on CPU) or 32, apply_deepspeed: false, "
-            "number_of_gpu_to_use_finetuning unset (several CPU processes: `processes: N`)",
-        )
-    if p.apply_deepspeed and importlib.util.find_spec("deepspeed") is None:
-        raise ValidationError(
-            "parameters.apply_deepspeed needs the deepspeed package, which is not installed",
-            "pip install deepspeed, or set apply_deepspeed: false",
+            "; ".join(hints),
         )
     gpus = torch.cuda.device_count()
     if (p.number_of_gpu_to_use_finetuning or 0) > gpus:
