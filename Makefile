@@ -65,7 +65,7 @@ vllm: $(STAMP)
 test-all: setup $(EXTRAS) postgres-server browser vllm
 	$(BIN)/python -m pytest -q -m ""
 
-# Benchmarks (README "Benchmarks", "Performance"): TRL comes from the bench extra only.
+# Benchmarks (docs/benchmarks.md): TRL comes from the bench extra only.
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
