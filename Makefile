@@ -96,8 +96,10 @@ bench-full: $(BENCH_STAMP) assets vllm
 bench-gpu: $(BENCH_STAMP) assets
 	$(BIN)/python benchmarks/train_vs_trl_gpu.py
 
+# ruff, then mypy over src/ ([tool.mypy] in pyproject.toml; .mypy_cache makes reruns fast).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .chattune .pytest_cache

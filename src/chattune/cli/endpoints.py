@@ -144,6 +144,7 @@ def start(
             infos = client.endpoints.start_all(wait=not no_wait)
         _print_started(infos, json)
         return
+    assert name is not None  # one of the two, checked above
     with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
         info = client.endpoints.start(name, wait=not no_wait)
     _warn_exposure(info)

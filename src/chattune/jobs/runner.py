@@ -18,7 +18,7 @@ from pathlib import Path
 from chattune.errors import ChattuneError
 from chattune.jobs.cancel import Canceled
 from chattune.jobs.pipeline import PIPELINE, Inputs, Stage, cache_keys
-from chattune.jobs.resumes import once_per_step, resume_entry
+from chattune.jobs.resumes import MetricSink, once_per_step, resume_entry
 from chattune.jobs.spec import JobSpec, resolve_parameters
 from chattune.jobs.tracking import Tracker
 from chattune.store import workspace_store
@@ -49,7 +49,7 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
         log.info("resume from %s", entry["checkpoint"] or entry.get("note"))
     tracker = Tracker(ws, spec, job.mlflow_run_id)
     jobs.update(name, mlflow_run_id=tracker.run_id)
-    metrics = tracker.log_metrics
+    metrics: MetricSink = tracker.log_metrics
     if resuming and job.mlflow_run_id is not None:
         metrics = once_per_step(tracker.client, tracker.run_id, metrics)
     effective = resolve_parameters(spec)

@@ -74,8 +74,7 @@ def resolve_parameters(spec: JobSpec) -> EffectiveParams:
     from chattune.catalog import sources
 
     card = sources.parse(spec.model).card
-    defaults = card.tags.get("model_specific_defaults", {}) if card else {}
-    return effective_parameters(spec.parameters, dict(defaults))  # type: ignore[call-overload]
+    return effective_parameters(spec.parameters, card.model_specific_defaults if card else {})
 
 
 def effective_yaml(spec: JobSpec, effective: EffectiveParams) -> str:

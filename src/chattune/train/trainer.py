@@ -35,7 +35,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import Trainer
@@ -152,9 +152,9 @@ class ChattuneTrainer(Trainer):
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
         """``eval_loss``, ``eval_perplexity`` and ``eval_token_accuracy`` by :func:`score`."""
-        rows = eval_dataset if eval_dataset is not None else self.eval_dataset
+        rows: Any = eval_dataset if eval_dataset is not None else self.eval_dataset
         examples = [example for row in rows for example in row]  # unpack packed rows
-        model = self.model
+        model: Any = self.model
         was_training = model.training
         started = time.time()
         model.eval()
@@ -172,7 +172,7 @@ class ChattuneTrainer(Trainer):
 
     def _save_best(self) -> None:
         """The weights of the new best evaluation, atomically, in ``best/``."""
-        run_dir = Path(self.args.output_dir)
+        run_dir = Path(cast(str, self.args.output_dir))  # TrainingArguments always has one
         final, staging = run_dir / BEST, run_dir / f"{STAGING_PREFIX}{BEST}"
         if self.args.should_save and staging.exists():
             shutil.rmtree(staging)
@@ -192,7 +192,7 @@ class ChattuneTrainer(Trainer):
     def load_best(self) -> str | None:
         """After training: load the best evaluation's weights (when not the last step's);
         the folder that holds them, or None when no evaluation ran."""
-        folder = Path(self.args.output_dir) / BEST
+        folder = Path(cast(str, self.args.output_dir)) / BEST
         try:
             info = json.loads((folder / BEST_INFO).read_text())
         except (OSError, ValueError):
@@ -278,10 +278,12 @@ class ChattuneTrainer(Trainer):
 
     def _export_callback_states(self) -> None:
         """What transformers stores for stateful callbacks (early stopping's patience)."""
+        # a dict at run time; transformers annotates it as a list
+        stateful = cast(dict[str, Any], self.state.stateful_callbacks)
         for cb in [*self.callback_handler.callbacks, self.control]:
             if isinstance(cb, ExportableState):
                 key = cb.__class__.__name__
-                if isinstance(self.state.stateful_callbacks.get(key), list):
-                    self.state.stateful_callbacks[key].append(cb.state())
+                if isinstance(stateful.get(key), list):
+                    stateful[key].append(cb.state())
                 else:
-                    self.state.stateful_callbacks[key] = cb.state()
+                    stateful[key] = cb.state()
