@@ -65,7 +65,7 @@ vllm: $(STAMP)
 test-all: setup $(EXTRAS) postgres-server browser vllm
 	$(BIN)/python -m pytest -q -m ""
 
-# Benchmarks (README "Benchmarks", "Performance"): TRL comes from the bench extra only.
+# Benchmarks (docs/benchmarks.md): TRL comes from the bench extra only.
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
@@ -96,8 +96,10 @@ bench-full: $(BENCH_STAMP) assets vllm
 bench-gpu: $(BENCH_STAMP) assets
 	$(BIN)/python benchmarks/train_vs_trl_gpu.py
 
+# ruff, then mypy over src/ ([tool.mypy] in pyproject.toml; .mypy_cache makes reruns fast).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .chattune .pytest_cache

@@ -1,4 +1,4 @@
-"""Prints README's "Reliability" table from the figures the reliability suite recorded.
+"""Prints the table of docs/reliability.md from the figures the reliability suite recorded.
 
 The slow tests of ``tests/reliability/`` each write one JSON file into
 ``$CHATTUNE_RELIABILITY_OUT`` (default ``.chattune-reliability/``); this script only reads

@@ -8,6 +8,7 @@ catalog's allow-list tags name. Any other size, for a compute or a deployment's
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING
 
 from chattune.azureml.entities import AmlCompute, VmSize
@@ -30,12 +31,12 @@ class ComputeOperations:
         size = machine_size(self._client).name if target.type == "local" else target.type
         return AmlCompute(name=target.name, size=size, provisioning_state="Succeeded")
 
-    def list(self) -> list[AmlCompute]:
+    def list(self) -> builtins.list[AmlCompute]:
         return [self.get(t.name) for t in self._client.compute.list()]
 
     def list_sizes(
         self, location: str | None = None, compute_type: str | None = None
-    ) -> list[VmSize]:
+    ) -> builtins.list[VmSize]:
         """This machine's one size (``location`` and ``compute_type`` have no local meaning)."""
         return [machine_size(self._client)]
 

@@ -22,8 +22,8 @@ def extract(archive: Path, inner: str, out: Path) -> Path:
     else:
         with tarfile.open(archive) as tf:
             prefix = inner.rstrip("/") + "/"
-            members = [m for m in tf.getmembers() if m.name == inner or m.name.startswith(prefix)]
-            if not members:
+            found = [m for m in tf.getmembers() if m.name == inner or m.name.startswith(prefix)]
+            if not found:
                 raise AssetError(f"{archive.name} has no {inner}", "fetch again with --force")
-            tf.extractall(out, members=members, filter="data")
+            tf.extractall(out, members=found, filter="data")
     return out / inner

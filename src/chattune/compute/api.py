@@ -106,7 +106,7 @@ class ComputeAPI:
         False
         """
         ref = sources.parse(model)
-        defaults = ref.card.tags.get("model_specific_defaults", {}) if ref.card else {}
+        defaults = ref.card.model_specific_defaults if ref.card else {}
         known = TrainingShape.__dataclass_fields__
         unknown_params = sorted(set(params) - set(known) | ({"apply_lora"} & set(params)))
         if unknown_params:
@@ -116,12 +116,12 @@ class ComputeAPI:
                 f"compute check: parameter(s) {', '.join(unknown_params)} not known here",
                 f"use method= and some of: {', '.join(k for k in known if k != 'apply_lora')}",
             )
-        fields = {k: v for k, v in dict(defaults).items() if k in known}  # type: ignore[call-overload]
+        fields = {k: v for k, v in defaults.items() if k in known}
         shape = TrainingShape(**{**fields, **params, "apply_lora": method == "lora"})
         fitted = fit.check(Architecture.from_config(fit.model_config(model)), shape, fit.room())
-        allowed = ref.card.tags.get("finetune_compute_allow_list", []) if ref.card else []
+        allowed = ref.card.finetune_compute_allow_list if ref.card else []
         reasons = []
-        if allowed and fitted.room.kind not in allowed:  # type: ignore[operator]
+        if allowed and fitted.room.kind not in allowed:
             reasons.append(
                 f"{ref.display} allows fine-tuning on {allowed}, this machine is {fitted.room.kind}"
             )

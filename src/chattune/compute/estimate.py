@@ -64,8 +64,8 @@ class Architecture:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Architecture:
         """From a parsed ``config.json``; a missing size names the key."""
-        needed = ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size")
-        needed += ("num_attention_heads",)
+        needed: tuple[str, ...] = ("hidden_size", "intermediate_size", "num_hidden_layers")
+        needed += ("vocab_size", "num_attention_heads")
         missing = [k for k in needed if not isinstance(config.get(k), int)]
         if missing:
             raise ValidationError(
@@ -177,6 +177,7 @@ def estimate(arch: Architecture, shape: TrainingShape) -> MemoryEstimate:
     seq = shape.max_seq_length if shape.max_seq_length > 0 else arch.context_length
     targets = lora_targets(arch, shape.lora_target_modules) if shape.apply_lora else []
     lora_params = arch.layers * sum(shape.lora_r * (m.fan_in + m.fan_out) for m in targets)
+    weights: float  # bytes; ZeRO divides them (and gradients, optimizer) across processes
     if shape.apply_lora:
         # PEFT keeps adapters in float32 even over bf16 weights (autocast_adapter_dtype).
         trainable, train_bytes = lora_params, 4
@@ -184,8 +185,8 @@ def estimate(arch: Architecture, shape: TrainingShape) -> MemoryEstimate:
     else:
         trainable, train_bytes = arch.num_parameters, weight_bytes
         weights = arch.num_parameters * weight_bytes
-    gradients = trainable * train_bytes
-    optimizer = _optimizer_bytes(arch, shape, targets, train_bytes)
+    gradients: float = trainable * train_bytes
+    optimizer: float = _optimizer_bytes(arch, shape, targets, train_bytes)
     world = shape.processes
     if shape.deepspeed_stage and world > 1:  # ZeRO shards these across the processes
         gradients, optimizer = gradients / world, optimizer / world

@@ -182,7 +182,7 @@ def tail(address: str, submission_id: str, *, timeout_s: float | None = None) ->
     _call(url, submission_id, lambda: client.get_job_info(submission_id))  # NotFoundError
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     loop = asyncio.new_event_loop()
-    stream = client.tail_job_logs(submission_id)
+    stream: Any = client.tail_job_logs(submission_id)  # an async generator (ray 2.x)
     try:
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -134,10 +134,10 @@ def rejects_path(out: Path) -> Path:
 
 def _open_sinks(stack: ExitStack, out: Path) -> dict[Path, IO[str]]:
     out.parent.mkdir(parents=True, exist_ok=True)
-    sinks = {}
+    sinks: dict[Path, IO[str]] = {}
     for final in (out, rejects_path(out)):
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        stack.callback(lambda t=tmp: t.unlink(missing_ok=True))  # gone after a rename
+        stack.callback(tmp.unlink, missing_ok=True)  # gone after a rename
         sinks[final] = stack.enter_context(open(tmp, "w", encoding="utf-8"))  # noqa: SIM115
     return sinks
 

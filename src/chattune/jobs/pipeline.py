@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from chattune.jobs.spec import JobSpec
 from chattune.train.params import TrainParams
@@ -51,7 +51,7 @@ class Inputs:
 
     def get(self, kind: type[R]) -> R:
         """The result of an earlier stage, by its type."""
-        return self.results[kind]  # type: ignore[return-value]
+        return cast(R, self.results[kind])  # the table holds each kind's own type
 
     def dir(self, stage: str) -> Path:
         return self.job_dir / stage

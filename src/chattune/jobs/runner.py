@@ -18,7 +18,7 @@ from pathlib import Path
 from chattune.errors import ChattuneError
 from chattune.jobs.cancel import Canceled
 from chattune.jobs.pipeline import PIPELINE, Inputs, Stage, cache_keys
-from chattune.jobs.resumes import once_per_step, resume_entry
+from chattune.jobs.resumes import MetricSink, once_per_step, resume_entry
 from chattune.jobs.spec import JobSpec, resolve_parameters
 from chattune.jobs.tracking import Tracker
 from chattune.store import workspace_store
@@ -49,7 +49,7 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
         log.info("resume from %s", entry["checkpoint"] or entry.get("note"))
     tracker = Tracker(ws, spec, job.mlflow_run_id)
     jobs.update(name, mlflow_run_id=tracker.run_id)
-    metrics = tracker.log_metrics
+    metrics: MetricSink = tracker.log_metrics
     if resuming and job.mlflow_run_id is not None:
         metrics = once_per_step(tracker.client, tracker.run_id, metrics)
     effective = resolve_parameters(spec)
@@ -110,9 +110,9 @@ def _log_failure(inputs: Inputs, stage: str, message: str, exc: Exception) -> No
     log too with ``CHATTUNE_DEBUG=1``). A user error (a ``ChattuneError``) needs no
     traceback to be understood; a bug's line says where its traceback is."""
     trace = "".join(traceback.format_exception(exc))
-    path = inputs.job_dir / TRACEBACKS
+    path: Path | None = inputs.job_dir / TRACEBACKS
     try:
-        with path.open("a") as f:
+        with (inputs.job_dir / TRACEBACKS).open("a") as f:
             f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} stage {stage}\n{trace}")
     except OSError:
         path = None  # an unwritable job folder: the log line must still be written

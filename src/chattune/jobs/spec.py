@@ -45,15 +45,23 @@ class Settings(BaseModel):
 class JobSpec(BaseModel):
     """A fine-tuning pipeline job (every key optional but ``model`` and ``data.train``)."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(**_STRICT, use_attribute_docstrings=True)
     name: str = Field(default_factory=lambda: f"job-{secrets.token_hex(4)}")
+    """The job's name: 1-63 letters, digits, '-', '_' or '.' (generated when absent)."""
     experiment: str | None = None
+    """MLflow experiment of the job's run (default ``chat_completion_<model name>``)."""
     description: str = ""
+    """Free text kept with the job."""
     model: str
+    """Base model: ``catalog-name[@label|:version]``, a local folder or ``hf://org/id``."""
     compute: str = "local"
+    """Compute target the job runs on (``chattune compute list``)."""
     data: DataSpec
+    """Chat data files by split (required: ``train``)."""
     parameters: TrainParams = Field(default_factory=TrainParams)
+    """Fine-tuning parameters; the model card's ``model_specific_defaults`` fill the gaps."""
     settings: Settings = Field(default_factory=Settings)
+    """Pipeline settings."""
 
     @model_validator(mode="after")
     def _names(self) -> JobSpec:
@@ -74,8 +82,7 @@ def resolve_parameters(spec: JobSpec) -> EffectiveParams:
     from chattune.catalog import sources
 
     card = sources.parse(spec.model).card
-    defaults = card.tags.get("model_specific_defaults", {}) if card else {}
-    return effective_parameters(spec.parameters, dict(defaults))  # type: ignore[call-overload]
+    return effective_parameters(spec.parameters, card.model_specific_defaults if card else {})
 
 
 def effective_yaml(spec: JobSpec, effective: EffectiveParams) -> str:

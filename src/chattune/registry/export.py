@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from chattune.catalog import assets
 from chattune.errors import ConflictError, RuntimeFailure, ValidationError
@@ -107,35 +108,36 @@ def modelfile(hf_dir: Path, gguf_name: str) -> str:
 
     tok = AutoTokenizer.from_pretrained(hf_dir)
     parts = template_parts(tok)
-    stops = stop_tokens(tok, parts["assistant_suffix"])
+    text = {k: v or "" for k, v in parts.items()}  # only the system parts may be None
+    stops = stop_tokens(tok, text["assistant_suffix"])
     template = (
         "{{ range .Messages }}"
         + (
             '{{ if eq .Role "system" }}'
-            + parts["system_prefix"]
+            + text["system_prefix"]
             + "{{ .Content }}"
-            + parts["system_suffix"]
+            + text["system_suffix"]
             + "{{ end }}"
             if parts["system_prefix"] is not None
             else ""
         )
         + '{{ if eq .Role "user" }}'
-        + parts["user_prefix"]
+        + text["user_prefix"]
         + "{{ .Content }}"
-        + parts["user_suffix"]
+        + text["user_suffix"]
         + '{{ else if eq .Role "assistant" }}'
-        + parts["assistant_prefix"]
+        + text["assistant_prefix"]
         + "{{ .Content }}"
-        + parts["assistant_suffix"]
+        + text["assistant_suffix"]
         + "{{ end }}{{ end }}"
-        + parts["assistant_prefix"]
+        + text["assistant_prefix"]
     )
     lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     return "\n".join(lines) + "\n"
 
 
-def template_parts(tok) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+def template_parts(tok: Any) -> dict[str, str | None]:
     """Role prefixes/suffixes of a chat template, found by rendering marker messages.
 
     Between two turns the template writes "end of the last turn" then "start of the next";
@@ -172,7 +174,7 @@ def template_parts(tok) -> dict[str, str | None]:  # type: ignore[no-untyped-def
     return parts
 
 
-def stop_tokens(tok, assistant_suffix: str) -> list[str]:  # type: ignore[no-untyped-def]
+def stop_tokens(tok: Any, assistant_suffix: str) -> list[str]:
     """Special tokens that end an assistant turn in the template, then the EOS token."""
     specials = sorted(set(tok.all_special_tokens) | set(tok.get_added_vocab()), key=len)
     found = [t for t in specials if t and t in assistant_suffix and t != tok.bos_token]

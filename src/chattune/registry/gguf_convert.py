@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str]) -> None:
@@ -24,7 +25,7 @@ def main(argv: list[str]) -> None:
 
     original = phi.Phi3MiniModel.set_vocab
 
-    def set_vocab(self) -> None:  # type: ignore[no-untyped-def]
+    def set_vocab(self: Any) -> None:
         if (self.dir_model / "tokenizer.model").is_file():
             original(self)
         else:

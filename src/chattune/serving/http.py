@@ -90,7 +90,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODES.get(exc.status_code, "error")
         message = str(exc.detail) if exc.status_code != 404 else f"no route {request.url.path}"
-        return error_response(exc.status_code, code, message, exc.headers)  # 405 keeps Allow
+        headers = dict(exc.headers or {})  # a 405 keeps its Allow
+        return error_response(exc.status_code, code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ Writers never fight: the SDK sets ``creating``/``deleting`` and traffic; the gat
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ class EndpointStore:
         )
         return _deployment(row) if row else None
 
-    def deployments(self, endpoint: str) -> list[DeploymentRecord]:
+    def deployments(self, endpoint: str) -> builtins.list[DeploymentRecord]:
         """The endpoint's deployments, oldest first."""
         rows = self.db.all(
             "SELECT * FROM deployments WHERE endpoint = :e ORDER BY created_at", e=endpoint

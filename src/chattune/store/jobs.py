@@ -141,7 +141,7 @@ class JobStore:
             stages = conn.execute(
                 text("SELECT * FROM stages WHERE job = :n ORDER BY position"), {"n": name}
             ).mappings()
-            return _job(job, [_stage(s) for s in stages])
+            return _job(dict(job), [_stage(dict(s)) for s in stages])
 
     def names(self) -> list[str]:
         """Every job name, newest first."""

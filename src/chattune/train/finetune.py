@@ -403,7 +403,7 @@ class MetricsCallback(TrainerCallback):
 
     def __init__(self, hooks: Hooks) -> None:
         self.hooks = hooks
-        self._tick = (time.time(), 0)
+        self._tick: tuple[float, float] = (time.time(), 0)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any

@@ -31,13 +31,13 @@ GENERATION_DEFAULTS: dict[str, Any] = {
 class ChatModel(PythonModel):
     """Generate the assistant's next turn with the model's own chat template."""
 
-    def load_context(self, context):  # type: ignore[no-untyped-def]
+    def load_context(self, context: Any) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = context.artifacts["model"]
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(folder)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
 
     # The hint names the one type MLflow takes without deriving an input schema: the real
     # input is any shape `conversations` accepts (lists, dicts, or the DataFrame of `mlflow

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
+from pydantic_core import core_schema
 
 SPEC, MODEL_CARD, DEFAULT = "spec", "model card", "default"
 
@@ -36,37 +37,66 @@ def _int_from_text(value: Any) -> Any:
     return value
 
 
-def _ints(lo: int, hi: int = INT32_MAX, unset: int | None = None, means: str = "") -> Any:
-    """An int in ``lo..hi`` (or exactly ``unset``, which ``means`` something else)."""
+@dataclass(frozen=True)
+class IntRange:
+    """``Annotated`` metadata: an int in ``lo..hi``, or exactly ``unset`` (which ``means``
+    something else). Integral text or floats (``1e20``) are read as ints first."""
 
-    def check(value: int) -> int:
-        if value == unset or lo <= value <= hi:
+    lo: int
+    hi: int = INT32_MAX
+    unset: int | None = None
+    means: str = ""
+
+    @property
+    def allowed(self) -> str:
+        """What errors and the parameter reference say is allowed."""
+        span = f"{self.lo} to {self.hi}"
+        return span if self.unset is None else f"{self.unset} ({self.means}) or {span}"
+
+    def check(self, value: int) -> int:
+        if value == self.unset or self.lo <= value <= self.hi:
             return value
-        allowed = f"{lo} to {hi}" if unset is None else f"{unset} ({means}) or {lo} to {hi}"
-        raise ValueError(f"{value} is out of range: allowed {allowed}")
+        raise ValueError(f"{value} is out of range: allowed {self.allowed}")
 
-    return Annotated[int, BeforeValidator(_int_from_text), AfterValidator(check)]
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        checked = core_schema.no_info_after_validator_function(self.check, handler(source))
+        return core_schema.no_info_before_validator_function(_int_from_text, checked)
 
 
-def _floats(lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> Any:
-    """A finite float in the interval; the error states the interval."""
+@dataclass(frozen=True)
+class FloatRange:
+    """``Annotated`` metadata: a finite float in the interval; the error states the interval."""
 
-    def check(value: float) -> float:
-        above = value > lo if lo_open else value >= lo
-        below = value < hi if hi_open else value <= hi
+    lo: float
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    @property
+    def allowed(self) -> str:
+        """What errors and the parameter reference say is allowed."""
+        low = f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        high = f" and {'<' if self.hi_open else '<='} {self.hi:g}"
+        return low if self.hi == math.inf else low + high
+
+    def check(self, value: float) -> float:
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
         if above and below:
             return value
-        low = f"{'>' if lo_open else '>='} {lo:g}"
-        high = "" if hi == math.inf else f" and {'<' if hi_open else '<='} {hi:g}"
-        raise ValueError(f"{value:g} is out of range: allowed {low}{high}")
+        raise ValueError(f"{value:g} is out of range: allowed {self.allowed}")
 
-    return Annotated[float, AfterValidator(check)]
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
 
 
-Count = _ints(1)
-Positive = _floats(0, lo_open=True)
-NonNegative = _floats(0)
-Fraction = _floats(0, 1, hi_open=True)
+Count: TypeAlias = Annotated[int, IntRange(1)]
+Positive: TypeAlias = Annotated[float, FloatRange(0, lo_open=True)]
+NonNegative: TypeAlias = Annotated[float, FloatRange(0)]
+Fraction: TypeAlias = Annotated[float, FloatRange(0, 1, hi_open=True)]
+SchedulerType = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+]
 
 
 class TrainParams(BaseModel):
@@ -74,92 +104,118 @@ class TrainParams(BaseModel):
 
     Every number has a range (finite floats, integer limits), checked when the spec is read,
     so a mistyped value is refused before anything runs, naming the key and what is allowed.
+    Each field's docstring is its description (the parameter reference, the studio's form).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-    num_train_epochs: _floats(0, 1e6, lo_open=True) = 1  # type: ignore[valid-type]
-    max_steps: _ints(1, unset=-1, means="use num_train_epochs") = Field(  # type: ignore[valid-type]
-        -1, description="Stop after this many optimizer steps (-1: epochs)"
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
     )
+    num_train_epochs: Annotated[float, FloatRange(0, 1e6, lo_open=True)] = 1
+    """Passes over the training data (fractions allowed); ignored when ``max_steps`` is set."""
+    max_steps: Annotated[int, IntRange(1, unset=-1, means="use num_train_epochs")] = -1
+    """Stop after this many optimizer steps (-1: train for ``num_train_epochs``)."""
     per_device_train_batch_size: Count = 1
+    """Training rows per step in each process (a packed row holds several conversations)."""
     per_device_eval_batch_size: Count = 1
+    """Rows per forward pass when evaluating, in each process."""
     gradient_accumulation_steps: Count = 1
+    """Batches whose gradients are summed before one optimizer step."""
     learning_rate: Positive = 2e-5
-    lr_scheduler_type: Literal[
-        "linear",
-        "cosine",
-        "cosine_with_restarts",
-        "polynomial",
-        "constant",
-        "constant_with_warmup",
-    ] = "linear"
-    warmup_steps: _ints(0) = 0  # type: ignore[valid-type]
+    """Peak learning rate of the optimizer (reached after ``warmup_steps``)."""
+    lr_scheduler_type: SchedulerType = "linear"
+    """How the learning rate changes over training after warm-up (transformers' schedulers)."""
+    warmup_steps: Annotated[int, IntRange(0)] = 0
+    """Optimizer steps over which the learning rate rises linearly from 0."""
     optim: Literal["adamw_torch", "adafactor"] = "adamw_torch"
+    """Optimizer: AdamW (two moments per weight) or Adafactor (factored, less memory)."""
     weight_decay: NonNegative = 0.0
+    """Decoupled weight decay of the optimizer (0: none)."""
     adam_beta1: Fraction = 0.9
+    """AdamW's decay rate of the first moment (mean of the gradients)."""
     adam_beta2: Fraction = 0.999
+    """AdamW's decay rate of the second moment (mean of the squared gradients)."""
     adam_epsilon: Positive = 1e-8
+    """AdamW's term added to the denominator for numerical stability."""
     max_grad_norm: NonNegative = 1.0
+    """Clip the gradients' global norm to this value (0: no clipping)."""
     precision: Literal["32", "16", "bf16"] = "32"
-    seed: _ints(0, SEED_MAX) = 42  # type: ignore[valid-type]
-    max_seq_length: _ints(8, MAX_SEQ_LENGTH, unset=-1, means="the model's maximum") = Field(  # type: ignore[valid-type]
-        -1, description="Truncate to this many tokens (-1: model max)"
-    )
+    """Training precision: ``32`` (float32), ``bf16`` (on a CPU too: bf16 base weights under
+    LoRA, else autocast) or ``16`` (fp16 with a loss scaler; needs a GPU)."""
+    seed: Annotated[int, IntRange(0, SEED_MAX)] = 42
+    """Seed of Python, numpy and torch: the same seed and data give the same run."""
+    max_seq_length: Annotated[
+        int, IntRange(8, MAX_SEQ_LENGTH, unset=-1, means="the model's maximum")
+    ] = -1
+    """Truncate each conversation to this many tokens (-1: the model's maximum context)."""
     evaluation_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    """When the training evaluation runs on the validation split (else test): after each
+    epoch, every ``eval_steps`` steps, or never."""
     eval_steps: Count | None = None
+    """Optimizer steps between evaluations; needed by ``evaluation_strategy: steps``."""
     logging_steps: Count = 10
+    """Optimizer steps between the training metrics logged to MLflow (and the first step)."""
     save_steps: Count = 500
-    save_total_limit: _ints(1, unset=-1, means="keep all") = Field(  # type: ignore[valid-type]
-        -1, description="Checkpoints kept (-1: all)"
-    )
+    """Optimizer steps between checkpoints (what ``jobs resume`` continues from)."""
+    save_total_limit: Annotated[int, IntRange(1, unset=-1, means="keep all")] = -1
+    """Newest checkpoints kept; older ones are deleted (-1: keep all)."""
     packing: bool = True
-    metric_for_best_model: BestModelMetric = Field(
-        "loss", description="Training-eval metric that picks the best checkpoint"
-    )
+    """Pack several conversations into each row (block-diagonal attention: they never see one
+    another) instead of one padded conversation per row."""
+    metric_for_best_model: BestModelMetric = "loss"
+    """Training-evaluation metric that picks the best checkpoint, kept and loaded at the end
+    (``perplexity`` ranks like ``loss``; higher ``token_accuracy`` is better)."""
     apply_early_stopping: bool = False
+    """Stop training when ``metric_for_best_model`` stops improving (needs evaluation)."""
     early_stopping_patience: Count = 1
+    """Evaluations without improvement before early stopping ends training."""
     early_stopping_threshold: NonNegative = 0.0
+    """Smallest change of the metric that counts as an improvement for early stopping."""
     resume_from_checkpoint: bool | str = False
+    """``true``: continue from the job's newest complete checkpoint (from step 0 if there is
+    none); a path: continue from that checkpoint folder."""
     apply_lora: bool = True
+    """Train LoRA adapters (PEFT) on a frozen base model; ``false``: full fine-tuning."""
     lora_r: Count = 8
+    """Rank of each LoRA adapter's two matrices."""
     lora_alpha: Count = 128
+    """LoRA scaling: the adapters' update is multiplied by ``lora_alpha / lora_r``."""
     lora_dropout: Fraction = 0.0
-    lora_target_modules: list[str] | None = Field(None, description="None: every linear layer")
+    """Dropout on the LoRA adapters' input during training."""
+    lora_target_modules: list[str] | None = None
+    """Names of the linear layers that get adapters, e.g. ``[q_proj, v_proj]`` (unset: every
+    linear layer but the output head)."""
     merge_lora_weights: bool = True
-    apply_deepspeed: bool = Field(
-        False,
-        description="Train through DeepSpeed ZeRO (the Trainer's integration; pip extra "
-        "`chattune[deepspeed]`). On a GPU machine with NCCL; on CPU with `processes: N` "
-        "(DeepSpeed's CPU accelerator over gloo).",
-    )
-    deepspeed_stage: Literal[2, 3] = Field(
-        2,
-        description="ZeRO stage: 2 shards optimizer state and gradients; 3 also the weights "
-        "(checkpoints and the final model are gathered to whole 16-bit weights on save)",
-    )
-    fsdp: bool = Field(
-        False,
-        description="Shard the model over the processes with PyTorch FSDP (accelerate's "
-        "integration, the name accelerate and LLaMA-Factory use); gloo on CPU, NCCL on GPUs. "
-        "Not with apply_deepspeed.",
-    )
-    fsdp_sharding: Literal["full_shard", "shard_grad_op"] = Field(
-        "full_shard",
-        description="What FSDP shards: full_shard (weights, gradients, optimizer state; "
-        "ZeRO-3-like) or shard_grad_op (gradients and optimizer state; ZeRO-2-like)",
-    )
+    """Package the model with the adapters merged into the base weights; ``false``: keep the
+    PEFT adapter (``models export --format adapter``), plus the merged weights serving loads."""
+    apply_deepspeed: bool = False
+    """Train through DeepSpeed ZeRO at ``deepspeed_stage`` (the Trainer's integration; extra
+    ``chattune[deepspeed]``): NCCL on GPUs, gloo on CPU with ``processes: N``."""
+    deepspeed_stage: Literal[2, 3] = 2
+    """ZeRO stage: 2 shards optimizer state and gradients; 3 also the weights (checkpoints
+    and the final model are gathered to whole 16-bit weights on save)."""
+    fsdp: bool = False
+    """Shard the model over the processes with PyTorch FSDP (accelerate's integration, the
+    name accelerate and LLaMA-Factory use); not with ``apply_deepspeed``."""
+    fsdp_sharding: Literal["full_shard", "shard_grad_op"] = "full_shard"
+    """What FSDP shards: ``full_shard`` (weights, gradients and optimizer state; ZeRO-3-like)
+    or ``shard_grad_op`` (gradients and optimizer state; ZeRO-2-like)."""
     number_of_gpu_to_use_finetuning: Count | None = None
+    """GPUs per node for the finetune stage (one training process each, through torchrun)."""
     num_nodes_finetune: Count = 1
-    processes: Count | None = Field(
-        None,
-        description="Training processes per node (torchrun); default one per GPU asked for "
-        "(number_of_gpu_to_use_finetuning), else 1. On CPU they use the gloo backend.",
-    )
-    rendezvous_endpoint: str | None = Field(
-        None, description="host:port of node 0, needed when num_nodes_finetune > 1"
-    )
-    generation_eval_rows: int = Field(16, ge=0, le=1024, description="test_gen prompts (0: none)")
-    generation_max_new_tokens: int = Field(64, ge=1, le=4096, description="Per generated answer")
+    """Nodes the finetune stage runs on; more than 1 needs ``rendezvous_endpoint``."""
+    processes: Count | None = None
+    """Training processes per node (torchrun); default one per GPU asked for
+    (``number_of_gpu_to_use_finetuning``), else 1. On CPU they use the gloo backend."""
+    rendezvous_endpoint: str | None = None
+    """``host:port`` of node 0, needed when ``num_nodes_finetune`` > 1."""
+    generation_eval_rows: int = Field(16, ge=0, le=1024)
+    """Prompts of ``data.test_gen`` (else ``data.test``) answered and scored with ROUGE-L and
+    BLEU by the evaluate stage (0: none)."""
+    generation_max_new_tokens: int = Field(64, ge=1, le=4096)
+    """Most new tokens of each generated answer in the evaluate stage."""
 
     @property
     def world(self) -> tuple[int, int]:

@@ -58,7 +58,7 @@ def load_model(folder: str, base_dir: str | None = None, dtype: str = "float32")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch_dtype = getattr(torch, dtype)
     if base_dir is None:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
     else:
         from peft import PeftModel
 

@@ -174,17 +174,18 @@ Encoded = tuple[list[int], list[tuple[int, int]], int]
 def _encode_prefixes(tokenizer: Any, texts: list[str], max_len: int | None) -> list[Encoded]:
     """Token ids and offsets of each text, exact for its first ``max_len`` tokens."""
     encoded: list[Encoded | None] = [None] * len(texts)
-    whole = max_len is None or max_len <= 0
-    limits = {i: None if whole else max_len * CHARS_PER_TOKEN_GUESS for i in range(len(texts))}
+    cap = None if max_len is None or max_len <= 0 else max_len  # None: the whole text
+    guess = None if cap is None else cap * CHARS_PER_TOKEN_GUESS
+    limits: dict[int, int | None] = dict.fromkeys(range(len(texts)), guess)
     while limits:
         todo = list(limits)
         pieces = [texts[i][: limits[i]] if limits[i] else texts[i] for i in todo]
         for i, enc in zip(todo, _encode(tokenizer, pieces, max_len), strict=True):
             limit = limits.pop(i)
-            if limit is None or len(texts[i]) <= limit or enc[2] >= max_len + MARGIN:  # type: ignore[operator]
+            if limit is None or cap is None or len(texts[i]) <= limit or enc[2] >= cap + MARGIN:
                 encoded[i] = enc
             else:  # too few tokens in the prefix: a longer one, sized by what this one gave
-                want = (max_len + MARGIN) * limit / max(enc[2], 1)  # type: ignore[operator]
+                want = (cap + MARGIN) * limit / max(enc[2], 1)
                 limits[i] = max(int(want * 1.2), limit * 5 // 4)  # grows: it ends
     return [e for e in encoded if e is not None]
 

@@ -50,7 +50,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -180,10 +180,15 @@ class ChattuneTrainer(Trainer):
             shutil.rmtree(folder, ignore_errors=True)
             raise self._unwritable(folder.parent, folder.name, exc) from exc
 
+    @property
+    def run_dir(self) -> Path:
+        """The folder of this run's checkpoints (``TrainingArguments.output_dir``)."""
+        return Path(cast(str, self.args.output_dir))
+
     def save_model(self, output_dir: str | None = None, *args: Any, **kwargs: Any) -> None:
         """The stock ``save_model``; notes when it starts a checkpoint (the Trainer's first
         write of one), so a failed write can name it and remove it."""
-        folder = Path(output_dir or self.args.output_dir)
+        folder = Path(output_dir) if output_dir else self.run_dir
         if folder.name == f"checkpoint-{self.state.global_step}":
             self.saving = folder
         super().save_model(output_dir, *args, **kwargs)
@@ -196,8 +201,8 @@ class ChattuneTrainer(Trainer):
     ) -> dict[str, float]:
         """``eval_loss``, ``eval_perplexity`` and ``eval_token_accuracy`` by :func:`score`."""
         rows = eval_dataset if eval_dataset is not None else self.eval_dataset
-        examples = [example for row in rows for example in row]  # unpack packed rows
-        model = self.model
+        examples = [example for row in cast(Any, rows) for example in row]  # unpack packed rows
+        model = cast(Any, self.model)
         was_training = model.training
         started = time.time()
         model.eval()
@@ -215,7 +220,7 @@ class ChattuneTrainer(Trainer):
 
     def save_best(self, value: float) -> None:
         """The weights of the new best evaluation (``value``), atomically, in ``best/``."""
-        run_dir = Path(self.args.output_dir)
+        run_dir = self.run_dir
         final, staging = run_dir / BEST, run_dir / f"{STAGING_PREFIX}{BEST}"
         if self.args.should_save and staging.exists():
             shutil.rmtree(staging)
@@ -235,7 +240,7 @@ class ChattuneTrainer(Trainer):
     def load_best(self) -> str | None:
         """After training: load the best evaluation's weights (when not the last step's);
         the folder that holds them, or None when no evaluation ran."""
-        folder = Path(self.args.output_dir) / BEST
+        folder = self.run_dir / BEST
         try:
             info = json.loads((folder / BEST_INFO).read_text())
         except (OSError, ValueError):
@@ -277,7 +282,7 @@ class ChattuneTrainer(Trainer):
 
     def mark_checkpoint(self) -> None:
         """After the Trainer wrote checkpoint N on every rank: its marker, then rotation."""
-        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        folder = self.run_dir / f"checkpoint-{self.state.global_step}"
         self.saving = folder
         faults.hit(f"checkpoint_save:{self.state.global_step}")  # written, not yet marked
         loss_sum = self.loss_sum()

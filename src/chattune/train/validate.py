@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -55,7 +56,7 @@ def file_digest(path: Path) -> str:
         if path.is_dir():
             h.update(str(f.relative_to(path)).encode() + b"\0")
         with open(f, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for block in iter(functools.partial(fh.read, 1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
 
@@ -81,6 +82,8 @@ def check_compute(p: TrainParams) -> None:
         wants.append("number_of_gpu_to_use_finetuning")
     if p.precision == "16":  # bf16 trains on CPU too; fp16 needs a GPU's loss scaler
         wants.append("precision 16")
+    if p.fsdp:  # accelerate builds FSDP on GPUs only: on CPU it would train as plain DDP
+        wants.append("fsdp")
     if p.num_nodes_finetune > 1 and not p.rendezvous_endpoint:
         raise ValidationError(
             f"parameters.num_nodes_finetune {p.num_nodes_finetune} needs rendezvous_endpoint",

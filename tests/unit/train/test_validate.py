@@ -84,3 +84,14 @@ def test_data_digest_is_what_sha256sum_prints(tmp_path: Path) -> None:
     (tmp_path / "t.jsonl").write_text(ROW)
     expected = hashlib.sha256(ROW.encode()).hexdigest()
     assert validate.file_digest(tmp_path / "t.jsonl") == expected
+
+
+def test_fsdp_on_a_cpu_is_refused_not_run_as_plain_ddp() -> None:
+    import torch
+
+    from chattune.train.params import TrainParams
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs FSDP")
+    with pytest.raises(ValidationError, match="parameters fsdp need a CUDA GPU"):
+        validate.check_compute(TrainParams(fsdp=True, processes=2))

@@ -48,7 +48,7 @@ def run_gateway(
     if record is None:
         log.error("endpoint %s is not in %s", endpoint, ws.database_uri)
         sys.exit(2)
-    sock = procs.listen_socket(record.host, port if node else record.port or 0)
+    sock = procs.listen_socket(record.host, (port or 0) if node else (record.port or 0))
     port = sock.getsockname()[1]
     supervisor = Supervisor(ws, endpoint, node)
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=MAX_CONNECTIONS))

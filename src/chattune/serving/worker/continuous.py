@@ -93,7 +93,7 @@ class ContinuousEngine(TransformersEngine):
     def _waiting(self, block: bool) -> list[_Job] | None:
         """The backlog and everything queued (waiting for one when ``block``); ``None`` once
         :meth:`stop` was called."""
-        jobs = list(self._backlog)
+        jobs: list[_Job | None] = list(self._backlog)
         self._backlog.clear()
         if block and not jobs:
             jobs.append(self._pending.get())

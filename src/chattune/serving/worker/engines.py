@@ -115,7 +115,7 @@ async def complete(engine: Engine, messages: list[Message], params: GenerationPa
     answer in one piece, like vLLM), else :meth:`Engine.stream` run to the end and joined."""
     generate = getattr(engine, "generate", None)
     if generate is not None:
-        return await generate(messages, params)  # type: ignore[no-any-return]
+        return await generate(messages, params)
     return await join(engine.stream(messages, params))
 
 

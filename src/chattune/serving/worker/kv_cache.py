@@ -32,7 +32,7 @@ class GrowingLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
             self.hold(key_states, value_states)
             return self.keys, self.values
-        assert self.room is not None
+        assert self.room is not None and self.keys is not None
         have, new = self.keys.shape[-2], key_states.shape[-2]
         if have + new > self.room[0].shape[-2]:
             self.hold(self.keys, self.values, need=have + new)

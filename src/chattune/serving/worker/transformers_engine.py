@@ -99,7 +99,7 @@ class TransformersEngine:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.tokenizer.padding_side = "left"  # decoder-only: new tokens follow the prompt
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         model = model.to(device).eval()
         self.dtype, why = choose_dtype(model, self.dtype_setting, device)
         self.model = model.to(getattr(torch, self.dtype))
@@ -180,14 +180,14 @@ class TransformersEngine:
         deadline = time.monotonic() + self.batch_window
         while len(batch) < self.max_batch_size:
             try:
-                job = self._pending.get(timeout=max(deadline - time.monotonic(), 1e-4))
+                got = self._pending.get(timeout=max(deadline - time.monotonic(), 1e-4))
             except queue.Empty:
                 break
-            if job is None:
+            if got is None:
                 self._pending.put(None)  # shut down after this batch
                 break
-            same = job.params == first.params and job.params.seed is None
-            (batch if same else self._backlog).append(job)
+            same = got.params == first.params and got.params.seed is None
+            (batch if same else self._backlog).append(got)
         return [job for job in batch if not job.cancelled]
 
     def _run(self, batch: list[_Job]) -> None:

@@ -94,6 +94,8 @@ class VllmEngine:
     exit, and sent SIGTERM by the kernel if the worker is killed.
     """
 
+    supports_logprobs = False  # the handlers refuse `logprobs` for this engine
+
     def __init__(
         self,
         model_path: str | Path,
