@@ -168,3 +168,27 @@ def test_a_keyed_body_that_never_finishes_gets_408(gateway: tuple[int, psutil.Pr
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert 25 < time.monotonic() - started < 40
+
+
+def test_an_oversized_declared_body_always_gets_its_413(
+    gateway: tuple[int, psutil.Process],
+) -> None:
+    """The body is refused from its Content-Length; the client keeps sending and must still
+    read the 413 (it used to get a connection reset instead in 2 of 10 tries)."""
+    port, _ = gateway
+    statuses = []
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                f"Content-Length: {8 << 20}\r\n\r\n".encode()
+            )
+            answer = b""
+            with contextlib.suppress(OSError):
+                for _ in range(64):  # the client goes on sending, as curl does
+                    sock.sendall(b"x" * 65536)
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            statuses.append(answer.split(b" ", 2)[1] if answer else b"reset")
+    assert statuses == [b"413"] * 10, statuses
