@@ -132,9 +132,15 @@ class JobsAPI:
         return job
 
     def _mark_stopped(self, name: str, status: str, error: str | None) -> Job:
-        """Record the end of a job whose process could not (it died, or was stopped early)."""
+        """Record the end of a job whose process could not (it died, or was stopped early),
+        and close its MLflow run (``KILLED``/``FAILED``), which would stay ``RUNNING``."""
         now = time.time()
         self.store.update(name, status=status, finished_at=now, error=error)
+        run_id = self.store.get(name).mlflow_run_id
+        if run_id is not None:
+            from chattune.jobs.tracking import terminate_run
+
+            terminate_run(self.ws, run_id, status)
         for stage in self.store.get(name).stages:
             if stage.status == "running":
                 stage_error = "job process died" if status == "failed" else None

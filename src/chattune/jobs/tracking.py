@@ -83,5 +83,24 @@ class Tracker:
             self.client.set_tag(
                 self.run_id, "chattune.artifacts_error", f"{type(exc).__name__}: {exc}"[:500]
             )
-        mlflow_status = {"completed": "FINISHED", "canceled": "KILLED"}.get(status, "FAILED")
+        mlflow_status = MLFLOW_STATUS.get(status, "FAILED")
         self.client.set_terminated(self.run_id, status=mlflow_status)
+
+
+MLFLOW_STATUS = {"completed": "FINISHED", "canceled": "KILLED"}
+"""A job's final status as MLflow's run status (anything else is ``FAILED``)."""
+
+
+def terminate_run(ws: Workspace, run_id: str, status: str) -> str | None:
+    """Close the MLflow run of a job whose process ended without closing it (killed, or
+    stopped before it started); None when done, else why it could not be (the job's own
+    state is right either way, so this never raises)."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)
+        if client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
+            client.set_terminated(run_id, status=MLFLOW_STATUS.get(status, "FAILED"))
+    except Exception as exc:  # MLflow's store unreadable: the next command tries again
+        return f"{type(exc).__name__}: {exc}"
+    return None
