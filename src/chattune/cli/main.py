@@ -6,6 +6,7 @@ Heavy imports (torch, transformers, mlflow) happen inside commands, never here, 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -59,3 +60,45 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # not a ChattuneError: a bug, or an environment we did not map
+        if os.environ.get("CHATTUNE_DEBUG") == "1":
+            raise
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """What went wrong in one line; the traceback goes to a file the line names (a read-only
+    or full disk, the usual cause outside a bug, is said as such)."""
+    import errno
+    import tempfile
+    import traceback
+
+    for cause in _chain(exc):
+        if isinstance(cause, OSError) and cause.errno in (errno.EROFS, errno.ENOSPC):
+            where = f" ({cause.filename})" if cause.filename else ""
+            return f"cannot write{where}: {cause.strerror} (fix: free space or make it writable)"
+        if "readonly database" in str(cause) or "read-only file system" in str(cause).lower():
+            return (
+                "the workspace is not writable (fix: make it writable, or point "
+                "CHATTUNE_WORKSPACE at a writable folder)"
+            )
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="chattune-error-", suffix=".log", delete=False
+        ) as f:
+            f.write("".join(traceback.format_exception(exc)))
+        saved = f"; traceback in {f.name}"
+    except OSError:
+        saved = "; run again with CHATTUNE_DEBUG=1 for the traceback"
+    return f"internal error: {type(exc).__name__}: {first}{saved} (please report it)"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 16:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen

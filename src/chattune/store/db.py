@@ -8,10 +8,12 @@ so concurrent writers queue for ``timeout`` seconds instead of failing on a lock
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -59,10 +61,21 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise RuntimeFailure(
-                f"database {self.uri}: {str(exc.orig).splitlines()[0]}",
-                "check that the database is reachable and not locked by a stuck process",
-            ) from None
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: OperationalError) -> RuntimeFailure:
+        why = str(exc.orig).splitlines()[0]
+        folder = sqlite_folder(self.uri)
+        if folder is not None and not writable(folder):
+            return RuntimeFailure(
+                f"workspace folder {folder} is not writable ({why})",
+                "make it writable (a read-only mount or a full disk?), or point "
+                "CHATTUNE_WORKSPACE at a writable folder",
+            )
+        return RuntimeFailure(
+            f"database {self.uri}: {why}",
+            "check that the database is reachable and not locked by a stuck process",
+        )
 
     def one(self, sql: str, **params: Any) -> Row | None:
         with self.tx() as conn:
@@ -140,6 +153,23 @@ def create_database(uri: str) -> bool:
         ) from None
     finally:
         admin.dispose()
+
+
+def sqlite_folder(uri: str) -> Path | None:
+    """The folder of a ``sqlite:///FILE`` database (None for a server database)."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix) :]).parent if uri.startswith(prefix) else None
+
+
+def writable(folder: Path) -> bool:
+    """True when files can be created in ``folder`` (root ignores permissions, not a
+    read-only mount, so this asks the file system itself)."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 def dumps(value: Any) -> str:
