@@ -7,12 +7,25 @@ The CLI prints ``error: <message> (fix: <hint>)`` and exits non-zero, never a tr
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks shown as ``\\n``: a name a user typed with a newline in it
+    must not split an error over two lines (nor forge a second one in a log).
+
+    >>> one_line("deployment 'a\\nb' not found")
+    "deployment 'a\\\\nb' not found"
+    """
+    if "\n" not in text and "\r" not in text:
+        return text
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class ChattuneError(Exception):
     """Base error: ``message`` says what and where, ``hint`` says how to fix it."""
 
     exit_code = 1
 
     def __init__(self, message: str, hint: str = "") -> None:
+        message, hint = one_line(message), one_line(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -96,3 +96,28 @@ def test_a_symlinked_job_folder_is_not_followed_out_of_the_workspace(
         client.jobs.create(spec)
     _one_line(err.value)
     assert list(outside.iterdir()) == []
+
+
+NEWLINE_COMMANDS = [
+    ["deployments", "show", "ev\nil", "--endpoint", "my-ep"],
+    ["deployments", "logs", "ev\nil", "--endpoint", "my-ep"],
+    ["deployments", "delete", "ev\nil", "--endpoint", "my-ep"],
+    ["endpoints", "show", "ev\nil"],
+    ["jobs", "show", "ev\nil"],
+    ["models", "show", "ev\nil"],
+]
+
+
+def test_a_newline_in_a_name_never_splits_an_error(workspace: Path) -> None:
+    from tests.e2e.cli import chattune
+
+    client = Client(workspace)
+    client.endpoints.create("my-ep")  # deployment commands get as far as the name
+    try:
+        for args in NEWLINE_COMMANDS:
+            done = chattune(*args, check=False, timeout=60)
+            assert done.returncode != 0, args
+            assert len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
+            assert "ev\\nil" in done.stderr, (args, done.stderr)
+    finally:
+        client.endpoints.delete("my-ep")
