@@ -18,6 +18,7 @@ Layout::
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,6 +124,16 @@ class Workspace:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
+    def log_rotation(self) -> tuple[int, int]:
+        """``(max_bytes, keep)`` of the gateway, worker and job logs: config ``logs:
+        {max_mb: 20, keep: 3}`` (a log past ``max_mb`` moves to ``.1``, ``.1`` to ``.2``, ...,
+        and ``keep`` rotated files stay)."""
+        logs = self.config.get("logs") or {}
+        max_mb = float(logs.get("max_mb", DEFAULT_LOG_MAX_MB))
+        keep = int(logs.get("keep", DEFAULT_LOG_KEEP))
+        return max(int(max_mb * 2**20), 1024), max(keep, 0)
+
+    @property
     def artifact_root(self) -> str:
         return (self.root / "mlartifacts").as_uri()
 
@@ -134,6 +145,41 @@ class Workspace:
 
     def endpoint_dir(self, name: str) -> Path:
         return self.root / "endpoints" / name
+
+
+DEFAULT_LOG_MAX_MB = 20
+DEFAULT_LOG_KEEP = 3
+
+
+def rotate_log(path: Path, max_bytes: int, keep: int) -> bool:
+    """Rotate ``path`` when it is over ``max_bytes``: ``path.N`` moves to ``path.N+1`` (past
+    ``keep``: deleted), a copy of ``path`` becomes ``path.1``, and ``path`` is truncated in
+    place (copy-truncate), because the processes writing it hold it open in append mode (a
+    rename would leave them writing to the rotated file). True when it rotated.
+
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "w.log"
+    >>> _ = log.write_text("x" * 2048)
+    >>> rotate_log(log, 1024, 2), log.stat().st_size, (log.parent / "w.log.1").stat().st_size
+    (True, 0, 2048)
+    """
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except OSError:
+        return False
+    for n in range(keep, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            if n == keep:
+                older.unlink()
+            else:
+                os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+    if keep > 0:
+        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with open(path, "r+b") as f:
+        f.truncate(0)
+    return True
 
 
 def cache_root() -> Path:

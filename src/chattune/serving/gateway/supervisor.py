@@ -22,12 +22,16 @@ from chattune.serving.gateway.workers import WORKER_HOST, Deployment, Instance, 
 from chattune.serving.settings import DeploymentSettings
 from chattune.store import workspace_store
 from chattune.store.endpoints import DELETING, DeploymentRecord, EndpointRecord
-from chattune.workspace import Workspace
+from chattune.workspace import Workspace, rotate_log
 
 log = logging.getLogger("chattune.serving.supervisor")
 
 GATEWAY_MARGIN_S = 10.0
 """Seconds the gateway waits on a worker beyond its ``request_timeout_ms``."""
+
+
+LOG_CHECK_S = 10.0
+"""How often a gateway checks its logs' sizes (``Workspace.log_rotation``)."""
 
 
 class Supervisor:
@@ -48,15 +52,30 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._http = httpx.AsyncClient()
         self._written: dict[str, tuple[str, list[dict[str, object]], str | None]] = {}
+        self._logs_checked = -LOG_CHECK_S
 
     async def run(self, tick: float = probes.STARTUP_POLL) -> None:
         """Reconcile until the endpoint goes (a crash in one tick is logged, never fatal)."""
         while not self.gone:
             try:
                 await self.reconcile()
+                self.rotate_logs()
             except Exception:
                 log.exception("reconcile failed; retrying")
             await asyncio.sleep(tick)
+
+    def rotate_logs(self, every_s: float = LOG_CHECK_S) -> list[Path]:
+        """Rotate this gateway's log and its workers' logs past the workspace's size limit
+        (checked at most every ``every_s``); the logs rotated."""
+        now = time.monotonic()
+        if now - self._logs_checked < every_s:
+            return []
+        self._logs_checked = now
+        max_bytes, keep = self.ws.log_rotation
+        folder = self.ws.endpoint_dir(self.endpoint)
+        suffix = f".{self.node}.log" if self.node else ".log"
+        mine = [p for p in folder.glob(f"*{suffix}") if self.node or p.name.count(".") == 1]
+        return [p for p in mine if rotate_log(p, max_bytes, keep)]
 
     async def reconcile(self) -> None:
         """One tick: start and stop workers to match the store, probe, report, reroute."""
