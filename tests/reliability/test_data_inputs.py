@@ -59,9 +59,9 @@ def csv_field(size: int) -> Callable[[Path], Path]:
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "FIFO": (fifo, "not a regular file"),
     "link to /dev/zero": (dev_zero, "not a regular file"),
-    "50 MB one-line array": (one_line_array, "row longer than 16 MiB"),
+    "50 MB one-line array": (one_line_array, "row longer than 32 MiB"),
     "nested 100,000 deep": (nested, "nested deeper than 32 levels"),
-    "CSV field past 16 MiB": (csv_field(17 << 20), "not readable as CSV"),
+    "CSV field past 32 MiB": (csv_field(33 << 20), "not readable as CSV"),
 }
 COMMANDS = {
     "validate": lambda data, out: ["data", "validate", str(data)],

@@ -283,7 +283,7 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
                 yield _unreadable(name, number, "line", "invalid_json", text, line.rstrip("\r\n"))
 
 
-MAX_ROW_BYTES = 16 << 20
+MAX_ROW_BYTES = 32 << 20
 """Longest row (JSON line, CSV record) read: one conversation is kilobytes, rarely a few
 megabytes; a longer "line" is a broken file (or ``/dev/zero``) that would fill memory."""
 

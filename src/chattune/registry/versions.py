@@ -66,8 +66,11 @@ def with_leftovers(ws: Workspace, name: str | None = None) -> set[str]:
     """Model names (``name``, or all) holding a staging folder a killed register may have
     left (or a running one is filling)."""
     root = ws.root / "models"
-    roots = [root / name] if name else (list(root.iterdir()) if root.is_dir() else [])
-    return {r.name for r in roots if r.is_dir() and any(r.glob(f"{STAGING_PREFIX}*"))}
+    try:  # a hostile name (300 characters) is refused later, by the lookup, in one line
+        roots = [root / name] if name else (list(root.iterdir()) if root.is_dir() else [])
+        return {r.name for r in roots if r.is_dir() and any(r.glob(f"{STAGING_PREFIX}*"))}
+    except OSError:
+        return set()
 
 
 def next_version(ws: Workspace, name: str, taken: list[str]) -> str:
