@@ -65,14 +65,17 @@ class PackedRows(Sequence[list[Example]]):
         self.examples, self.order, self.bounds = examples, order, bounds
 
     @classmethod
-    def of(cls, examples: Any, max_len: int, packing: bool) -> PackedRows:
-        """``examples`` (a :class:`~chattune.train.tokens.TokenSplit`) packed, or not."""
+    def of(cls, examples: Sequence[Example], max_len: int, packing: bool) -> PackedRows:
+        """``examples`` packed, or not; a :class:`~chattune.train.tokens.TokenSplit` gives
+        its lengths from its offsets, without reading a row."""
         import numpy as np
 
         if not packing:
             n = len(examples)
             return cls(examples, np.arange(n), np.arange(n + 1))
-        return cls(examples, *pack_arrays(examples.lengths(), max_len))
+        lengths = getattr(examples, "lengths", None)
+        sizes = lengths() if lengths else [len(e.input_ids) for e in examples]
+        return cls(examples, *pack_arrays(sizes, max_len))
 
     def __len__(self) -> int:
         return len(self.bounds) - 1

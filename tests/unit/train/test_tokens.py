@@ -88,6 +88,8 @@ def test_packed_rows_take_examples_by_offset_as_pack_groups_them(tmp_path: Path)
     assert [packed[r] for r in range(len(packed))] == [[rows[i] for i in g] for g in groups]
     assert packed.examples is split  # evaluation scores the split itself, row by row
     assert [r[0] for r in PackedRows.of(split, 64, packing=False)] == rows
+    in_memory = PackedRows.of(rows, 64, packing=True)  # a plain list packs the same way
+    assert [in_memory[r] for r in range(len(in_memory))] == [packed[r] for r in range(len(packed))]
 
 
 def test_training_reads_rows_from_the_memory_map_only_when_a_batch_takes_them(
@@ -108,7 +110,10 @@ def test_training_reads_rows_from_the_memory_map_only_when_a_batch_takes_them(
     model = ImportedModel(
         model_dir=str(tiny_model_dir), model="tiny", model_type="phi3", context_length=4096
     )
-    data = preprocess.run(model, {"train": str(path), "test": str(path)}, 64, tmp_path, Hooks())
+    test_path = tmp_path / "test.jsonl"
+    test_path.write_text("".join(json.dumps(c) + "\n" for c in convs[:3]))
+    splits = {"train": str(path), "test": str(test_path)}
+    data = preprocess.run(model, splits, 64, tmp_path, Hooks())
     read: list[int] = []
     get = TokenSplit.__getitem__
     monkeypatch.setattr(TokenSplit, "__getitem__", lambda s, i: read.append(1) or get(s, i))
