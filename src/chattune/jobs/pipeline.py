@@ -28,6 +28,7 @@ from chattune.train.results import (
     Result,
     Validated,
 )
+from chattune.train.tokens import FORMAT as TOKENS_FORMAT
 
 R = TypeVar("R", bound=Result)
 
@@ -151,7 +152,11 @@ PIPELINE: tuple[Stage, ...] = (
         _preprocess,
         Preprocessed,
         needs=("model_import",),
-        key_inputs=lambda i: {"data": i.data_sha256, "max_seq_length": i.params.max_seq_length},
+        key_inputs=lambda i: {
+            "data": i.data_sha256,
+            "max_seq_length": i.params.max_seq_length,
+            "format": TOKENS_FORMAT,  # a cache in another layout (JSON lines) is never reused
+        },
         shared=True,
     ),
     Stage("finetune", _finetune, FineTuned, ("model_import", "preprocess"), _training),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from chattune.errors import ChattuneError
 from chattune.jobs.cancel import Canceled
+from chattune.jobs.peak import PeakRss
 from chattune.jobs.pipeline import PIPELINE, Inputs, Stage, cache_keys
 from chattune.jobs.resumes import MetricSink, once_per_step, resume_entry
 from chattune.jobs.spec import JobSpec, resolve_parameters
@@ -150,7 +151,8 @@ def run_stage(jobs: JobStore, job: str, stage: Stage, key: str, inputs: Inputs) 
     log.info("stage %s: running", stage.name)
     inputs.hooks.progress(stage=stage.name)
     faults.hit(f"stage:{stage.name}")
-    result = stage.run(inputs)
+    with PeakRss() as peak:
+        result = stage.run(inputs)
     jobs.update_stage(
         job,
         stage.name,
@@ -158,7 +160,12 @@ def run_stage(jobs: JobStore, job: str, stage: Stage, key: str, inputs: Inputs) 
         outputs=result.model_dump(mode="json"),
         finished_at=time.time(),
     )
-    log.info("stage %s: completed in %.1fs", stage.name, time.time() - started)
+    log.info(
+        "stage %s: completed in %.1fs, peak RSS %.0f MB (with the processes it started)",
+        stage.name,
+        time.time() - started,
+        peak.mb,
+    )
     return result
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def run(
         return Evaluation(skipped="no test data")
     from transformers import AutoTokenizer
 
-    examples = read_examples(data.splits["test"].file)
+    examples = read_examples(data.splits["test"].file)  # memory-mapped, read batch by batch
     rows = p.generation_eval_rows
     prompts = generation.sample(gen_data, rows) if gen_data and rows > 0 else []
     tokenizer = AutoTokenizer.from_pretrained(tuned.final_model)
@@ -79,7 +80,7 @@ def run(
 
 
 def assess(
-    model: Any, tokenizer: Any, examples: list[Example], prompts: list[Prompt], p: TrainParams
+    model: Any, tokenizer: Any, examples: Sequence[Example], prompts: list[Prompt], p: TrainParams
 ) -> tuple[dict[str, float], list[str]]:
     """One model's scores on the test examples and its answers to the prompts (then the
     model is released, so base and fine-tuned are never in memory together)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from chattune.train.checkpoints import (
     remove_staging,
     step_of,
 )
-from chattune.train.packing import collate, pack
+from chattune.train.packing import PackedRows, collate
 from chattune.train.params import TrainParams
 from chattune.train.preprocess import read_examples
 from chattune.train.results import FineTuned, Hooks, ImportedModel, Preprocessed
@@ -151,6 +152,7 @@ def build_trainer(
     from chattune.train.trainer import ChattuneTrainer
 
     max_len = data.max_seq_length
+    # Memory-mapped: each rank reads only the rows its batches take.
     train_rows = rows(read_examples(data.splits["train"].file), max_len, p.packing)
     eval_split = "validation" if "validation" in data.splits else "test"
     eval_rows = None
@@ -195,14 +197,9 @@ def token_accuracy(prediction: Any) -> dict[str, float]:
     return {"token_accuracy": float((predicted == labels)[keep].sum() / max(int(keep.sum()), 1))}
 
 
-def rows(examples: list[Example], max_len: int, packing: bool) -> list[list[Example]]:
-    """Training rows: packed groups of examples, or one example per row."""
-    if not packing:
-        return [[e] for e in examples]
-    return [
-        [examples[i] for i in group]
-        for group in pack([len(e.input_ids) for e in examples], max_len)
-    ]
+def rows(examples: Sequence[Example], max_len: int, packing: bool) -> PackedRows:
+    """Training rows: packed groups of examples, or one example per row (read on demand)."""
+    return PackedRows.of(examples, max_len, packing)
 
 
 def add_lora(model: Any, p: TrainParams) -> Any:

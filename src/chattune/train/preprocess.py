@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -14,11 +13,11 @@ from chattune.data.schema import Conversation, Message
 from chattune.errors import ValidationError
 from chattune.train.results import Hooks, ImportedModel, Preprocessed, SplitStats
 from chattune.train.template import (
-    Example,
     bound_messages,
     max_token_chars,
     tokenize_truncated,
 )
+from chattune.train.tokens import SplitWriter, TokenSplit, open_split
 
 
 def run(
@@ -53,38 +52,33 @@ BATCH = 256
 def _split(
     tokenizer: Any, split: str, path: str, max_len: int, out_dir: Path, hooks: Hooks
 ) -> SplitStats:
-    """Stream one split: read, cut, tokenize in batches, write; nothing held per row."""
+    """Stream one split: read, cut, tokenize in batches, append to the split's arrays;
+    nothing held per row."""
     from chattune.data.readers import iter_conversations
 
     max_chars = max_len * max_token_chars(tokenizer)
-    file = out_dir / f"{split}.jsonl"
-    tmp = file.with_name(f".{file.name}.tmp")
+    folder = out_dir / f"{split}.tokens"
     totals = {"examples": 0, "tokens": 0, "target": 0, "truncated": 0, "dropped": 0}
-    try:
-        with open(tmp, "w") as f:
-            chunks = _chunks(iter_conversations(path), BATCH)
-            for batch in _tokenized(tokenizer, chunks, max_len, max_chars):
-                for line, tokens, target, truncated in batch:
-                    totals["truncated"] += truncated
-                    if not target:
-                        totals["dropped"] += 1
-                        continue
-                    f.write(line)
-                    totals["examples"] += 1
-                    totals["tokens"] += tokens
-                    totals["target"] += target
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a bad row found late leaves no partial file
-        raise
-    if not totals["examples"]:
-        tmp.unlink(missing_ok=True)
-        raise ValidationError(
-            f"data.{split} {path}: no assistant tokens left after truncation to {max_len}",
-            "raise parameters.max_seq_length or use conversations with assistant turns",
-        )
-    tmp.replace(file)
+    with SplitWriter(folder) as out:  # a bad row found late leaves no partial output
+        chunks = _chunks(iter_conversations(path), BATCH)
+        for batch in _tokenized(tokenizer, chunks, max_len, max_chars):
+            for input_ids, labels, target, truncated in batch:
+                totals["truncated"] += truncated
+                if not target:
+                    totals["dropped"] += 1
+                    continue
+                out.add(input_ids, labels)
+                totals["examples"] += 1
+                totals["tokens"] += len(input_ids)
+                totals["target"] += target
+        if not totals["examples"]:
+            raise ValidationError(
+                f"data.{split} {path}: no assistant tokens left after truncation to {max_len}",
+                "raise parameters.max_seq_length or use conversations with assistant turns",
+            )
+        out.commit()
     stats = SplitStats(
-        file=str(file),
+        file=str(folder),
         examples=totals["examples"],
         tokens=totals["tokens"],
         target_tokens=totals["target"],
@@ -114,8 +108,9 @@ def _chunks(rows: Iterable[Conversation], size: int) -> Iterator[list[list[Messa
         yield chunk
 
 
-Written = tuple[str, int, int, bool]
-"""One example as its JSON line, its tokens, its target tokens, and whether it was cut."""
+Written = tuple[Any, Any, int, bool]
+"""One example: its token ids and labels (int32 arrays: compact between processes), its
+target tokens, and whether it was cut."""
 
 
 def _tokenized(
@@ -180,16 +175,19 @@ def _worker_chunk(chunk: list[list[Message]], max_len: int, max_chars: int) -> l
 def prepare_chunk(
     tokenizer: Any, chunk: list[list[Message]], max_len: int, max_chars: int
 ) -> list[Written]:
-    """Cut, render, tokenize and serialize one chunk (in a worker: the JSON too)."""
+    """Cut, render and tokenize one chunk (in a worker: to arrays, which pickle compactly)."""
+    import numpy as np
+
     bounded = [bound_messages(messages, max_chars) for messages in chunk]
     examples = tokenize_truncated(tokenizer, [m for m, _ in bounded], max_len)
     out = []
     for (ex, truncated), (_, cut) in zip(examples, bounded, strict=True):
-        line = json.dumps({"input_ids": ex.input_ids, "labels": ex.labels}) + "\n"
-        out.append((line, len(ex.input_ids), ex.n_target, truncated or cut))
+        ids, labels = np.asarray(ex.input_ids, np.int32), np.asarray(ex.labels, np.int32)
+        out.append((ids, labels, ex.n_target, truncated or cut))
     return out
 
 
-def read_examples(path: str | Path) -> list[Example]:
-    with open(path) as f:
-        return [Example(**json.loads(line)) for line in f]
+def read_examples(path: str | Path) -> TokenSplit:
+    """A preprocessed split (``SplitStats.file``), memory-mapped: a sequence of
+    :class:`~chattune.train.template.Example` that reads a row only when it is indexed."""
+    return open_split(path)

@@ -10,16 +10,19 @@ assistant token weighs the same: loss = summed token cross-entropy / assistant t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from chattune.train.packing import collate
 from chattune.train.template import Example
 
 
-def score(model: Any, examples: list[Example], batch_size: int = 1) -> dict[str, float]:
+def score(model: Any, examples: Sequence[Example], batch_size: int = 1) -> dict[str, float]:
     """Token-weighted loss, perplexity and next-token accuracy on assistant tokens.
 
-    >>> score(model, read_examples("preprocess/test.jsonl"))["loss"]    # doctest: +SKIP
+    ``examples`` may be a memory-mapped split: rows are read one batch at a time.
+
+    >>> score(model, read_examples("preprocess/test.tokens"))["loss"]    # doctest: +SKIP
     1.6343
     """
     import torch

@@ -201,7 +201,9 @@ class ChattuneTrainer(Trainer):
     ) -> dict[str, float]:
         """``eval_loss``, ``eval_perplexity`` and ``eval_token_accuracy`` by :func:`score`."""
         rows = eval_dataset if eval_dataset is not None else self.eval_dataset
-        examples = [example for row in cast(Any, rows) for example in row]  # unpack packed rows
+        examples = getattr(rows, "examples", None)  # PackedRows: the split, memory-mapped
+        if examples is None:
+            examples = [example for row in cast(Any, rows) for example in row]  # unpack rows
         model = cast(Any, self.model)
         was_training = model.training
         started = time.time()

@@ -41,3 +41,26 @@ def test_packed_examples_do_not_see_each_other(tiny_model_dir) -> None:
         ).logits[0]
         alone = model(input_ids=torch.tensor([b.input_ids])).logits[0]
     assert (packed[40:] - alone).abs().max().item() < 1e-4
+
+
+def test_rows_read_from_a_memory_mapped_split_stay_isolated(tiny_model_dir, tmp_path) -> None:
+    """The proof above, with the rows as training reads them: packed from the token store."""
+    from transformers import AutoModelForCausalLM
+
+    from chattune.train.packing import PackedRows
+    from chattune.train.tokens import SplitWriter, open_split
+
+    a = Example(list(range(100, 140)), [IGNORE] * 40)
+    b = Example(list(range(300, 325)), [IGNORE] * 25)
+    with SplitWriter(tmp_path / "train.tokens") as out:
+        out.add(b.input_ids, b.labels)
+        out.add(a.input_ids, a.labels)
+        out.commit()
+    rows = PackedRows.of(open_split(tmp_path / "train.tokens"), 80, packing=True)
+    assert len(rows) == 1 and rows[0] == [a, b]  # longest first: a, then b after it
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    batch = collate([rows[0]], pad_id=0)
+    with torch.no_grad():
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+        alone = model(input_ids=torch.tensor([b.input_ids])).logits[0]
+    assert (packed[40:] - alone).abs().max().item() < 1e-4

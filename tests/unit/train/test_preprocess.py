@@ -33,7 +33,7 @@ def _model(tiny_model_dir: Path) -> ImportedModel:
 
 
 def _rows(path: Path) -> list[dict[str, list[int]]]:
-    return [json.loads(line) for line in path.open()]
+    return [vars(ex) for ex in preprocess.read_examples(path)]
 
 
 def test_long_messages_are_cut_to_what_max_len_can_hold(tiny_tokenizer) -> None:
