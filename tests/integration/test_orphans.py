@@ -10,6 +10,7 @@ module under a real torchrun, started by the real ``distributed._supervise``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 
 from chattune.serving import procs, vllm_env
 from chattune.serving.endpoints import EndpointsAPI
+from chattune.train import distributed
 from chattune.workspace import Workspace
 
 WITHIN = 5.0
@@ -156,10 +158,12 @@ def vllm_gateway(
 def vllm_worker(
     api: EndpointsAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[int, list[int]]:
-    """The worker itself killed: the kernel stops its server (the group leader)."""
+    """The worker itself killed: the kernel stops its server (the group leader; what vLLM
+    starts itself, vLLM stops when its server gets SIGTERM; the stand-in's ``sleep`` does
+    not, and the test kills it)."""
     _, worker, server = _vllm_worker(api, tmp_path, monkeypatch)
     leader = [p for p in server if os.getpgid(p) == p]
-    return worker, leader
+    return worker, leader + [-p for p in server if p not in leader]
 
 
 STARTS = {
@@ -183,7 +187,65 @@ def test_kill_9_takes_the_vllm_server_down(
     api: EndpointsAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Callable
 ) -> None:
     parent, followers = start(api, tmp_path, monkeypatch)
-    _kill_and_check(parent, followers)
+    try:
+        _kill_and_check(parent, [p for p in followers if p > 0])
+    finally:
+        _kill_all([abs(p) for p in followers])
+
+
+SUPERVISE_TORCHRUN = """
+import logging, sys
+from pathlib import Path
+from chattune.train import distributed
+from chattune.train.results import Hooks
+
+cmd = [sys.executable, "-m", distributed.TORCHRUN, "--standalone", "--nproc-per-node=2",
+       "-m", "tests.standin_rank"]
+distributed._supervise(cmd, Path(sys.argv[1]), Hooks(logging.getLogger("job")))
+"""
+
+
+def _job_with_ranks(tmp_path: Path) -> tuple[int, int, list[int]]:
+    """(job process, torchrun, ranks): the job's training stage as ``jobs.worker`` runs it."""
+    job = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISE_TORCHRUN, str(tmp_path / "events.jsonl")], cwd=REPO
+    )
+
+    def ranks() -> list[int]:
+        found = [psutil.Process(p) for p in _tree(job.pid)]
+        return [p.pid for p in found if distributed.TORCHRUN not in p.cmdline()]
+
+    found = _until(lambda: len(ranks()) == 2 and ranks(), seconds=90)
+    [torchrun] = [p for p in _tree(job.pid) if p not in found]  # type: ignore[operator]
+    return job.pid, torchrun, list(found)  # type: ignore[arg-type]
+
+
+def job_process(tmp_path: Path) -> tuple[int, list[int]]:
+    job, torchrun, ranks = _job_with_ranks(tmp_path)
+    return job, [torchrun, *ranks]
+
+
+def torchrun(tmp_path: Path) -> tuple[int, list[int]]:
+    _, torchrun_pid, ranks = _job_with_ranks(tmp_path)
+    return torchrun_pid, ranks
+
+
+@pytest.mark.parametrize("start", [job_process, torchrun], ids=["job-process", "torchrun"])
+def test_kill_9_takes_the_training_ranks_down(tmp_path: Path, start: Callable) -> None:
+    """Jobs outlive the terminal on purpose; torchrun and its ranks never outlive the job."""
+    parent, followers = start(tmp_path)
+    try:
+        _kill_and_check(parent, followers)
+    finally:
+        _kill_all([parent, *followers])
+
+
+def _kill_all(pids: list[int]) -> None:
+    """Whatever of ``pids`` a failed test left running."""
+    for pid in pids:
+        if procs.alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _kill_and_check(parent: int, followers: list[int]) -> None:
