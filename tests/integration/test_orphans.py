@@ -113,8 +113,13 @@ def in_process(api: EndpointsAPI, tmp_path: Path) -> tuple[int, list[int]]:
     """A worker launched as an in-process supervisor would (the SDK or a test embedding the
     gateway code), from a thread that ends before the process does."""
     parent = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH_FROM_A_THREAD, str(api.resolve_model("x")[1]),
-         str(tmp_path / "worker.log")],
+        [
+            sys.executable,
+            "-c",
+            LAUNCH_FROM_A_THREAD,
+            str(api.resolve_model("x")[1]),
+            str(tmp_path / "worker.log"),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -83,9 +83,7 @@ def hold(grace: float = GRACE_S) -> bool:
         return False
     fd, parent = (int(x) for x in value.split(":"))
     os.set_inheritable(fd, False)
-    threading.Thread(
-        target=_watch, args=(fd, parent, grace), name="lifeline", daemon=True
-    ).start()
+    threading.Thread(target=_watch, args=(fd, parent, grace), name="lifeline", daemon=True).start()
     return True
 
 
