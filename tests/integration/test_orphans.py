@@ -245,6 +245,31 @@ def test_kill_9_takes_the_training_ranks_down(tmp_path: Path, start: Callable) -
         _kill_all([parent, *followers])
 
 
+POOL = """
+import multiprocessing, sys, time
+from chattune.train import preprocess
+
+pool = multiprocessing.get_context("spawn").Pool(2, preprocess._init_worker, (sys.argv[1],))
+pool.apply(time.sleep, (0,))  # the workers are up (and their initializer ran)
+print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_of_a_job_takes_its_preprocessing_workers_down(tiny_model_dir: Path) -> None:
+    """The preprocess stage's pool (spawned workers, as ``preprocess.prepare`` makes it)."""
+    job = subprocess.Popen(
+        [sys.executable, "-c", POOL, str(tiny_model_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert job.stdout is not None
+    workers = [int(pid) for pid in job.stdout.readline().split()]
+    assert len(workers) == 2
+    try:
+        _kill_and_check(job.pid, workers)
+    finally:
+        _kill_all(workers)
+
+
 def _kill_all(pids: list[int]) -> None:
     """Whatever of ``pids`` a failed test left running."""
     for pid in pids:

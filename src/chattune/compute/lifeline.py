@@ -1,7 +1,7 @@
 """Children that die with the process that started them, however it dies (``kill -9``
 included), on every start path: see docs/processes.md.
 
-Two mechanisms, both keyed to the parent *process*:
+Three mechanisms, all keyed to the parent *process*:
 
 - A lifeline pipe, for chattune children (a gateway's workers): :func:`child_options` in the
   parent, :func:`hold` first thing in the child's ``main``. The parent keeps the write end
@@ -11,6 +11,8 @@ Two mechanisms, both keyed to the parent *process*:
   in groups of its own goes too). A parent that died before the child looked leaves EOF
   waiting, so nothing is missed in between; and it does not matter which of the parent's
   threads started the child.
+- ``multiprocessing``'s own parent sentinel, the same kind of pipe, for a pool's workers
+  (:func:`hold_multiprocessing_parent` in the pool's initializer).
 - ``PR_SET_PDEATHSIG`` (Linux), for children that are not chattune code (torchrun, vLLM's
   server) or whose parent is not (a rank under torchrun): :func:`pdeathsig_preexec` sets it
   in the child between fork and exec, and exits the child if the parent died before that.
@@ -127,6 +129,24 @@ def watch_parent(parent: int, grace: float = GRACE_S, every: float = 0.5) -> Non
     if parent == 1:  # already an orphan when it started
         os._exit(ORPHAN_EXIT)
     threading.Thread(target=poll, name="lifeline", daemon=True).start()
+
+
+def hold_multiprocessing_parent() -> None:
+    """In a ``multiprocessing`` child (a pool's initializer): exit when the parent process
+    is gone. The parent's sentinel is a pipe only the parent writes to: EOF, even if the
+    parent died before this ran."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(ORPHAN_EXIT)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def set_pdeathsig(sig: int) -> None:
