@@ -283,5 +283,6 @@ def _kill_and_check(parent: int, followers: list[int]) -> None:
     os.kill(parent, signal.SIGKILL)
     killed = time.monotonic()
     gone = procs.wait_gone(followers, timeout=WITHIN)
+    print(f"{len(followers)} process(es) gone {time.monotonic() - killed:.2f}s after kill -9")
     left = [(p, " ".join(psutil.Process(p).cmdline())) for p in followers if procs.alive(p)]
     assert gone, f"still alive {time.monotonic() - killed:.1f}s after kill -9 of {parent}: {left}"
