@@ -182,9 +182,14 @@ def die_with_parent_named(marker: str, sig: int = signal.SIGTERM) -> None:
     if not sys.platform.startswith("linux"):
         return
     set_pdeathsig(sig)
+    parent = os.getppid()
     try:
-        cmdline = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ")
+        cmdline = Path(f"/proc/{parent}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         cmdline = b""
     if marker.encode() not in cmdline:
+        sys.stderr.write(
+            f"exiting: the parent process ({parent}) is not {marker}: it died before this "
+            f"process started, or this was started by hand (start it through {marker})\n"
+        )
         os._exit(ORPHAN_EXIT)
