@@ -37,11 +37,19 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[ENV] = f"{os.getpid()}-{secrets.token_hex(8)}"
 
 
+MULTIPROCESSING_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+"""Helpers ``multiprocessing`` starts for this process, which end when it ends (EOF)."""
+
+
 def leftovers(token: str) -> list[psutil.Process]:
-    """Live processes started by the run ``token`` names (this process aside)."""
+    """Live processes started by the run ``token`` names (this process and its own
+    ``multiprocessing`` helpers aside)."""
     found = []
-    for proc in psutil.process_iter(["pid", "status"]):
+    for proc in psutil.process_iter(["pid", "ppid", "status", "cmdline"]):
         if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["ppid"] == os.getpid() and any(h in cmdline for h in MULTIPROCESSING_HELPERS):
             continue
         with contextlib.suppress(psutil.Error):
             if proc.environ().get(ENV) == token:

@@ -29,10 +29,14 @@ def test_clean():
     subprocess.run(["true"], check=True)
 """
 CLEAN = """
-import subprocess
+import multiprocessing, subprocess
 
 def test_clean():
     subprocess.run(["sleep", "0.1"], check=True)
+
+def test_multiprocessing_in_the_test_process():  # its helper ends with this process
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(abs, (-1,)) == 1
 """
 
 
@@ -66,10 +70,11 @@ def test_a_process_left_running_fails_the_run_and_is_killed(
     assert procs.wait_gone([leaked], timeout=5)
 
 
-def test_a_clean_run_passes_beside_another_runs_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [[], XDIST], ids=["serial", "xdist"])
+def test_a_clean_run_passes_beside_another_runs_processes(tmp_path: Path, flags: list[str]) -> None:
     mine = subprocess.Popen(["sleep", "62"])  # this run's, not the inner run's
     try:
-        run = _inner_run(tmp_path, CLEAN, *XDIST)
+        run = _inner_run(tmp_path, CLEAN, *flags)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "left running" not in run.stdout
         assert mine.poll() is None
