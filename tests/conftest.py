@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pytest
 
+# The run fails, naming them, for processes it leaves running (and kills them).
+from tests.leftovers import (  # noqa: F401
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
 # Put `pytestmark = BOTH_DATABASES` in a module to run its `workspace` tests on SQLite and,
 # under `make test-all` (marker postgres), on a real PostgreSQL server the suite starts.
 BOTH_DATABASES = pytest.mark.parametrize(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from chattune.compute.lifeline import child_options
+
 
 def spawn(
     cmd: Sequence[str],
@@ -25,9 +27,18 @@ def spawn(
     *,
     new_session: bool = False,
     pass_fds: Sequence[int] = (),
+    lifeline: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` with stdout and stderr appended to ``log_path``."""
+    """Start ``cmd`` with stdout and stderr appended to ``log_path``.
+
+    With ``lifeline``, the child (chattune code calling :func:`lifeline.hold`) dies with this
+    process, however this process dies: see :mod:`chattune.compute.lifeline`.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if lifeline:
+        fds, extra = child_options()
+        pass_fds, env = (*pass_fds, *fds), {**env, **extra}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             list(cmd),
@@ -37,7 +48,7 @@ def spawn(
             start_new_session=new_session,
             pass_fds=tuple(pass_fds),
             close_fds=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
         )
 
 

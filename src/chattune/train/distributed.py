@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chattune.compute import lifeline
 from chattune.errors import RuntimeFailure
 from chattune.train.params import TrainParams
 from chattune.train.results import FineTuned, Hooks, ImportedModel, Preprocessed
 
 STOP_GRACE_S = 30
+TORCHRUN = "torch.distributed.run"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Launch:
 
     def command(self, args_file: Path) -> list[str]:
         """The torchrun command (what the job's log records)."""
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={self.nproc}"]
+        cmd = [sys.executable, "-m", TORCHRUN, f"--nproc-per-node={self.nproc}"]
         if self.nnodes > 1:
             cmd += [f"--nnodes={self.nnodes}", "--rdzv-backend=c10d"]
             cmd += [f"--rdzv-endpoint={self.rendezvous}"]
@@ -95,6 +97,9 @@ def _supervise(cmd: list[str], events: Path, hooks: Hooks) -> int:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,  # its own group: one signal reaches every rank
+        # SIGTERM to torchrun (which stops its ranks) if the job process dies, however: this
+        # thread waits on torchrun, so it lives as long as torchrun does.
+        preexec_fn=lifeline.pdeathsig_preexec(signal.SIGTERM),
     )
     pump = threading.Thread(target=_pump, args=(proc, hooks), daemon=True)
     pump.start()
@@ -206,4 +211,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    lifeline.die_with_parent_named(TORCHRUN)  # a rank ends with its torchrun, however it ends
     main(sys.argv[1:])

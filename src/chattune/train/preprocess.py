@@ -9,6 +9,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
+from chattune.compute import lifeline
 from chattune.data.schema import Conversation, Message
 from chattune.errors import ValidationError
 from chattune.train.results import Hooks, ImportedModel, Preprocessed, SplitStats
@@ -158,6 +159,7 @@ _WORKER_TOKENIZER: Any = None
 
 
 def _init_worker(tokenizer_dir: str) -> None:
+    lifeline.hold_multiprocessing_parent()  # a killed job takes its workers along
     # One thread per worker: the workers already fill the cores, and the Rust tokenizer's
     # own thread pool would only spin against them.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"

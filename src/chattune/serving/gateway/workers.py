@@ -95,7 +95,7 @@ def launch(deployment: Deployment, index: int, log_path: Path) -> Instance:
         "--exit-with-parent",
     ]
     try:
-        proc = procs.spawn(cmd, log_path, pass_fds=[sock.fileno()])
+        proc = procs.spawn(cmd, log_path, pass_fds=[sock.fileno()], lifeline=True)
     finally:
         sock.close()  # the worker holds its own copy
     log.info("started %s instance %d: pid %d port %d", deployment.name, index, proc.pid, port)

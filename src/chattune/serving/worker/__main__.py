@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from chattune.compute import lifeline
 from chattune.serving.http import DEFAULT_MAX_BODY_BYTES, WORKER_SECRET_ENV
 from chattune.serving.settings import DeploymentSettings
 
@@ -32,7 +32,11 @@ LOAD_FAILED_EXIT = 3
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, start loading the model, serve until SIGTERM."""
+    parent = os.getppid()  # first thing: a parent dead by the time it was read shows as 1
+    held = lifeline.hold()  # the gateway's lifeline: EOF the moment the gateway is gone
     args = _parse(argv)
+    if args.exit_with_parent and not held:  # started by hand: poll the parent instead
+        lifeline.watch_parent(parent)
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -52,8 +56,6 @@ def main(argv: list[str] | None = None) -> None:
     log.info("listening on %s:%d, loading %s", *sock.getsockname()[:2], args.model_path)
     engine.start()
     _exit_when_load_fails(engine)
-    if args.exit_with_parent:
-        _exit_with_parent(os.getppid())
 
     import uvicorn
 
@@ -110,20 +112,6 @@ def _exit_when_load_fails(engine: Engine) -> None:
                 log.error("exiting: the model could not be loaded: %s", engine.load_error)
                 os._exit(LOAD_FAILED_EXIT)
             time.sleep(0.1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Backstop against orphans: when the gateway dies, its workers follow."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        log.warning("gateway %d is gone; shutting down", parent)
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(3)  # nobody can read what is still answered: only the gateway called here
-        os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -21,10 +20,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chattune.compute import lifeline
 from chattune.errors import RuntimeFailure
 from chattune.serving.vllm_env import (
     STARTUP_TIMEOUT_S,
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from chattune.serving.worker.engines import Completion, Delta, GenerationParams
 
 log = logging.getLogger("chattune.serving.vllm")
+ORPHAN_GRACE_S = 1.0
+"""Seconds vLLM gets to stop after its worker's gateway died (then SIGKILL, group-wide)."""
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -70,20 +72,6 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
         proc.wait(1.0)
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` that makes the child get SIGTERM when the spawning thread ends.
-
-    Resolved before the fork, so the child only makes one system call.
-    """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return preexec
-
-
 class VllmEngine:
     """The worker's :class:`~chattune.serving.worker.engines.Engine` backed by a vLLM server.
 
@@ -91,7 +79,8 @@ class VllmEngine:
     :func:`default_venv`, which ``chattune engines install vllm`` creates)
     and turns ready when it answers :data:`HEALTH_PATH`; :meth:`stream` forwards each
     conversation to its ``/v1/chat/completions``. The server dies with the worker: stopped at
-    exit, and sent SIGTERM by the kernel if the worker is killed.
+    exit (its group within :data:`ORPHAN_GRACE_S` when the gateway is gone), and sent SIGTERM
+    by the kernel if the worker is killed.
     """
 
     supports_logprobs = False  # the handlers refuse `logprobs` for this engine
@@ -138,6 +127,13 @@ class VllmEngine:
         if self.proc is not None and self.proc.poll() is None:
             stop_group(self.proc)
 
+    def _stop_now(self) -> None:
+        """The worker's gateway is gone: stop the server's whole group at once."""
+        self._stopping = True
+        self._ready.clear()
+        if self.proc is not None and self.proc.poll() is None:
+            stop_group(self.proc, grace=ORPHAN_GRACE_S)
+
     def _main(self) -> None:
         """Start, wait until healthy, then copy the server's output until it exits.
 
@@ -167,13 +163,14 @@ class VllmEngine:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=lifeline.pdeathsig_preexec(signal.SIGTERM),  # this thread waits on it
             )
         except Exception as exc:
             self.load_error = str(exc)
             log.error("could not start vLLM: %s", exc)
             return
         atexit.register(self.stop)
+        lifeline.on_orphaned(self._stop_now)
         log.info("vLLM server pid %d on %s:%d", self.proc.pid, self.host, self.port)
         threading.Thread(target=self._wait_ready, name="vllm-ready", daemon=True).start()
         assert self.proc.stdout is not None
