@@ -28,7 +28,14 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.serving.settings import DeploymentSettings
-from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong, TokenLogprob
+from chattune.serving.worker.engines import (
+    Delta,
+    GenerationParams,
+    PromptTooLong,
+    RequestRefused,
+    TokenLogprob,
+)
+from chattune.serving.worker.logits import Processor, check_bias
 
 log = logging.getLogger("chattune.serving.engine")
 
@@ -116,6 +123,7 @@ class TransformersEngine:
             if x is not None
         )
         self.context = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        self.vocab_size = int(self.model.get_output_embeddings().out_features)
         log.info("loaded %s on %s in %.1fs", self.model_path, device, time.monotonic() - started)
 
     def _pack(self) -> None:
@@ -197,11 +205,9 @@ class TransformersEngine:
         rows, prompts = [], []
         for job in batch:
             try:
-                prompts.append(
-                    self._encode(job.messages, job.params.continue_final, job.params.max_new_tokens)
-                )
+                prompts.append(self.prompt_ids(job))
                 rows.append(job)
-            except PromptTooLong as exc:
+            except RequestRefused as exc:
                 job.send(exc)
         if not rows:
             return
@@ -230,7 +236,7 @@ class TransformersEngine:
                     streamer=streamer,
                     stopping_criteria=[_Cancelled(rows)],
                     logits_processor=LogitsProcessorList(
-                        [recorder] if params.logprobs is not None else []
+                        self._processors(params, recorder, prompts)
                     ),
                 )
         except Exception as exc:
@@ -239,6 +245,23 @@ class TransformersEngine:
                 job.send(RuntimeError(f"generation failed: {type(exc).__name__}"))
             return
         streamer.finish_all()
+
+    @staticmethod
+    def _processors(
+        params: GenerationParams, recorder: _Logprobs, prompts: list[list[int]]
+    ) -> list[Any]:
+        """The logprob recorder (the model's own distribution) first, then bias and
+        penalties."""
+        found: list[Any] = [recorder] if params.logprobs is not None else []
+        if params.adjusts_logits:
+            found.append(Processor(params, [len(p) for p in prompts], max(map(len, prompts))))
+        return found
+
+    def prompt_ids(self, job: _Job) -> list[int]:
+        """The prompt of ``job``, or :class:`RequestRefused` when it cannot be answered."""
+        check_bias(job.params, self.vocab_size)
+        p = job.params
+        return self._encode(job.messages, p.continue_final, p.max_new_tokens)
 
     @functools.cached_property
     def max_token_chars(self) -> int:
