@@ -12,6 +12,7 @@ them back to start and probe workers, and hands them whole to each worker
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import pydantic
@@ -73,6 +74,10 @@ class DeploymentSettings(BaseModel):
         """Requests a worker admits at once (``max_concurrent_requests_per_instance``, else
         ``max_batch_size``)."""
         return self.max_concurrent_requests_per_instance or self.max_batch_size
+
+    def fingerprint(self) -> str:
+        """A short digest of every setting: which settings a worker was started with."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
     @pydantic.field_validator("liveness_probe")
     @classmethod
