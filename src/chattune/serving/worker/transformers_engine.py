@@ -28,6 +28,7 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.serving.settings import DeploymentSettings
+from chattune.serving.worker.dtype import choose_dtype
 from chattune.serving.worker.engines import (
     Delta,
     GenerationParams,
@@ -108,7 +109,7 @@ class TransformersEngine:
         self.tokenizer.padding_side = "left"  # decoder-only: new tokens follow the prompt
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         model = model.to(device).eval()
-        self.dtype, why = choose_dtype(model, self.dtype_setting, device)
+        self.dtype, why = choose_dtype(model, self.dtype_setting, device, self.model_path)
         self.model = model.to(getattr(torch, self.dtype))
         log.info("dtype %s: %s", self.dtype, why)
         if device == "cpu":
@@ -307,34 +308,6 @@ class TransformersEngine:
                 "so shorten the conversation"
             )
         return ids
-
-
-def choose_dtype(model: Any, setting: str, device: str) -> tuple[str, str]:
-    """``float32`` or ``bfloat16`` for ``model`` on ``device``, and why (for the log).
-
-    ``auto`` takes bf16 on GPUs; on a CPU it times a batched forward pass both ways and keeps
-    the faster (bf16 matmuls are about twice as fast on CPUs with AMX/AVX512-BF16, much
-    slower on others).
-    """
-    import torch
-
-    if setting != "auto":
-        return setting, "set by the deployment's dtype setting"
-    if device.startswith("cuda"):
-        return "bfloat16", "GPU"
-    ids = torch.full((8, 32), 1, dtype=torch.long)
-    timings = {}
-    for name in ("float32", "bfloat16"):
-        model.to(getattr(torch, name))
-        with torch.inference_mode():
-            model(input_ids=ids)  # warm-up
-            started = time.perf_counter()
-            for _ in range(2):
-                model(input_ids=ids)
-        timings[name] = (time.perf_counter() - started) / 2
-    best = min(timings, key=lambda k: timings[k])
-    measured = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items())
-    return best, f"measured on this CPU, a forward pass of 8x32 tokens: {measured}"
 
 
 class _Cancelled:
