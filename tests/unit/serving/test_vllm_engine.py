@@ -398,6 +398,87 @@ def test_a_system_prompt_reaches_a_template_that_drops_it_as_under_transformers(
     assert tokenizer(rendered, add_special_tokens=False)["input_ids"] == local._encode(conversation)
 
 
+def _server(engine: vllm.VllmEngine, monkeypatch: pytest.MonkeyPatch, quiet: float) -> None:
+    """A stand-in server process that never turns healthy."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(vllm, "QUIET_TIMEOUT_S", quiet)
+    monkeypatch.setattr(vllm, "probe", lambda host, port: False)
+    engine.proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+
+
+def test_a_silent_server_is_given_up_with_its_last_line(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", DeploymentSettings(engine="vllm"))
+    assert engine.ready_timeout == 1800 - vllm.READY_MARGIN_S  # the vLLM liveness budget
+    _server(engine, monkeypatch, quiet=1.5)
+    engine.output.append("INFO compiling the graph")
+    engine._wait_ready()
+    assert engine.load_error is not None and engine.load_error.startswith(
+        "vLLM printed nothing for 2s and does not answer /health"
+    )
+    assert engine.load_error.endswith("its last line: INFO compiling the graph")
+    assert engine.proc is not None and engine.proc.poll() is not None  # stopped
+
+
+def test_a_server_that_makes_progress_is_waited_for_up_to_the_liveness_budget(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first vLLM deployment on a loaded CPU failed while vLLM was still compiling: a
+    fixed deadline, not the server's progress, decided."""
+    import threading
+
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", DeploymentSettings(engine="vllm"))
+    engine.ready_timeout = 4  # the liveness budget, shortened
+    _server(engine, monkeypatch, quiet=1.5)
+    done = threading.Event()
+
+    def talk() -> None:
+        step = 0
+        while not done.wait(0.3):
+            step += 1
+            engine.output.append(f"compiling step {step}")
+
+    threading.Thread(target=talk, daemon=True).start()
+    started = time.monotonic()
+    try:
+        engine._wait_ready()
+    finally:
+        done.set()
+    assert time.monotonic() - started >= 4  # longer than the quiet limit: it was talking
+    assert engine.load_error is not None and "was not ready within 4s (still printing" in (
+        engine.load_error
+    )
+
+
+def test_a_healthy_server_turns_ready_with_the_tokenizer_loaded(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", DeploymentSettings(engine="vllm"))
+    _server(engine, monkeypatch, quiet=60)
+    monkeypatch.setattr(vllm, "probe", lambda host, port: True)
+    try:
+        engine._wait_ready()
+        assert engine.is_ready() and engine.load_error is None
+        assert engine.tokenizer is not None
+    finally:
+        engine.stop()
+
+
+def test_vllm_deployments_get_a_liveness_budget_for_a_cold_cpu_start() -> None:
+    assert DeploymentSettings().liveness_probe.initial_delay == 600
+    vllm_default = DeploymentSettings.from_overrides(None, {"engine": "vllm"})
+    assert vllm_default.liveness_probe.initial_delay == 1800
+    given = DeploymentSettings.from_overrides(
+        None, {"engine": "vllm", "liveness_initial_delay": 90}
+    )
+    assert given.liveness_probe.initial_delay == 90
+
+
 # --- for real ------------------------------------------------------------------------------
 
 

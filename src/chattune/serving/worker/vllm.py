@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chattune.errors import RuntimeFailure
+from chattune.serving.settings import LIVENESS_DELAY_S
 from chattune.serving.vllm_env import (
-    STARTUP_TIMEOUT_S,
+    HEALTH_PATH,
     default_venv,
     free_port,
     is_installed,
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     from chattune.serving.worker.engines import Completion, Delta, GenerationParams, TokenLogprob
 
 log = logging.getLogger("chattune.serving.vllm")
+
+QUIET_TIMEOUT_S = 600.0
+"""Most seconds a starting server may print nothing (compiling on a loaded CPU goes quiet
+for minutes; a hung one never speaks again)."""
+READY_MARGIN_S = 30.0
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -109,6 +115,10 @@ class VllmEngine:
         self.venv = venv or default_venv()
         self.max_model_len = max_model_len
         self.max_num_seqs = settings.max_batch_size if settings is not None else None
+        delay = settings.liveness_probe.initial_delay if settings else LIVENESS_DELAY_S["vllm"]
+        self.ready_timeout = max(delay - READY_MARGIN_S, READY_MARGIN_S)
+        """Seconds the server may take to turn healthy: the liveness budget, less a margin
+        so that this worker says why before its gateway restarts it."""
         self.load_error: str | None = None
         self.host = "127.0.0.1"
         self.port = 0
@@ -194,16 +204,49 @@ class VllmEngine:
         os.kill(os.getpid(), signal.SIGTERM)  # a worker without its engine is dead: restart it
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline and self.proc is not None and self.proc.poll() is None:
+        """Ready once the server answers its health check. The server's own output is its
+        progress (loading, compiling, capturing): a server that prints nothing new for
+        :data:`QUIET_TIMEOUT_S` while not healthy, or is not healthy within the liveness
+        budget, is stopped with a message that says which and quotes its last line."""
+        started = time.monotonic()
+        last_line, last_change = None, started
+        while self.proc is not None and self.proc.poll() is None:
             if probe(self.host, self.port):
+                try:
+                    self.prepared([])  # the tokenizer, loaded before the first request
+                except Exception as exc:
+                    self.load_error = f"could not load the tokenizer: {exc}"
+                    self.stop()
+                    return
                 log.info("vLLM server ready on port %d", self.port)
                 self._ready.set()
                 return
+            now = time.monotonic()
+            line = self.output[-1] if self.output else None
+            if line is not last_line:  # a new line object: the server printed something
+                last_line, last_change = line, now
+            why = self._stalled(now - started, now - last_change)
+            if why is not None:
+                self.load_error = why
+                log.error("%s", why)
+                self.stop()
+                return
             time.sleep(1.0)
-        if self.proc is not None and self.proc.poll() is None:
-            self.load_error = f"vLLM did not become ready within {STARTUP_TIMEOUT_S:.0f}s"
-            self.stop()
+
+    def _stalled(self, waited: float, quiet: float) -> str | None:
+        """Why to give up waiting for the server, or ``None`` to keep waiting."""
+        last = self.output[-1].strip()[:200] if self.output else "(no output)"
+        if quiet > QUIET_TIMEOUT_S:
+            return (
+                f"vLLM printed nothing for {quiet:.0f}s and does not answer {HEALTH_PATH} "
+                f"(waited {waited:.0f}s); its last line: {last}"
+            )
+        if waited > self.ready_timeout:
+            return (
+                f"vLLM was not ready within {self.ready_timeout:.0f}s (still printing; raise "
+                f"liveness_initial_delay of the deployment); its last line: {last}"
+            )
+        return None
 
     def _last_error(self) -> str:
         lines = [x for x in self.output if x.strip()]
