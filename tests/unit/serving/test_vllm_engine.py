@@ -362,6 +362,36 @@ def test_bias_penalties_and_logprobs_are_asked_of_vllm(tiny_model_dir: Path) -> 
     assert (entry.token, entry.logprob, entry.top) == ("Hi", -0.1, (("Hi", -0.1), ("Yo", -2.5)))
 
 
+def test_logprobs_are_served_through_a_vllm_worker(tiny_model_dir: Path) -> None:
+    """Issue 26: on --engine vllm, logprobs were refused although vLLM gives them."""
+    from fastapi.testclient import TestClient
+
+    from chattune.serving.worker.app import create_worker_app
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        entry = {
+            "token": "Hi",
+            "logprob": -0.25,
+            "top_logprobs": [{"token": "Hi", "logprob": -0.25}],
+        }
+        choice = {
+            "message": {"role": "assistant", "content": "Hi"},
+            "finish_reason": "stop",
+            "logprobs": {"content": [entry]},
+        }
+        usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        return httpx.Response(200, json={"choices": [choice], "usage": usage})
+
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
+    engine._ready.set()
+    http = TestClient(create_worker_app(engine, "demo"))
+    body = {"messages": [{"role": "user", "content": "Hi"}], "logprobs": True, "top_logprobs": 1}
+    got = http.post("/v1/chat/completions", json=body)
+    assert got.status_code == 200, got.text
+    [token] = got.json()["choices"][0]["logprobs"]["content"]
+    assert (token["token"], token["logprob"], len(token["top_logprobs"])) == ("Hi", -0.25, 1)
+
+
 def test_a_system_prompt_reaches_a_template_that_drops_it_as_under_transformers(
     tiny_model_dir: Path,
 ) -> None:

@@ -100,6 +100,9 @@ class VllmEngine:
     exit, and sent SIGTERM by the kernel if the worker is killed.
     """
 
+    supports_logprobs = True
+    """vLLM returns ``logprobs`` and ``top_logprobs``; they are passed through."""
+
     def __init__(
         self,
         model_path: str | Path,
