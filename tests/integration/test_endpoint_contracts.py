@@ -190,6 +190,120 @@ def test_openai_client_errors(api: EndpointsAPI, client: openai.OpenAI) -> None:
     assert developer.choices[0].message.content is not None
 
 
+def test_openai_bias_penalties_and_unknown_fields(
+    client: openai.OpenAI, tiny_model_dir: Path
+) -> None:
+    """Issue 26: logit_bias {"33": -100} at temperature 0 still answered "1...", penalties had
+    no effect, and unknown fields were ignored."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    greedy = dict(model=NAME, messages=[USER], temperature=0, max_tokens=4)
+    plain = client.chat.completions.create(**greedy, logprobs=True)  # type: ignore[call-overload]
+    first = plain.choices[0].logprobs.content[0].token
+    same = [i for i in range(len(tokenizer)) if tokenizer.decode([i]) == first][:300]
+    banned = client.chat.completions.create(
+        **greedy, logprobs=True, logit_bias={str(i): -100 for i in same}
+    )  # type: ignore[call-overload]
+    assert banned.choices[0].logprobs.content[0].token != first
+
+    # A +2 bias makes " hello" repeat (the tiny model's logits span about 1); penalties stop it.
+    word = tokenizer(" hello", add_special_tokens=False)["input_ids"][-1]
+    text = tokenizer.decode([word]).strip()
+    repeat = dict(
+        model=NAME, messages=[USER], temperature=0, max_tokens=12, logit_bias={str(word): 2}
+    )
+
+    def count(**extra: object) -> int:
+        done = client.chat.completions.create(**repeat, **extra)  # type: ignore[call-overload]
+        return (done.choices[0].message.content or "").count(text)
+
+    assert count() == 12
+    assert count(frequency_penalty=1.0) < 6
+    assert count(presence_penalty=2.0) <= 2
+    assert count(extra_body={"repetition_penalty": 10.0}) <= 2
+
+    with pytest.raises(openai.BadRequestError, match="top_k: unknown field"):
+        client.chat.completions.create(model=NAME, messages=[USER], extra_body={"top_k": 3})
+    with pytest.raises(openai.BadRequestError, match=r"reasoning_effort: not supported"):
+        client.chat.completions.create(model=NAME, messages=[USER], reasoning_effort="low")
+    done = client.chat.completions.create(model=NAME, messages=[USER], max_tokens=2, user="me")
+    assert done.choices[0].message.content is not None  # a label is accepted
+
+
+@pytest.mark.slow  # starts a second deployment
+def test_models_list_names_every_served_model_on_every_call(
+    api: EndpointsAPI, client: openai.OpenAI
+) -> None:
+    api.create_deployment(NAME, "shadow", "tiny:2")
+    try:
+        assert [m.id for m in client.models.list()] == ["tiny:1"]  # no traffic: not served
+        api.update(NAME, mirror_traffic={"shadow": 10})
+        for _ in range(5):
+            assert [m.id for m in client.models.list()] == ["tiny:1", "tiny:2"]
+    finally:
+        api.update(NAME, mirror_traffic={})
+        api.delete_deployment(NAME, "shadow")
+
+
+@pytest.mark.slow  # two rolls: three worker starts under load
+def test_deployments_update_rolls_without_failing_a_request(api: EndpointsAPI, key: str) -> None:
+    """Requests (plain and streamed) run throughout two rolling updates; none fails."""
+    import threading
+
+    failures: list[str] = []
+    served = [0]
+    stop = threading.Event()
+
+    def load(stream: bool) -> None:
+        body = {"messages": [USER], "max_tokens": 24, "stream": stream}
+        url = f"{api.get(NAME).openai_base_url}/chat/completions"
+        with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            while not stop.is_set():
+                try:
+                    answer = http.post(url, json=body)
+                    ok = (
+                        answer.status_code == 200
+                        and (not stream or answer.text.rstrip().endswith("data: [DONE]"))
+                        and '"error"' not in answer.text
+                    )
+                except httpx.HTTPError as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if ok:
+                    served[0] += 1
+                else:
+                    failures.append(f"{answer.status_code}: {answer.text[-300:]}")
+
+    threads = [threading.Thread(target=load, args=(i % 2 == 1,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        before = api.get_deployment(NAME, "demo")
+        two = api.update_deployment(
+            NAME,
+            "demo",
+            instance_count=2,
+            request_timeout_ms=60_000,
+            max_concurrent_requests_per_instance=8,
+        )
+        assert (two.status, len(two.instances)) == ("ready", 2)
+        assert {i["pid"] for i in two.instances}.isdisjoint(i["pid"] for i in before.instances)
+        assert two.settings.request_timeout_ms == 60_000 and two.settings.concurrency == 8
+        one = api.update_deployment(NAME, "demo", instance_count=1)
+        assert (one.status, len(one.instances)) == ("ready", 1)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert not failures, failures[:5]
+    assert served[0] > 8
+    for old in before.instances:  # drained, then stopped
+        assert not psutil.pid_exists(old["pid"]) or psutil.Process(old["pid"]).status() == "zombie"
+
+
 def test_hostile_bodies_get_4xx_and_the_next_request_is_served(api: EndpointsAPI, key: str) -> None:
     def oversized() -> Iterator[bytes]:
         for _ in range(80):

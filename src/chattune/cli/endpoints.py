@@ -450,6 +450,58 @@ def create_deployment(
     console.print(f"next: chattune endpoints update {endpoint} --traffic {name}=100")
 
 
+@deployments_app.command("update")
+def update_deployment(
+    name: str = typer.Argument(..., help="Deployment name."),
+    endpoint: str = EndpointOpt,
+    instance_count: int | None = InstanceCountOpt,
+    request_timeout_ms: int | None = RequestTimeoutOpt,
+    max_concurrent: int | None = MaxConcurrentOpt,
+    max_queue_wait_ms: int | None = QueueWaitOpt,
+    liveness_initial_delay: float | None = LivenessDelayOpt,
+    max_batch_size: int | None = BatchSizeOpt,
+    dtype: str | None = DtypeOpt,
+    no_wait: bool = typer.Option(False, "--no-wait", help="Return before the new workers serve."),
+    workspace: str = WorkspaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Change a live deployment's settings without failing a request (rolling).
+
+    Workers with the new settings start beside the serving ones and take over once all are
+    ready; the old ones stop after their last request. Settings not given keep their values.
+    If the new workers fail, the old ones keep serving and the command fails with the reason.
+
+    Example: chattune deployments update demo --endpoint my-ep --instance-count 2
+    """
+    given: dict[str, Any] = {
+        "instance_count": instance_count,
+        "request_timeout_ms": request_timeout_ms,
+        "max_concurrent_requests_per_instance": max_concurrent,
+        "max_queue_wait_ms": max_queue_wait_ms,
+        "liveness_initial_delay": liveness_initial_delay,
+        "max_batch_size": max_batch_size,
+        "dtype": dtype,
+    }
+    client = get_client(workspace)
+    with console.status(f"updating deployment {name}...", spinner="dots") as status:
+
+        def progress(info: DeploymentInfo, waited: float) -> None:
+            states = ", ".join(i["state"] for i in info.instances) or "starting"
+            status.update(f"deployment {name}: rolling ({states}) {waited:.0f}s")
+
+        info = client.endpoints.update_deployment(
+            endpoint,
+            name,
+            wait=not no_wait,
+            progress=progress,
+            **{key: value for key, value in given.items() if value is not None},
+        )
+    if json:
+        print_json(info.to_dict())
+        return
+    _print_deployment(info)
+
+
 @deployments_app.command("list")
 def list_deployments(
     endpoint: str = EndpointOpt, workspace: str = WorkspaceOpt, json: bool = JsonOpt

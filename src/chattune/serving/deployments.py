@@ -28,7 +28,8 @@ START_MARGIN_S = 60.0
 
 
 class DeploymentsMixin:
-    """``create_deployment``, ``get_deployment``, ``list_deployments``, ``delete_deployment``."""
+    """``create_deployment``, ``update_deployment``, ``get_deployment``, ``list_deployments``,
+    ``delete_deployment``."""
 
     ws: Workspace
     store: EndpointStore
@@ -104,6 +105,80 @@ class DeploymentsMixin:
                 raise RuntimeFailure(
                     f"deployment {name} on endpoint {endpoint} not ready after {limit:g}s "
                     f"(status {info.status})",
+                    hint,
+                )
+            time.sleep(0.2)
+
+    def update_deployment(
+        self,
+        endpoint: str,
+        name: str,
+        settings: DeploymentSettings | None = None,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        progress: Progress | None = None,
+        **overrides: Any,
+    ) -> DeploymentInfo:
+        """Change a live deployment's settings (``instance_count=3``,
+        ``request_timeout_ms=5000``, ``max_concurrent_requests_per_instance=4``, ... as for
+        :meth:`create_deployment`; the others keep their values), rolling: workers with the new
+        settings start beside the serving ones, take over once all are ready, and the old ones
+        stop when their requests have finished, so no request fails on the way. Waits (unless
+        ``wait=False``) until the new workers serve; if they fail, the old ones go on serving
+        and this raises with their error.
+
+        >>> client.endpoints.update_deployment("my-ep", "demo", instance_count=2)
+        """
+        current = self.get_deployment(endpoint, name)
+        if self.get(endpoint).status != "running":
+            raise ConflictError(
+                f"endpoint {endpoint} is not running",
+                f"start it first: `chattune endpoints start {endpoint}`",
+            )
+        if current.status == "failed":
+            raise ConflictError(
+                f"deployment {name} on endpoint {endpoint} failed: {current.error}",
+                "delete it and create it again with the settings you want",
+            )
+        chosen = DeploymentSettings.from_overrides(settings or current.settings, overrides)
+        if chosen == current.settings:
+            return current
+        self.store.set_deployment_settings(endpoint, name, chosen.model_dump())
+        self._nudge(endpoint)
+        if not wait:
+            return self.get_deployment(endpoint, name)
+        if timeout is None:
+            timeout = chosen.liveness_probe.initial_delay + START_MARGIN_S
+        return self._wait_rolled(endpoint, name, chosen, timeout, progress)
+
+    def _wait_rolled(
+        self,
+        endpoint: str,
+        name: str,
+        chosen: DeploymentSettings,
+        limit: float,
+        progress: Progress | None,
+    ) -> DeploymentInfo:
+        """Until every instance of ``name`` runs with ``chosen``; raises when the roll failed."""
+        started, mark = time.monotonic(), chosen.fingerprint()
+        hint = f"see `chattune deployments logs {name} --endpoint {endpoint}`"
+        while True:
+            info = self.get_deployment(endpoint, name)
+            if progress is not None:
+                progress(info, time.monotonic() - started)
+            if info.settings != chosen or info.status == "failed":  # old settings back
+                raise RuntimeFailure(
+                    f"updating deployment {name} on endpoint {endpoint}: {info.error}", hint
+                )
+            rolled = [i for i in info.instances if i.get("settings") == mark]
+            complete = len(rolled) == len(info.instances) == chosen.instance_count
+            if complete and info.status == "ready":
+                return info
+            if time.monotonic() - started > limit:
+                raise RuntimeFailure(
+                    f"deployment {name} on endpoint {endpoint} not updated after {limit:g}s "
+                    "(the previous workers still serve)",
                     hint,
                 )
             time.sleep(0.2)

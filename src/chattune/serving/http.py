@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chattune.serving.responses import ErrorBody, ErrorDetail
+
 log = logging.getLogger("chattune.serving")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
@@ -69,7 +71,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     >>> error_body("not_ready", "demo is loading its model")
     {'error': {'code': 'not_ready', 'message': 'demo is loading its model'}}
     """
-    return {"error": {"code": code, "message": message}}
+    return ErrorBody(error=ErrorDetail(code=code, message=message)).model_dump()
 
 
 def error_response(

@@ -32,7 +32,9 @@ class DeploymentInfo:
     ``unavailable`` while the endpoint's gateway is dead (its workers died with it)."""
     settings: DeploymentSettings
     instances: list[dict[str, Any]]
-    """One ``{index, pid, port, state, restarts}`` per worker process."""
+    """One ``{index, pid, port, state, restarts, settings}`` per worker process
+    (``settings``: the fingerprint of the settings it runs; during ``update_deployment``
+    the new workers and the serving ones are both listed)."""
     error: str | None
     created_at: float
 

@@ -35,10 +35,6 @@ into one :class:`~chattune.serving.http.ApiError` whose message names where it i
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
@@ -173,21 +169,40 @@ class StreamOptions(BaseModel):
 
 MAX_N = 8
 MAX_TOP_LOGPROBS = 20
-UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "audio", "prediction")
-"""OpenAI fields this engine cannot honour: refused with a 400 naming them, never ignored."""
+MAX_LOGIT_BIAS = 300
+"""Most entries of ``logit_bias`` (OpenAI's own limit)."""
+REFUSED = {
+    "tools": "no tool calling",
+    "tool_choice": "no tool calling",
+    "parallel_tool_calls": "no tool calling",
+    "functions": "no tool calling",
+    "function_call": "no tool calling",
+    "audio": "text answers only",
+    "prediction": "no predicted outputs",
+    "reasoning_effort": "the served models do not reason in a separate channel",
+    "verbosity": "the served models have no verbosity control",
+    "web_search_options": "no web search",
+}
+"""OpenAI fields no engine of chattune honours, and why: a 400 naming them, never ignored
+(``null``, ``[]`` and ``{}`` are taken as absent, as the official client may send them)."""
+METADATA = ("user", "metadata", "safety_identifier", "prompt_cache_key", "service_tier")
+"""OpenAI fields accepted and not used: they label a request (for the caller's own records or
+OpenAI's billing and caching) and never change the answer."""
 
 
 class ChatCompletionRequest(BaseModel):
-    """Body of ``POST /v1/chat/completions`` (the OpenAI fields chattune honours).
+    """Body of ``POST /v1/chat/completions``: the OpenAI fields chattune honours.
 
-    Other OpenAI fields (``user``, ``presence_penalty``, ...) are ignored, as OpenAI-
-    compatible servers do, except those in :data:`UNSUPPORTED` and a non-text
-    ``response_format``, which are refused: silence would return a wrong kind of answer.
+    Every other field is a 400 naming it: the OpenAI fields no engine honours
+    (:data:`REFUSED`, with the reason), a non-text ``response_format`` or ``modalities``,
+    ``store: true``, and any unknown name. The labels in :data:`METADATA` are accepted and
+    not used.
     """
 
     model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = None
+    """The endpoint, one of its deployments, or a served model (``NAME:VERSION``)."""
     messages: list[ChatMessage]
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -200,9 +215,24 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(1, ge=1, le=MAX_N)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    logit_bias: dict[str, float] | None = None
+    """Token id (a string of digits) to a bias from -100 to 100, added to the model's logits
+    before sampling: -100 bans a token, 100 forces it."""
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Subtracted once from the logit of every token the answer already contains."""
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Subtracted from a token's logit once per time the answer already contains it."""
+    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    """vLLM's and transformers' extension: the logit of a token already in the prompt or the
+    answer is divided by it (multiplied when negative); 1 is off, above 1 repeats less."""
     stream: bool = False
     stream_options: StreamOptions | None = None
     response_format: dict[str, Any] | None = None
+    """Only ``{"type": "text"}`` (the default)."""
+    modalities: list[str] | None = None
+    """Only ``["text"]``."""
+    store: bool | None = None
+    """Only false: chattune keeps no completions."""
     add_generation_prompt: bool | None = None
     """Start a new assistant turn (vLLM's extension). Default: yes, unless the conversation
     ends with an assistant turn, which is then continued."""
@@ -215,6 +245,10 @@ class ChatCompletionRequest(BaseModel):
         if self.stop is None:
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def biases(self) -> tuple[tuple[int, float], ...]:
+        """``logit_bias`` as sorted ``(token id, bias)`` pairs (checked by the parser)."""
+        return tuple(sorted((int(k), v) for k, v in (self.logit_bias or {}).items()))
 
     def conversation(self) -> list[Message]:
         """The messages as the project's conversation (``developer`` becomes ``system``)."""
@@ -266,17 +300,31 @@ def _turn_problems(
     return []
 
 
+def _extra_problems(extra: dict[str, Any]) -> list[str]:
+    """The fields of a chat request outside :class:`ChatCompletionRequest`, each refused."""
+    problems = []
+    for name, value in extra.items():
+        if name in METADATA:
+            continue
+        if name in REFUSED:
+            if value not in (None, [], {}):
+                problems.append(f"{name}: not supported by chattune endpoints ({REFUSED[name]})")
+            continue
+        problems.append(f"{name}: unknown field; chattune endpoints honour no such parameter")
+    return problems
+
+
 def _chat_problems(request: ChatCompletionRequest) -> list[str]:
     """What a well-shaped chat request asks that the engine cannot do, each naming its field."""
-    extra = request.model_extra or {}
-    problems = [
-        f"{name}: not supported by chattune endpoints (no tool calling); remove it"
-        for name in UNSUPPORTED
-        if extra.get(name) not in (None, [], {})
-    ]
+    problems = _extra_problems(request.model_extra or {})
     kind = (request.response_format or {}).get("type", "text")
     if kind != "text":
         problems.append(f"response_format: only type 'text' is supported, got {kind!r}")
+    if request.modalities not in (None, ["text"]):
+        problems.append(f"modalities: only ['text'] is supported, got {request.modalities}")
+    if request.store:
+        problems.append("store: chattune endpoints keep no completions; remove it")
+    problems += _bias_problems(request.logit_bias or {})
     stops = request.stops()
     if len(stops) > 4 or any(not s for s in stops):
         problems.append("stop: give up to 4 non-empty strings")
@@ -284,15 +332,34 @@ def _chat_problems(request: ChatCompletionRequest) -> list[str]:
         problems.append("top_logprobs: set logprobs to true to use it")
     if request.stream and request.n > 1:
         problems.append(f"n: streamed answers support n=1, got {request.n}")
-    for i, message in enumerate(request.messages):
-        if isinstance(message.content, list):
-            problems += [
-                f"messages[{i}].content[{j}].type: only 'text' parts are supported, got "
-                f"{part.type!r}"
-                for j, part in enumerate(message.content)
-                if part.type != "text"
-            ]
+    return problems + _part_problems(request.messages)
+
+
+def _bias_problems(bias: dict[str, float]) -> list[str]:
+    if len(bias) > MAX_LOGIT_BIAS:
+        return [f"logit_bias: at most {MAX_LOGIT_BIAS} tokens, got {len(bias)}"]
+    problems = [
+        f"logit_bias: keys are token ids (digits), got {key!r}"
+        for key in bias
+        if not (key.isascii() and key.isdigit() and len(key) <= 9)
+    ]
+    problems += [
+        f"logit_bias[{key!r}]: a bias from -100 to 100, got {value}"
+        for key, value in bias.items()
+        if not -100 <= value <= 100
+    ]
     return problems
+
+
+def _part_problems(messages: list[ChatMessage]) -> list[str]:
+    """Content parts that are not text, each with its place."""
+    return [
+        f"messages[{i}].content[{j}].type: only 'text' parts are supported, got {part.type!r}"
+        for i, message in enumerate(messages)
+        if isinstance(message.content, list)
+        for j, part in enumerate(message.content)
+        if part.type != "text"
+    ]
 
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -350,6 +417,8 @@ def _problems(request: BaseModel) -> list[str]:
             )
     elif isinstance(request, ChatCompletionRequest):
         problems += _chat_problems(request)
+        if _part_problems(request.messages):  # the parts' own error; no "content: empty"
+            return problems
         messages = request.conversation()
         problems += _conversation_problems(messages, "messages") or _turn_problems(
             messages, "messages", request.add_generation_prompt, request.continue_final_message, ""
@@ -378,115 +447,3 @@ def _describe(exc: pydantic.ValidationError) -> str:
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         parts.append(f"{path or 'body'}: {message}")
     return "; ".join(dict.fromkeys(parts))
-
-
-# --- responses -------------------------------------------------------------------------
-
-
-def completion_id() -> str:
-    """A fresh OpenAI-style completion id."""
-    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One answer of a completion, as the response builders take it."""
-
-    text: str
-    finish_reason: str | None
-    logprobs: list[dict[str, Any]] | None = None
-    """OpenAI ``logprobs.content`` entries, when the request asked for them."""
-
-
-def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    """OpenAI ``usage``."""
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-def logprob_entry(token: str, logprob: float, top: Sequence[tuple[str, float]]) -> dict[str, Any]:
-    """One OpenAI ``logprobs.content`` entry."""
-    return {
-        "token": token,
-        "logprob": logprob,
-        "bytes": list(token.encode()),
-        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
-    }
-
-
-def _logprobs(choice: Choice) -> dict[str, Any] | None:
-    return None if choice.logprobs is None else {"content": choice.logprobs, "refusal": None}
-
-
-def chat_completion_body(
-    *, cid: str, model: str, choices: list[Choice], usage: dict[str, int]
-) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object."""
-    return {
-        "id": cid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": c.text},
-                "finish_reason": c.finish_reason,
-                "logprobs": _logprobs(c),
-            }
-            for i, c in enumerate(choices)
-        ],
-        "usage": usage,
-    }
-
-
-def chat_chunk_body(
-    *,
-    cid: str,
-    model: str,
-    delta: dict[str, str],
-    finish_reason: str | None,
-    logprobs: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """An OpenAI ``chat.completion.chunk`` object (one SSE event)."""
-    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-    if logprobs is not None:
-        choice["logprobs"] = {"content": logprobs, "refusal": None}
-    return {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [choice],
-    }
-
-
-def usage_chunk_body(*, cid: str, model: str, usage: dict[str, int]) -> dict[str, Any]:
-    """The last chunk of a stream with ``stream_options.include_usage``: no choices."""
-    return {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [],
-        "usage": usage,
-    }
-
-
-def sse(data: dict[str, Any] | str) -> bytes:
-    """One server-sent event: ``data: <json>\\n\\n``."""
-    payload = data if isinstance(data, str) else json.dumps(data)
-    return f"data: {payload}\n\n".encode()
-
-
-def model_body(model: str, created: int, owner: str) -> dict[str, Any]:
-    """One OpenAI model object (``GET /v1/models/{id}``)."""
-    return {"id": model, "object": "model", "created": created, "owned_by": owner}
-
-
-def models_body(model: str, created: int, owner: str) -> dict[str, Any]:
-    """``GET /v1/models`` answer: the one model this deployment serves."""
-    return {"object": "list", "data": [model_body(model, created, owner)]}

@@ -12,6 +12,7 @@ them back to start and probe workers, and hands them whole to each worker
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import pydantic
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chattune.errors import ValidationError
 
+LIVENESS_DELAY_S = {"transformers": 600.0, "vllm": 1800.0}
+"""Default liveness ``initial_delay`` per engine: the longest a worker may take to load."""
 SHORTHANDS = {"liveness_initial_delay": ("liveness_probe", "initial_delay")}
 """Flat keyword arguments of ``create_deployment`` that set a field of a nested probe."""
 
@@ -55,9 +58,11 @@ class DeploymentSettings(BaseModel):
     max_queue_wait_ms: int = Field(500, ge=0)
     """Most milliseconds a request waits for a slot (else 429)."""
     liveness_probe: ProbeSettings = Field(
-        default_factory=lambda: ProbeSettings(initial_delay=600.0)
+        default_factory=lambda: ProbeSettings(initial_delay=LIVENESS_DELAY_S["transformers"])
     )
-    """Restarts a worker that stops answering; its ``initial_delay`` bounds model loading."""
+    """Restarts a worker that stops answering; its ``initial_delay`` bounds model loading
+    (default 600 s, and 1,800 s for ``engine: vllm``, whose cold start on a CPU compiles for
+    five minutes or more)."""
     readiness_probe: ProbeSettings = Field(default_factory=ProbeSettings)
     """Takes a worker out of rotation while it does not answer ``/health/ready``."""
     engine: Literal["transformers", "vllm"] = "transformers"
@@ -73,6 +78,20 @@ class DeploymentSettings(BaseModel):
         """Requests a worker admits at once (``max_concurrent_requests_per_instance``, else
         ``max_batch_size``)."""
         return self.max_concurrent_requests_per_instance or self.max_batch_size
+
+    def fingerprint(self) -> str:
+        """A short digest of every setting: which settings a worker was started with."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _liveness_by_engine(cls, data: Any) -> Any:
+        """The default liveness ``initial_delay`` follows the engine's start-up time."""
+        if isinstance(data, dict) and "liveness_probe" not in data:
+            delay = LIVENESS_DELAY_S.get(data.get("engine", "transformers"))
+            if delay is not None:
+                return {**data, "liveness_probe": {"initial_delay": delay}}
+        return data
 
     @pydantic.field_validator("liveness_probe")
     @classmethod
@@ -91,11 +110,13 @@ class DeploymentSettings(BaseModel):
         :data:`SHORTHANDS` name (``liveness_initial_delay=30``). Any problem raises one
         :class:`~chattune.errors.ValidationError` naming every field at fault.
         """
-        data = (base or cls()).model_dump()
+        # Without a base, defaults that depend on other fields (liveness on the engine) are
+        # left to the model.
+        data = base.model_dump() if base is not None else {}
         for key, value in overrides.items():
             if key in SHORTHANDS:
                 probe, field = SHORTHANDS[key]
-                data[probe] = {**data[probe], field: value}
+                data[probe] = {**data.get(probe, {}), field: value}
             else:
                 data[key] = value.model_dump() if isinstance(value, BaseModel) else value
         return cls.parse(data)

@@ -176,6 +176,21 @@ class EndpointStore:
             _deleting=DELETING,
         )
 
+    def set_deployment_settings(
+        self, endpoint: str, name: str, settings: dict[str, Any], error: str | None = None
+    ) -> None:
+        """New settings for a deployment (its gateway rolls its workers onto them), and the
+        error of the last update; never touches one being deleted."""
+        self.db.run(
+            "UPDATE deployments SET settings = :settings, error = :error "
+            "WHERE endpoint = :e AND name = :n AND status != :deleting",
+            settings=dumps(settings),
+            error=error,
+            e=endpoint,
+            n=name,
+            deleting=DELETING,
+        )
+
     def mark_deployment_deleting(self, endpoint: str, name: str, *, remove: bool) -> None:
         """Ask the gateway to stop it; ``remove`` at once when no gateway runs."""
         with self.db.tx() as conn:

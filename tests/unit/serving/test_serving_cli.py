@@ -62,3 +62,28 @@ def test_deployment_options_pass_only_what_was_given(monkeypatch: pytest.MonkeyP
     assert args == ("my-ep", "demo", "m:1")
     settings = {k: v for k, v in kwargs.items() if k not in ("wait", "progress")}
     assert settings == {"instance_count": 2, "engine": "vllm"}  # defaults come from the SDK
+
+
+def test_deployments_update_passes_only_what_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def update_deployment(*args: Any, **kwargs: Any) -> SimpleNamespace:
+        calls.append((args, kwargs))
+        return SimpleNamespace(to_dict=lambda: {"name": "demo"})
+
+    client = SimpleNamespace(endpoints=SimpleNamespace(update_deployment=update_deployment))
+    monkeypatch.setattr(cli_endpoints, "get_client", lambda workspace=None: client)
+    argv = ["update", "demo", "-e", "my-ep", "--json", "--instance-count", "3"]
+    result = runner.invoke(
+        deployments_app,
+        [*argv, "--request-timeout-ms", "5000", "--max-concurrent-requests", "4", "--no-wait"],
+    )
+    assert result.exit_code == 0, result.output
+    [(args, kwargs)] = calls
+    assert args == ("my-ep", "demo") and kwargs.pop("wait") is False
+    kwargs.pop("progress")
+    assert kwargs == {
+        "instance_count": 3,
+        "request_timeout_ms": 5000,
+        "max_concurrent_requests_per_instance": 4,
+    }

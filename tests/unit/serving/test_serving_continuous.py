@@ -176,3 +176,32 @@ def test_prompts_are_prefilled_in_groups_of_similar_length() -> None:
     assert groups([10, 10, 10]) == [[0, 1, 2]]  # same length: one pass
     assert groups([10, 500], pass_cost=32) == [[0], [1]]
     assert groups([]) == []
+
+
+def test_logit_bias_and_penalties_are_per_row(engine: ContinuousEngine) -> None:
+    """A -100 bias on the greedy first token changes it; a +2 bias makes a token repeat
+    (the tiny model's logits span about 1) and each penalty stops the repetition; a plain row
+    of the same batch answers as alone."""
+    prompt = "say it again and again"
+    plain = alone(engine, prompt, 12)
+    word = engine.tokenizer(" hello", add_special_tokens=False)["input_ids"][-1]
+    text = engine.tokenizer.decode([word])
+    repeat = GenerationParams(max_new_tokens=12, logit_bias=((word, 2.0),))
+    params = [
+        replace(repeat, logit_bias=((plain[0], -100.0),)),
+        repeat,
+        replace(repeat, presence_penalty=2.0),
+        replace(repeat, frequency_penalty=1.0),
+        replace(repeat, repetition_penalty=10.0),
+        GenerationParams(max_new_tokens=12),
+    ]
+
+    async def go() -> list[Completion]:
+        return await asyncio.gather(*(complete(engine, user(prompt), p) for p in params))
+
+    banned, repeated, present, frequent, repetition, same = asyncio.run(go())
+    assert not banned.text.startswith(text_of(engine, plain[:1]))
+    assert repeated.text.count(text.strip()) == 12
+    assert present.text.count(text.strip()) == 1 and repetition.text.count(text.strip()) == 1
+    assert frequent.text.count(text.strip()) == 2
+    assert same.text == text_of(engine, plain)

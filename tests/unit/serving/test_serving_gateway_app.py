@@ -40,6 +40,7 @@ def gateway(
         mirror=mirror or {},
         instances={n: [f"http://{n}"] if n in ready else [] for n in engines},
         statuses={n: "ready" if n in ready else "creating" for n in engines},
+        models={n: e.model_name for n, e in engines.items()},
     )
     sequence = iter(draws or [])
     app = create_gateway_app(

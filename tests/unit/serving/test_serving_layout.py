@@ -11,7 +11,17 @@ import chattune.cli.endpoints
 import chattune.serving
 
 SERVING = Path(chattune.serving.__file__).parent
-SHARED = {"http", "protocol", "settings", "traffic", "keys", "procs", "vllm_env"}
+SHARED = {
+    "http",
+    "protocol",
+    "responses",
+    "routes",
+    "settings",
+    "traffic",
+    "keys",
+    "procs",
+    "vllm_env",
+}
 SDK = {"endpoints", "deployments", "info", "invoke", "engines"}
 UPWARD = (
     "chattune.jobs",

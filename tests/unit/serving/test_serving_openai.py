@@ -165,6 +165,67 @@ def test_models_retrieve_and_list(client: openai.OpenAI) -> None:
     assert [m.id for m in client.models.list()] == ["phi3-chat:1"]
 
 
+def test_models_list_names_every_served_model_whatever_the_split(
+    tmp_path: Path, engines: dict[str, FakeEngine]
+) -> None:
+    """Traffic 50/50 used to answer one model per call, drawn by the split; a mirrored
+    deployment's model is served too."""
+    for traffic, mirror in (({"blue": 50, "green": 50}, {}), ({"blue": 100}, {"green": 10})):
+        http = _gateway(tmp_path, engines, traffic, mirror, draws=[0.1, 0.9, 0.1, 0.9])
+        client = openai.OpenAI(
+            base_url="http://testserver/v1", api_key=KEY, http_client=http, max_retries=0
+        )
+        listed = [[m.id for m in client.models.list()] for _ in range(4)]
+        assert listed == [["phi3-chat:1", "phi3-chat:2"]] * 4, (traffic, mirror)
+
+
+def _gateway(
+    tmp_path: Path,
+    engines: dict[str, FakeEngine],
+    traffic: dict[str, int],
+    mirror: dict[str, int],
+    draws: list[float],
+) -> TestClient:
+    write_keys(tmp_path / "keys.json", {"primary": KEY, "secondary": "s" * 43})
+    apps = {name: create_worker_app(e, name) for name, e in engines.items()}
+    table = RoutingTable(
+        traffic=traffic,
+        mirror=mirror,
+        instances={n: [f"http://{n}"] for n in engines},
+        models={n: e.model_name for n, e in engines.items()},
+    )
+    sequence = iter(draws)
+    app = create_gateway_app(
+        "my-ep",
+        KeyStore(tmp_path / "keys.json"),
+        table,
+        httpx.AsyncClient(transport=ByHost(apps)),
+        draw=lambda: next(sequence, 0.5),
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_bias_and_penalties_reach_the_engine_and_unknown_fields_are_refused(
+    client: openai.OpenAI, engines: dict[str, FakeEngine]
+) -> None:
+    client.chat.completions.create(
+        model="blue",
+        messages=[USER],
+        logit_bias={"33": -100},
+        presence_penalty=0.5,
+        frequency_penalty=1.0,
+        user="someone",
+        extra_body={"repetition_penalty": 1.3},
+    )
+    _, params = engines["blue"].calls[0]
+    assert params.logit_bias == ((33, -100.0),)
+    assert (params.presence_penalty, params.frequency_penalty) == (0.5, 1.0)
+    assert params.repetition_penalty == 1.3
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="blue", messages=[USER], extra_body={"top_k": 3})
+    assert caught.value.body["message"].startswith("top_k: unknown field")  # type: ignore[index]
+
+
 def test_openapi_and_docs_describe_the_routes_behind_the_key(http: TestClient) -> None:
     assert http.get("/openapi.json").status_code == 401
     assert http.get("/docs").status_code == 401
@@ -173,15 +234,39 @@ def test_openapi_and_docs_describe_the_routes_behind_the_key(http: TestClient) -
     assert {"/score", "/v1/chat/completions", "/v1/models", "/v1/models/{model_id}"} <= set(
         document["paths"]
     )
-    score = document["paths"]["/score"]["post"]
-    assert score["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ScoreRequest"
-    }
-    schemas = document["components"]["schemas"]
-    assert "input_data" in schemas["ScoreRequest"]["properties"]
-    assert "stop" in schemas["ChatCompletionRequest"]["properties"]
-    assert "ChatMessage" in schemas and "413" in score["responses"]
     assert http.get("/docs", headers=auth).status_code == 200
+    schemas = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert answers["200"]["content"]["application/json"]["schema"], (path, method)
+            for status, answer in answers.items():
+                if status != "200":
+                    error = answer["content"]["application/json"]["schema"]
+                    assert error == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
+            if method == "post" and path != "/.chattune/reconcile":
+                body = operation["requestBody"]["content"]["application/json"]["schema"]
+                assert body["title"] == {"/score": "ScoreRequest"}.get(
+                    path, "ChatCompletionRequest"
+                )
+    score = document["paths"]["/score"]["post"]
+    assert (
+        "input_data" in score["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )
+    assert "413" in score["responses"]
+    chat = document["paths"]["/v1/chat/completions"]["post"]
+    request = chat["requestBody"]["content"]["application/json"]["schema"]
+    assert {"stop", "logit_bias", "presence_penalty", "messages"} <= set(request["properties"])
+    assert request["properties"]["messages"]["items"]["properties"]["role"]
+    answers = chat["responses"]["200"]["content"]
+    assert answers["application/json"]["schema"] == {"$ref": "#/components/schemas/ChatCompletion"}
+    assert answers["text/event-stream"]["schema"]["title"] == "ChatCompletionChunk"
+    assert {"ChatCompletion", "ScoreResponse", "ModelList", "ModelCard", "ErrorBody"} <= set(
+        schemas
+    )
+    models = document["paths"]["/v1/models"]["get"]["responses"]["200"]["content"]
+    assert models["application/json"]["schema"] == {"$ref": "#/components/schemas/ModelList"}
+    assert document["components"]["securitySchemes"]["endpointKey"]["scheme"] == "bearer"
 
 
 async def _deltas(*parts: str) -> object:

@@ -109,14 +109,54 @@ def test_invalid_json_is_400() -> None:
     assert _error(ScoreRequest, b"[1, 2]").message == "request body must be a JSON object"
 
 
-def test_openai_request_ignores_unknown_fields_and_bounds_n() -> None:
-    body = {"model": "m", "messages": [user()], "user": "abc", "presence_penalty": 0}
+def test_openai_request_accepts_metadata_and_bounds_n() -> None:
+    body = {"model": "m", "messages": [user()], "user": "abc", "metadata": {"a": "b"}}
+    body |= {"store": False, "service_tier": "auto", "tools": [], "presence_penalty": 0}
     assert parse_request(ChatCompletionRequest, json.dumps(body).encode()).stream is False
     assert parse_request(ChatCompletionRequest, json.dumps({**body, "n": 2}).encode()).n == 2
     error = _error(ChatCompletionRequest, json.dumps({**body, "n": 9}).encode())
     assert error.message.startswith("n: ")
     error = _error(ChatCompletionRequest, json.dumps({"messages": [user(), user()]}).encode())
     assert error.message == "messages[1]: two user turns in a row"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"top_k": 5}, "top_k: unknown field; chattune endpoints honour no such parameter"),
+        ({"tools": [{"type": "function"}]}, "tools: not supported by chattune endpoints (no tool"),
+        ({"reasoning_effort": "low"}, "reasoning_effort: not supported by chattune endpoints"),
+        ({"store": True}, "store: chattune endpoints keep no completions; remove it"),
+        ({"modalities": ["audio"]}, "modalities: only ['text'] is supported"),
+        ({"logit_bias": {"x1": 1}}, "logit_bias: keys are token ids (digits), got 'x1'"),
+        ({"logit_bias": {"5": 101}}, "logit_bias['5']: a bias from -100 to 100, got 101"),
+        ({"presence_penalty": 3}, "presence_penalty: "),
+        ({"repetition_penalty": 0}, "repetition_penalty: "),
+    ],
+)
+def test_an_openai_field_no_engine_honours_is_refused_by_name(
+    extra: dict[str, object], message: str
+) -> None:
+    body = {"messages": [user()], **extra}
+    error = _error(ChatCompletionRequest, json.dumps(body).encode())
+    assert error.message.startswith(message), error.message
+
+
+def test_bias_and_penalties_are_parsed() -> None:
+    body = {"messages": [user()], "logit_bias": {"33": -100, "7": 2.5}, "frequency_penalty": 1}
+    request = parse_request(ChatCompletionRequest, json.dumps(body).encode())
+    assert request.biases() == ((7, 2.5), (33, -100.0))
+    assert (request.frequency_penalty, request.presence_penalty) == (1.0, 0.0)
+
+
+def test_an_image_part_is_refused_without_a_spurious_empty_content() -> None:
+    image = {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
+    body = {"messages": [{"role": "user", "content": [image]}]}
+    error = _error(ChatCompletionRequest, json.dumps(body).encode())
+    assert (
+        error.message
+        == "messages[0].content[0].type: only 'text' parts are supported, got 'image_url'"
+    )
 
 
 def test_a_final_assistant_turn_is_continued_unless_the_request_asks_for_a_new_turn() -> None:
@@ -157,12 +197,12 @@ def test_continuing_needs_a_final_assistant_turn_and_the_flags_must_agree() -> N
 
 
 def test_the_openapi_schema_shows_how_an_answer_starts() -> None:
-    from fastapi import FastAPI
+    from chattune.serving.routes import openapi_kwargs
 
-    from chattune.serving.gateway import openapi
-
-    app = FastAPI()
-    openapi.install(app)
-    schemas = json.dumps(app.openapi())
+    bodies = [
+        openapi_kwargs(path)["openapi_extra"]["requestBody"]
+        for path in ("/score", "/v1/chat/completions")
+    ]
+    schemas = json.dumps(bodies)
     for name in ("add_generation_prompt", "continue_final_message"):
         assert schemas.count(f'"{name}"') == 2  # /score parameters and the OpenAI body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,22 @@ def test_a_final_assistant_message_is_continued_not_closed(engine: TransformersE
     [done] = run_all(engine, [(conversation, params)])
     assert done.prompt_tokens == len(engine._encode(conversation, continue_final=True))
     assert done.completion_tokens == 4
+
+
+def test_static_batches_apply_bias_and_penalties(engine: TransformersEngine) -> None:
+    prompt = user("again and again")
+    plain = run_all(engine, [(prompt, GenerationParams(max_new_tokens=8))])[0]
+    first = engine.tokenizer(plain.text, add_special_tokens=False)["input_ids"][0]
+    word = engine.tokenizer(" hello", add_special_tokens=False)["input_ids"][-1]
+    text = engine.tokenizer.decode([word]).strip()
+    repeat = GenerationParams(max_new_tokens=8, logit_bias=((word, 2.0),))
+    banned, repeated, penalized = run_all(
+        engine,
+        [
+            (prompt, GenerationParams(max_new_tokens=8, logit_bias=((first, -100.0),))),
+            (prompt, repeat),
+            (prompt, replace(repeat, frequency_penalty=1.0)),
+        ],
+    )
+    assert not banned.text.startswith(engine.tokenizer.decode([first]))
+    assert (repeated.text.count(text), penalized.text.count(text)) == (8, 2)

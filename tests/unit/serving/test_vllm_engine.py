@@ -21,7 +21,7 @@ from chattune.errors import RuntimeFailure, ValidationError
 from chattune.serving import procs, vllm_env
 from chattune.serving.settings import DeploymentSettings
 from chattune.serving.worker import vllm
-from chattune.serving.worker.engines import GenerationParams, PromptTooLong, complete
+from chattune.serving.worker.engines import GenerationParams, RequestRefused, complete
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ def _sse(*chunks: dict) -> bytes:
     return "".join([*lines, "data: [DONE]\n\n"]).encode()
 
 
-def test_engine_streams_deltas_from_the_chat_completions_api() -> None:
+def test_engine_streams_deltas_from_the_chat_completions_api(tiny_model_dir: Path) -> None:
     seen: list[dict] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -263,7 +263,7 @@ def test_engine_streams_deltas_from_the_chat_completions_api() -> None:
         )
         return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
-    engine = vllm.VllmEngine("m", "m:1", transport=httpx.MockTransport(answer))
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
     params = GenerationParams(max_new_tokens=2, do_sample=True, temperature=0.5, top_p=0.9)
 
     async def join() -> list:
@@ -282,7 +282,7 @@ def test_engine_streams_deltas_from_the_chat_completions_api() -> None:
     assert sent["stream_options"] == {"include_usage": True}
 
 
-def test_whole_answers_come_from_one_non_streamed_request() -> None:
+def test_whole_answers_come_from_one_non_streamed_request(tiny_model_dir: Path) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         sent = json.loads(request.content)
         assert sent["stream"] is False and "stream_options" not in sent
@@ -293,7 +293,7 @@ def test_whole_answers_come_from_one_non_streamed_request() -> None:
             200, json={"choices": [{"message": message, "finish_reason": "length"}], "usage": usage}
         )
 
-    engine = vllm.VllmEngine("m", "m:1", transport=httpx.MockTransport(answer))
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
     done = asyncio.run(complete(engine, [{"role": "user", "content": "Hi"}], GenerationParams()))
     assert (done.text, done.finish_reason, done.prompt_tokens, done.completion_tokens) == (
         "Hello",
@@ -303,7 +303,9 @@ def test_whole_answers_come_from_one_non_streamed_request() -> None:
     )
 
 
-def test_a_continued_final_message_is_asked_of_vllm_by_its_own_names() -> None:
+def test_a_continued_final_message_is_asked_of_vllm_by_its_own_names(
+    tiny_model_dir: Path,
+) -> None:
     sent: list[dict] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -311,7 +313,7 @@ def test_a_continued_final_message_is_asked_of_vllm_by_its_own_names() -> None:
         message = {"role": "assistant", "content": " there"}
         return httpx.Response(200, json={"choices": [{"message": message}], "usage": {}})
 
-    engine = vllm.VllmEngine("m", "m:1", transport=httpx.MockTransport(answer))
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
     conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     done = asyncio.run(complete(engine, conversation, GenerationParams(continue_final=True)))
     assert done.text == " there"
@@ -320,15 +322,191 @@ def test_a_continued_final_message_is_asked_of_vllm_by_its_own_names() -> None:
     assert "continue_final_message" not in sent[1]  # vLLM's default: a new assistant turn
 
 
-def test_engine_sends_greedy_as_temperature_zero_and_maps_a_too_long_prompt() -> None:
+def test_engine_sends_greedy_as_temperature_zero_and_refuses_what_vllm_refuses(
+    tiny_model_dir: Path,
+) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         assert json.loads(request.content)["temperature"] == 0.0
         error = {"error": {"message": "This model's maximum context length is 2048 tokens."}}
         return httpx.Response(400, json=error)
 
-    engine = vllm.VllmEngine("m", "m:1", transport=httpx.MockTransport(answer))
-    with pytest.raises(PromptTooLong, match="maximum context length"):
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
+    with pytest.raises(RequestRefused, match="maximum context length"):
         asyncio.run(complete(engine, [{"role": "user", "content": "Hi"}], GenerationParams()))
+
+
+def test_bias_penalties_and_logprobs_are_asked_of_vllm(tiny_model_dir: Path) -> None:
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        top = [{"token": "Hi", "logprob": -0.1}, {"token": "Yo", "logprob": -2.5}]
+        logprobs = {"content": [{"token": "Hi", "logprob": -0.1, "top_logprobs": top}]}
+        choice = {"message": {"role": "assistant", "content": "Hi"}, "logprobs": logprobs}
+        return httpx.Response(200, json={"choices": [choice], "usage": {}})
+
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
+    params = GenerationParams(
+        logprobs=2,
+        logit_bias=((33, -100.0),),
+        presence_penalty=0.5,
+        frequency_penalty=1.0,
+        repetition_penalty=1.2,
+    )
+    done = asyncio.run(complete(engine, [{"role": "user", "content": "Hi"}], params))
+    assert sent[0]["logit_bias"] == {"33": -100.0}
+    assert (sent[0]["presence_penalty"], sent[0]["frequency_penalty"]) == (0.5, 1.0)
+    assert sent[0]["repetition_penalty"] == 1.2
+    assert (sent[0]["logprobs"], sent[0]["top_logprobs"]) == (True, 2)
+    [entry] = done.logprobs
+    assert (entry.token, entry.logprob, entry.top) == ("Hi", -0.1, (("Hi", -0.1), ("Yo", -2.5)))
+
+
+def test_logprobs_are_served_through_a_vllm_worker(tiny_model_dir: Path) -> None:
+    """Issue 26: on --engine vllm, logprobs were refused although vLLM gives them."""
+    from fastapi.testclient import TestClient
+
+    from chattune.serving.worker.app import create_worker_app
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        entry = {
+            "token": "Hi",
+            "logprob": -0.25,
+            "top_logprobs": [{"token": "Hi", "logprob": -0.25}],
+        }
+        choice = {
+            "message": {"role": "assistant", "content": "Hi"},
+            "finish_reason": "stop",
+            "logprobs": {"content": [entry]},
+        }
+        usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        return httpx.Response(200, json={"choices": [choice], "usage": usage})
+
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
+    engine._ready.set()
+    http = TestClient(create_worker_app(engine, "demo"))
+    body = {"messages": [{"role": "user", "content": "Hi"}], "logprobs": True, "top_logprobs": 1}
+    got = http.post("/v1/chat/completions", json=body)
+    assert got.status_code == 200, got.text
+    [token] = got.json()["choices"][0]["logprobs"]["content"]
+    assert (token["token"], token["logprob"], len(token["top_logprobs"])) == ("Hi", -0.25, 1)
+
+
+def test_a_system_prompt_reaches_a_template_that_drops_it_as_under_transformers(
+    tiny_model_dir: Path,
+) -> None:
+    """Phi-3's template drops system messages; training folds them into the first user turn
+    (prepare_messages), and so must both engines: vLLM used to get the raw messages."""
+    from transformers import AutoTokenizer
+
+    from chattune.data.chat import template_drops_system
+    from chattune.serving.worker.transformers_engine import TransformersEngine
+
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        message = {"role": "assistant", "content": "Bonjour"}
+        return httpx.Response(200, json={"choices": [{"message": message}], "usage": {}})
+
+    conversation = [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hi"},
+    ]
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", transport=httpx.MockTransport(answer))
+    asyncio.run(complete(engine, conversation, GenerationParams()))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert template_drops_system(tokenizer)
+    # What vLLM's server renders from the messages it got, and what the transformers engine
+    # renders for the same request.
+    rendered = tokenizer.apply_chat_template(
+        sent[0]["messages"], tokenize=False, add_generation_prompt=True
+    )
+    assert "Answer in French." in rendered
+    local = TransformersEngine(tiny_model_dir, "m:1")
+    local.tokenizer, local.context = tokenizer, 4096
+    assert tokenizer(rendered, add_special_tokens=False)["input_ids"] == local._encode(conversation)
+
+
+def _server(engine: vllm.VllmEngine, monkeypatch: pytest.MonkeyPatch, quiet: float) -> None:
+    """A stand-in server process that never turns healthy."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(vllm, "QUIET_TIMEOUT_S", quiet)
+    monkeypatch.setattr(vllm, "probe", lambda host, port: False)
+    engine.proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+
+
+def test_a_silent_server_is_given_up_with_its_last_line(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", DeploymentSettings(engine="vllm"))
+    assert engine.ready_timeout == 1800 - vllm.READY_MARGIN_S  # the vLLM liveness budget
+    _server(engine, monkeypatch, quiet=1.5)
+    engine.output.append("INFO compiling the graph")
+    engine._wait_ready()
+    assert engine.load_error is not None and engine.load_error.startswith(
+        "vLLM printed nothing for 2s and does not answer /health"
+    )
+    assert engine.load_error.endswith("its last line: INFO compiling the graph")
+    assert engine.proc is not None and engine.proc.poll() is not None  # stopped
+
+
+def test_a_server_that_makes_progress_is_waited_for_up_to_the_liveness_budget(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first vLLM deployment on a loaded CPU failed while vLLM was still compiling: a
+    fixed deadline, not the server's progress, decided."""
+    import threading
+
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", DeploymentSettings(engine="vllm"))
+    engine.ready_timeout = 4  # the liveness budget, shortened
+    _server(engine, monkeypatch, quiet=1.5)
+    done = threading.Event()
+
+    def talk() -> None:
+        step = 0
+        while not done.wait(0.3):
+            step += 1
+            engine.output.append(f"compiling step {step}")
+
+    threading.Thread(target=talk, daemon=True).start()
+    started = time.monotonic()
+    try:
+        engine._wait_ready()
+    finally:
+        done.set()
+    assert time.monotonic() - started >= 4  # longer than the quiet limit: it was talking
+    assert engine.load_error is not None and "was not ready within 4s (still printing" in (
+        engine.load_error
+    )
+
+
+def test_a_healthy_server_turns_ready_with_the_tokenizer_loaded(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = vllm.VllmEngine(tiny_model_dir, "m:1", DeploymentSettings(engine="vllm"))
+    _server(engine, monkeypatch, quiet=60)
+    monkeypatch.setattr(vllm, "probe", lambda host, port: True)
+    try:
+        engine._wait_ready()
+        assert engine.is_ready() and engine.load_error is None
+        assert engine.tokenizer is not None
+    finally:
+        engine.stop()
+
+
+def test_vllm_deployments_get_a_liveness_budget_for_a_cold_cpu_start() -> None:
+    assert DeploymentSettings().liveness_probe.initial_delay == 600
+    vllm_default = DeploymentSettings.from_overrides(None, {"engine": "vllm"})
+    assert vllm_default.liveness_probe.initial_delay == 1800
+    given = DeploymentSettings.from_overrides(
+        None, {"engine": "vllm", "liveness_initial_delay": 90}
+    )
+    assert given.liveness_probe.initial_delay == 90
 
 
 # --- for real ------------------------------------------------------------------------------
@@ -415,7 +593,7 @@ def test_vllm_installs_starts_and_answers_chat_completions() -> None:
         assert done.text == text
         assert done.completion_tokens == full["usage"]["completion_tokens"]
         too_long = [{"role": "user", "content": "hello " * 3000}]
-        with pytest.raises(PromptTooLong):
+        with pytest.raises(RequestRefused):
             asyncio.run(complete(engine, too_long, GenerationParams(max_new_tokens=8)))
     finally:
         engine.stop()

@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from starlette.types import Scope
 
-from chattune.serving import protocol
-from chattune.serving.gateway import openapi
 from chattune.serving.gateway.proxy import Proxy
 from chattune.serving.gateway.routing import RoutingTable, model_target
 from chattune.serving.http import (
@@ -31,13 +30,13 @@ from chattune.serving.http import (
     install_error_handlers,
 )
 from chattune.serving.keys import KeyStore
+from chattune.serving.responses import ErrorBody, ModelCard, ModelList, Reply
+from chattune.serving.routes import openapi_kwargs
 
 PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
-PROXIED = {
-    "/score": ("POST", "Answer conversations (Azure ML's request format)"),
-    "/v1/chat/completions": ("POST", "OpenAI chat completions (stream: true answers SSE)"),
-    "/v1/models": ("GET", "The model a deployment serves"),
-}
+BEARER = HTTPBearer(auto_error=False, scheme_name="endpointKey", description="An endpoint key")
+"""Declares the key in the OpenAPI document (the key guard middleware checks it)."""
+PROXIED = ("/score", "/v1/chat/completions")
 API_DESCRIPTION = (
     "Every route but /health/* needs `Authorization: Bearer <key>` "
     "(`chattune endpoints get-keys NAME`). Send `azureml-model-deployment: NAME` to pick a "
@@ -76,24 +75,23 @@ def create_gateway_app(
     )
 
     @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    async def live() -> Reply:
+        return Reply(status="alive")
 
-    @app.get("/health/ready", response_model=None)
-    async def ready() -> dict[str, object] | JSONResponse:
+    @app.get("/health/ready", response_model=Reply, responses={503: {"model": ErrorBody}})
+    async def ready() -> Reply | JSONResponse:
         # Public (no key): it says ready or not, never which deployments exist.
         if any(table.instances.values()):
-            return {"status": "ready"}
+            return Reply(status="ready")
         return error_response(503, "not_ready", f"endpoint {endpoint} has no ready deployment")
 
-    @app.post(RECONCILE_PATH)
-    async def reconcile_now() -> dict[str, str]:
+    @app.post(RECONCILE_PATH, dependencies=[Depends(BEARER)])
+    async def reconcile_now() -> Reply:
         if reconcile is not None:
             await reconcile()
-        return {"status": "reconciled"}
+        return Reply(status="reconciled")
 
     _add_model_routes(app, endpoint, Proxy(endpoint, table, client, draw, on_broken))
-    openapi.install(app)
     return app
 
 
@@ -101,19 +99,33 @@ def _add_model_routes(app: FastAPI, endpoint: str, proxy: Proxy) -> None:
     """The proxied routes, and ``GET /v1/models/{id}`` answered from the routing table."""
     table = proxy.table
 
-    @app.get("/v1/models/{model_id}", summary="One model the endpoint serves")
-    async def model(model_id: str) -> dict[str, object]:
+    secured = [Depends(BEARER)]  # documents the key; the guard middleware checks it
+
+    async def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=m) for m in table.served_models()])
+
+    app.add_api_route(
+        "/v1/models",
+        models,
+        response_model=ModelList,
+        dependencies=secured,
+        **openapi_kwargs("/v1/models"),
+    )
+
+    @app.get(
+        "/v1/models/{model_id}",
+        summary="One model the endpoint serves",
+        dependencies=secured,
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    )
+    async def model(model_id: str) -> ModelCard:
         if not table.knows_model(endpoint, model_id):
             model_target(endpoint, table, model_id)  # raises the 404 that lists the known
-        return protocol.model_body(model_id, 0, "chattune")
+        return ModelCard(id=model_id)
 
-    for path, (method, summary) in PROXIED.items():
+    for path in PROXIED:
         app.add_api_route(
-            path,
-            proxy.forward,
-            methods=[method],
-            summary=summary,
-            openapi_extra=openapi.operation(path),
+            path, proxy.forward, response_model=None, dependencies=secured, **openapi_kwargs(path)
         )
 
 

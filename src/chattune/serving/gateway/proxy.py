@@ -26,7 +26,7 @@ from chattune.serving.http import (
     ApiError,
     error_body,
 )
-from chattune.serving.protocol import sse
+from chattune.serving.responses import sse
 
 log = logging.getLogger("chattune.serving.gateway")
 

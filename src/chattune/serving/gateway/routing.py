@@ -55,6 +55,12 @@ class RoutingTable:
             other.models,
         )
 
+    def served_models(self) -> list[str]:
+        """Every model a deployment with traffic or mirror traffic serves, sorted (the same
+        list on every call, whatever the split)."""
+        routed = {name for name, weight in (*self.traffic.items(), *self.mirror.items()) if weight}
+        return sorted({self.models[name] for name in routed if name in self.models})
+
     def knows_model(self, endpoint: str, model: str) -> bool:
         """True when ``model`` names the endpoint, one of its deployments or a served model."""
         return model in (endpoint, *self.instances, *self.models.values())

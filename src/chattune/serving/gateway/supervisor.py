@@ -3,6 +3,13 @@
 Each tick (:meth:`Supervisor.reconcile`) reads the endpoint's records, starts workers for new
 deployments (``instance_count`` each), stops those of deleted ones, probes every worker (the
 rules are :mod:`~chattune.serving.gateway.probes`) and writes the observed status back.
+
+A deployment whose stored settings change (``deployments update``) rolls: a full set of
+workers starts with the new settings beside the serving ones; once every new one is ready the
+routes switch to them, and each old worker is stopped when its last request has finished (or
+its request timeout has passed). No request is refused or cut on the way. If the new workers
+fail, the old ones keep serving and the record gets its previous settings back, with the
+error.
 """
 
 from __future__ import annotations
@@ -53,6 +60,11 @@ class Supervisor:
         self._http = httpx.AsyncClient()
         self._written: dict[str, tuple[str, list[dict[str, object]], str | None]] = {}
         self._logs_checked = -LOG_CHECK_S
+        self.rolling: dict[str, Deployment] = {}
+        """The workers a deployment is rolling onto (started, not yet routed to)."""
+        self.draining: list[tuple[Instance, float]] = []
+        """Old workers out of the routes, each stopped once idle or past its deadline."""
+        self.update_errors: dict[str, str] = {}
 
     async def run(self, tick: float = probes.STARTUP_POLL) -> None:
         """Reconcile until the endpoint goes (a crash in one tick is logged, never fatal)."""
@@ -88,36 +100,96 @@ class Supervisor:
             wanted = {r.name: r for r in records if r.status != DELETING}
             for name in [n for n in self.deployments if n not in wanted]:
                 await self._stop(self.deployments.pop(name))
+                if name in self.rolling:
+                    await self._stop(self.rolling.pop(name))
                 self._written.pop(name, None)
             if self.node is None:
                 self.store.purge_deleted_deployments(self.endpoint)  # their workers stopped
             for name, record in wanted.items():
                 if name not in self.deployments and record.status != "failed":
                     self.deployments[name] = self._start(record)
-            await asyncio.gather(
-                *(self._probe(d, i) for d in self.deployments.values() for i in list(d.instances))
-            )
+                else:
+                    await self._roll(name, DeploymentSettings.parse(record.settings))
+            await self._drain()
+            every = [*self.deployments.values(), *self.rolling.values()]
+            await asyncio.gather(*(self._probe(d, i) for d in every for i in list(d.instances)))
+            self._switch()
             self._report()
             self.table.replace(self._routes(endpoint))
 
     async def shutdown(self) -> None:
         """Stop every worker (the gateway is exiting)."""
         async with self._lock:
-            await asyncio.gather(*(self._stop(d) for d in self.deployments.values()))
+            every = [*self.deployments.values(), *self.rolling.values()]
+            await asyncio.gather(*(self._stop(d) for d in every))
+            await asyncio.gather(*(kill(i) for i, _ in self.draining))
             self.deployments.clear()
+            self.rolling.clear()
+            self.draining.clear()
         await self._http.aclose()
 
     # --- workers ------------------------------------------------------------------------
 
     def _start(self, record: DeploymentRecord) -> Deployment:
         settings = DeploymentSettings.parse(record.settings)
-        deployment = Deployment(record.name, record.model, record.model_path, settings)
-        for index in range(settings.instance_count):
+        return self._launch_all(Deployment(record.name, record.model, record.model_path, settings))
+
+    def _launch_all(self, deployment: Deployment) -> Deployment:
+        for index in range(deployment.settings.instance_count):
             deployment.instances.append(self._launch(deployment, index))
         return deployment
 
     def _launch(self, deployment: Deployment, index: int) -> Instance:
         return launch(deployment, index, self._log_path(deployment))
+
+    # --- rolling updates ----------------------------------------------------------------
+
+    async def _roll(self, name: str, wanted: DeploymentSettings) -> None:
+        """Start workers with ``wanted`` settings when they differ from the serving ones."""
+        running, rolling = self.deployments.get(name), self.rolling.get(name)
+        if running is None or running.error:
+            return
+        if rolling is not None and rolling.settings != wanted:  # changed again, or reverted
+            await self._stop(self.rolling.pop(name))
+        if wanted == running.settings or name in self.rolling:
+            return
+        log.info("rolling %s onto new settings: %s", name, wanted.model_dump_json())
+        self.update_errors.pop(name, None)
+        fresh = Deployment(name, running.model, running.model_path, wanted)
+        self.rolling[name] = self._launch_all(fresh)
+
+    def _switch(self) -> None:
+        """Route to a rolled deployment once all its workers are ready; drain the old ones.
+        Give up on one whose workers failed (the old ones keep serving)."""
+        for name, fresh in list(self.rolling.items()):
+            old = self.deployments[name]
+            if fresh.error:
+                del self.rolling[name]
+                why = f"update failed, still serving the previous settings: {fresh.error}"
+                self.update_errors[name] = why
+                log.error("deployment %s: %s", name, why)
+                if self.node is None:
+                    self.store.set_deployment_settings(
+                        self.endpoint, name, old.settings.model_dump(), error=why
+                    )
+                continue
+            if fresh.instances and all(i.probe.ready for i in fresh.instances):
+                fresh.ever_ready = True
+                self.deployments[name] = self.rolling.pop(name)
+                grace = old.settings.request_timeout_ms / 1000 + GATEWAY_MARGIN_S
+                self.draining += [(i, time.monotonic() + grace) for i in old.instances]
+                log.info("deployment %s now serves with its new settings", name)
+
+    async def _drain(self) -> None:
+        """Stop the old workers that have no request in flight (or are past their grace).
+
+        Runs a tick after the routes left them out, so no new request can pick them."""
+        now, stopping = time.monotonic(), []
+        for instance, deadline in self.draining:
+            if self.table.inflight[f"http://{self.host}:{instance.port}"] <= 0 or now > deadline:
+                stopping.append((instance, deadline))
+        self.draining = [x for x in self.draining if x not in stopping]
+        await asyncio.gather(*(kill(i) for i, _ in stopping))
 
     async def _restart(self, deployment: Deployment, instance: Instance, why: str) -> None:
         log.warning(
@@ -207,15 +279,21 @@ class Supervisor:
         if self.node is not None:  # the endpoint's own gateway reports; nodes only serve
             return
         for name, deployment in self.deployments.items():
-            instances = [i.describe() for i in deployment.instances]
-            observed = (deployment.status, instances, deployment.error)
+            instances = [
+                i.describe() | {"settings": d.settings.fingerprint()}
+                for d in (deployment, self.rolling.get(name))
+                if d is not None
+                for i in d.instances
+            ]
+            error = deployment.error or self.update_errors.get(name)
+            observed = (deployment.status, instances, error)
             if self._written.get(name) != observed:
                 self.store.update_deployment(
                     self.endpoint,
                     name,
                     status=deployment.status,
                     instances=instances,
-                    error=deployment.error,
+                    error=error,
                 )
                 self._written[name] = observed
 

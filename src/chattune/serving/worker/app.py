@@ -24,6 +24,8 @@ from chattune.serving.http import (
     error_response,
     install_error_handlers,
 )
+from chattune.serving.responses import ChatCompletion, ErrorBody, ModelList, Reply, ScoreResponse
+from chattune.serving.routes import ChatBody, ScoreBody, openapi_kwargs
 from chattune.serving.settings import DeploymentSettings
 from chattune.serving.worker.engines import Engine
 from chattune.serving.worker.handlers import Handlers
@@ -59,31 +61,34 @@ def create_worker_app(
         return response
 
     @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    async def live() -> Reply:
+        return Reply(status="alive")
 
-    @app.get("/health/ready", response_model=None)
-    async def ready() -> dict[str, str] | JSONResponse:
+    @app.get("/health/ready", response_model=Reply, responses={503: {"model": ErrorBody}})
+    async def ready() -> Reply | JSONResponse:
         if engine.is_ready():
-            return {"status": "ready"}
+            return Reply(status="ready")
         why = engine.load_error or f"{deployment} is loading its model"
         return error_response(503, "not_ready", why)
 
-    @app.post("/score")
-    async def score(request: Request) -> dict[str, object]:
-        return await handlers.score(await request.body())
+    async def score(request: ScoreBody) -> ScoreResponse:
+        return await handlers.score(request)
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: Request) -> dict[str, object] | StreamingResponse:
-        answer = await handlers.chat_completion(await request.body())
+    async def chat_completions(request: ChatBody) -> ChatCompletion | StreamingResponse:
+        answer = await handlers.chat_completion(request)
         if isinstance(answer, AsyncIterator):
             return StreamingResponse(answer, media_type="text/event-stream")
         return answer
 
-    @app.get("/v1/models")
-    async def models() -> dict[str, object]:
+    async def models() -> ModelList:
         return handlers.models()
 
+    for path, endpoint in (
+        ("/score", score),
+        ("/v1/chat/completions", chat_completions),
+        ("/v1/models", models),
+    ):
+        app.add_api_route(path, endpoint, response_model=None, **openapi_kwargs(path))
     return app
 
 

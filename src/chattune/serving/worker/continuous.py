@@ -27,7 +27,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong, TokenLogprob
+from chattune.serving.worker.engines import Delta, GenerationParams, RequestRefused, TokenLogprob
+from chattune.serving.worker.logits import Row, adjust
 from chattune.serving.worker.transformers_engine import TransformersEngine, _Job
 
 log = logging.getLogger("chattune.serving.engine")
@@ -47,7 +48,7 @@ class _Row:
     """One request in the running batch."""
 
     job: _Job
-    prompt_len: int
+    prompt: list[int]
     max_new: int
     generator: Any
     tokens: list[int] = field(default_factory=list)
@@ -58,6 +59,10 @@ class _Row:
     @property
     def params(self) -> GenerationParams:
         return self.job.params
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.prompt)
 
     def send(self, text: str, reason: str | None) -> None:
         logprobs, self.logprobs = tuple(self.logprobs), []
@@ -120,11 +125,9 @@ class _Batch:
         rows, prompts = [], []
         for job in jobs:
             try:
-                prompt = self.engine._encode(
-                    job.messages, job.params.continue_final, job.params.max_new_tokens
-                )
-                rows.append(self._row(job, len(prompt)))
-            except PromptTooLong as exc:
+                prompt = self.engine.prompt_ids(job)
+                rows.append(self._row(job, prompt))
+            except RequestRefused as exc:
                 job.send(exc)
                 continue
             except Exception as exc:  # this request only: the batch goes on without it
@@ -169,7 +172,7 @@ class _Batch:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _row(self, job: _Job, prompt_len: int) -> _Row:
+    def _row(self, job: _Job, prompt: list[int]) -> _Row:
         import torch
 
         generator = None
@@ -177,8 +180,8 @@ class _Batch:
             generator = torch.Generator(device=self.engine.model.device)
             seed = job.params.seed
             generator.manual_seed(random.getrandbits(63) if seed is None else seed)
-        limit = min(job.params.max_new_tokens, self.engine.context - prompt_len)
-        return _Row(job, prompt_len, max(limit, 1), generator)
+        limit = min(job.params.max_new_tokens, self.engine.context - len(prompt))
+        return _Row(job, prompt, max(limit, 1), generator)
 
     def _forward(self, ids: Any, mask: Any, cache: Any) -> Any:
         """Logits of each row's last position; ``cache`` grows by the new positions."""
@@ -225,7 +228,9 @@ class _Batch:
     def _advance(self, rows: list[_Row], logits: Any) -> None:
         """Pick each row's next token, stream it, and drop the rows that ended."""
         offset = len(self.rows) - len(rows)  # new rows sit at the end of the batch
-        picked = _pick(rows, logits)
+        # Bias and penalties pick the token; logprobs stay the model's own.
+        scores = adjust(logits, [Row(row.params, row.prompt, row.tokens) for row in rows])
+        picked = _pick(rows, scores)
         for i, (row, token) in enumerate(zip(rows, picked, strict=True)):
             self.last[offset + i] = token
             self._accept(row, token, logits[i])

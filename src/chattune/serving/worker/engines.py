@@ -35,6 +35,15 @@ class GenerationParams:
     """Sampling seed: the same seed and request give the same answer (sampled alone)."""
     logprobs: int | None = None
     """Return each answer token's log probability and this many top alternatives."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """``(token id, bias)`` pairs added to the logits before the penalties and sampling."""
+    presence_penalty: float = 0.0
+    """Subtracted from the logit of each token the answer already has (OpenAI)."""
+    frequency_penalty: float = 0.0
+    """Subtracted from a token's logit per occurrence in the answer so far (OpenAI)."""
+    repetition_penalty: float = 1.0
+    """A logit of a token in the prompt or the answer is divided by it (multiplied when
+    negative): transformers' and vLLM's ``repetition_penalty``."""
     continue_final: bool = field(default=False, compare=False)
     """Continue the conversation's final (assistant) message instead of starting a new
     assistant turn (the request's ``continue_final_message``). Per conversation, so not part
@@ -46,6 +55,15 @@ class GenerationParams:
         if not self.do_sample or self.temperature < MIN_TEMPERATURE:
             return replace(self, do_sample=False, temperature=1.0, top_p=1.0, seed=None)
         return self
+
+    @property
+    def adjusts_logits(self) -> bool:
+        """Whether a logit bias or a penalty changes the model's logits."""
+        return bool(self.logit_bias) or (
+            self.presence_penalty,
+            self.frequency_penalty,
+            self.repetition_penalty,
+        ) != (0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,16 @@ class Completion:
     logprobs: tuple[TokenLogprob, ...] = ()
 
 
-class PromptTooLong(ValueError):
+class RequestRefused(ValueError):
+    """A request the engine cannot answer as asked: a client error (400) with ``code``."""
+
+    code = "invalid_request"
+
+
+class PromptTooLong(RequestRefused):
     """The rendered prompt does not fit the model's context (a client error, 400)."""
+
+    code = "prompt_too_long"
 
 
 class Engine(Protocol):

@@ -14,18 +14,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from chattune.data.schema import Message
-from chattune.serving import protocol
+from chattune.serving import protocol, responses
 from chattune.serving.http import ApiError, error_body
+from chattune.serving.responses import ChatCompletionChunk, ChunkDelta
 from chattune.serving.settings import DeploymentSettings
 from chattune.serving.worker.engines import (
     Completion,
     Delta,
     Engine,
     GenerationParams,
-    PromptTooLong,
+    RequestRefused,
     TokenLogprob,
     complete,
     join,
@@ -82,13 +83,12 @@ class Handlers:
                 f"{self.settings.request_timeout_ms}; ask for fewer max_new_tokens or raise "
                 "the timeout",
             ) from None
-        except PromptTooLong as exc:
-            raise ApiError(400, "prompt_too_long", str(exc)) from None
+        except RequestRefused as exc:
+            raise ApiError(400, exc.code, str(exc)) from None
 
-    async def score(self, body: bytes) -> dict[str, object]:
+    async def score(self, request: protocol.ScoreRequest) -> responses.ScoreResponse:
         """``{"output": str}`` for one conversation, in either shape (the reference notebook
         sends ``[conversation]``), ``{"output": [str, ...]}`` for several (DESIGN §4)."""
-        request = protocol.parse_request(protocol.ScoreRequest, body)
         p = request.input_data.parameters
         params = GenerationParams(p.max_new_tokens, p.do_sample, p.temperature, p.top_p)
         params = params.normalized()  # a near-zero temperature decodes greedily, never NaN
@@ -102,11 +102,12 @@ class Handlers:
             )
             done = await self._timed(work)
         texts = [c.text for c in done]
-        return {"output": texts if len(texts) > 1 else texts[0]}
+        return responses.ScoreResponse(output=texts if len(texts) > 1 else texts[0])
 
-    async def chat_completion(self, body: bytes) -> dict[str, object] | AsyncIterator[bytes]:
+    async def chat_completion(
+        self, request: protocol.ChatCompletionRequest
+    ) -> responses.ChatCompletion | AsyncIterator[bytes]:
         """An OpenAI completion object, or SSE chunks when ``stream`` is true."""
-        request = protocol.parse_request(protocol.ChatCompletionRequest, body, invalid_status=400)
         params = _chat_params(request)
         if params.logprobs is not None and not getattr(self.engine, "supports_logprobs", False):
             raise ApiError(
@@ -129,13 +130,11 @@ class Handlers:
                 *(self._answer(messages, replace(params, seed=seed), stops) for seed in seeds)
             )
             done = await self._timed(work)
-        return protocol.chat_completion_body(
-            cid=protocol.completion_id(),
+        return responses.ChatCompletion(
+            id=responses.completion_id(),
             model=self.engine.model_name,
-            choices=[_choice(c, params.logprobs is not None) for c in done],
-            usage=protocol.usage_body(
-                done[0].prompt_tokens, sum(c.completion_tokens for c in done)
-            ),
+            choices=[_choice(i, c, params.logprobs is not None) for i, c in enumerate(done)],
+            usage=responses.Usage.of(done[0].prompt_tokens, sum(c.completion_tokens for c in done)),
         )
 
     async def _answer(
@@ -153,13 +152,10 @@ class Handlers:
         include_usage: bool,
     ) -> AsyncIterator[bytes]:
         """SSE chunks; a timeout or error mid-stream becomes a final error event."""
-        cid, model = protocol.completion_id(), self.engine.model_name
+        cid, model = responses.completion_id(), self.engine.model_name
         deadline = time.monotonic() + self.settings.request_timeout_ms / 1000
-        yield protocol.sse(
-            protocol.chat_chunk_body(
-                cid=cid, model=model, delta={"role": "assistant", "content": ""}, finish_reason=None
-            )
-        )
+        opening = ChunkDelta(role="assistant", content="")
+        yield responses.chunk_event(ChatCompletionChunk.delta(cid, model, opening, None))
         stream = self.engine.stream(messages, params)
         if stops:
             stream = until_stop(stream, stops)
@@ -174,30 +170,32 @@ class Handlers:
                 except TimeoutError:
                     limit = self.settings.request_timeout_ms
                     why = f"stream exceeded request_timeout_ms={limit}"
-                    yield protocol.sse(error_body("request_timeout", why))
+                    yield responses.sse(error_body("request_timeout", why))
                     break
-                except PromptTooLong as exc:
-                    yield protocol.sse(error_body("prompt_too_long", str(exc)))
+                except RequestRefused as exc:
+                    yield responses.sse(error_body(exc.code, str(exc)))
                     break
                 except Exception:  # the client has a 200 already: the error goes in-band
                     log.exception("stream of deployment %s failed", self.deployment)
                     why = f"deployment {self.deployment} failed while answering; see its log"
-                    yield protocol.sse(error_body("internal_error", why))
+                    yield responses.sse(error_body("internal_error", why))
                     break
                 last = delta
                 chunk = _delta_chunk(cid, model, delta, params.logprobs is not None)
                 if chunk is not None:
-                    yield protocol.sse(chunk)
+                    yield responses.chunk_event(chunk)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         if include_usage and last.finish_reason is not None:
-            usage = protocol.usage_body(last.prompt_tokens, last.completion_tokens)
-            yield protocol.sse(protocol.usage_chunk_body(cid=cid, model=model, usage=usage))
-        yield protocol.sse("[DONE]")
+            usage = responses.Usage.of(last.prompt_tokens, last.completion_tokens)
+            final = ChatCompletionChunk(id=cid, model=model, choices=[], usage=usage)
+            yield responses.chunk_event(final)
+        yield responses.sse("[DONE]")
 
-    def models(self) -> dict[str, object]:
+    def models(self) -> responses.ModelList:
         """The ``/v1/models`` answer: the one model this worker serves."""
-        return protocol.models_body(self.engine.model_name, self.created, "chattune")
+        card = responses.ModelCard(id=self.engine.model_name, created=self.created)
+        return responses.ModelList(data=[card])
 
 
 async def _release_after(
@@ -223,28 +221,38 @@ def _chat_params(request: protocol.ChatCompletionRequest) -> GenerationParams:
         top_p=request.top_p,
         seed=request.seed,
         logprobs=top if request.logprobs else None,
+        logit_bias=request.biases(),
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
+        repetition_penalty=request.repetition_penalty,
     ).normalized()
 
 
-def _entries(logprobs: tuple[TokenLogprob, ...]) -> list[dict[str, Any]]:
-    return [protocol.logprob_entry(t.token, t.logprob, t.top) for t in logprobs]
+def _entries(logprobs: tuple[TokenLogprob, ...]) -> list[responses.TokenLogprob]:
+    return [responses.TokenLogprob.of(t.token, t.logprob, list(t.top)) for t in logprobs]
 
 
-def _choice(done: Completion, logprobs: bool) -> protocol.Choice:
-    return protocol.Choice(
-        done.text, done.finish_reason, _entries(done.logprobs) if logprobs else None
+def _choice(index: int, done: Completion, logprobs: bool) -> responses.CompletionChoice:
+    return responses.CompletionChoice(
+        index=index,
+        message=responses.AssistantMessage(content=done.text),
+        finish_reason=_reason(done.finish_reason),
+        logprobs=responses.ChoiceLogprobs(content=_entries(done.logprobs)) if logprobs else None,
     )
 
 
-def _delta_chunk(cid: str, model: str, delta: Delta, logprobs: bool) -> dict[str, Any] | None:
+def _reason(reason: str | None) -> responses.FinishReason | None:
+    return "length" if reason == "length" else None if reason is None else "stop"
+
+
+def _delta_chunk(cid: str, model: str, delta: Delta, logprobs: bool) -> ChatCompletionChunk | None:
     """The SSE chunk of one delta; ``None`` when it carries nothing."""
-    content = {"content": delta.text} if delta.text else {}
-    if not content and delta.finish_reason is None and not delta.logprobs:
+    if not delta.text and delta.finish_reason is None and not delta.logprobs:
         return None
-    return protocol.chat_chunk_body(
-        cid=cid,
-        model=model,
-        delta=content,
-        finish_reason=delta.finish_reason,
-        logprobs=_entries(delta.logprobs) if logprobs else None,
+    return ChatCompletionChunk.delta(
+        cid,
+        model,
+        ChunkDelta(content=delta.text or None),
+        _reason(delta.finish_reason),
+        _entries(delta.logprobs) if logprobs else None,
     )

@@ -28,7 +28,15 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.serving.settings import DeploymentSettings
-from chattune.serving.worker.engines import Delta, GenerationParams, PromptTooLong, TokenLogprob
+from chattune.serving.worker.dtype import choose_dtype
+from chattune.serving.worker.engines import (
+    Delta,
+    GenerationParams,
+    PromptTooLong,
+    RequestRefused,
+    TokenLogprob,
+)
+from chattune.serving.worker.logits import Processor, check_bias
 
 log = logging.getLogger("chattune.serving.engine")
 
@@ -101,7 +109,7 @@ class TransformersEngine:
         self.tokenizer.padding_side = "left"  # decoder-only: new tokens follow the prompt
         model: Any = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         model = model.to(device).eval()
-        self.dtype, why = choose_dtype(model, self.dtype_setting, device)
+        self.dtype, why = choose_dtype(model, self.dtype_setting, device, self.model_path)
         self.model = model.to(getattr(torch, self.dtype))
         log.info("dtype %s: %s", self.dtype, why)
         if device == "cpu":
@@ -116,6 +124,7 @@ class TransformersEngine:
             if x is not None
         )
         self.context = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        self.vocab_size = int(self.model.get_output_embeddings().out_features)
         log.info("loaded %s on %s in %.1fs", self.model_path, device, time.monotonic() - started)
 
     def _pack(self) -> None:
@@ -197,11 +206,9 @@ class TransformersEngine:
         rows, prompts = [], []
         for job in batch:
             try:
-                prompts.append(
-                    self._encode(job.messages, job.params.continue_final, job.params.max_new_tokens)
-                )
+                prompts.append(self.prompt_ids(job))
                 rows.append(job)
-            except PromptTooLong as exc:
+            except RequestRefused as exc:
                 job.send(exc)
         if not rows:
             return
@@ -230,7 +237,7 @@ class TransformersEngine:
                     streamer=streamer,
                     stopping_criteria=[_Cancelled(rows)],
                     logits_processor=LogitsProcessorList(
-                        [recorder] if params.logprobs is not None else []
+                        self._processors(params, recorder, prompts)
                     ),
                 )
         except Exception as exc:
@@ -239,6 +246,23 @@ class TransformersEngine:
                 job.send(RuntimeError(f"generation failed: {type(exc).__name__}"))
             return
         streamer.finish_all()
+
+    @staticmethod
+    def _processors(
+        params: GenerationParams, recorder: _Logprobs, prompts: list[list[int]]
+    ) -> list[Any]:
+        """The logprob recorder (the model's own distribution) first, then bias and
+        penalties."""
+        found: list[Any] = [recorder] if params.logprobs is not None else []
+        if params.adjusts_logits:
+            found.append(Processor(params, [len(p) for p in prompts], max(map(len, prompts))))
+        return found
+
+    def prompt_ids(self, job: _Job) -> list[int]:
+        """The prompt of ``job``, or :class:`RequestRefused` when it cannot be answered."""
+        check_bias(job.params, self.vocab_size)
+        p = job.params
+        return self._encode(job.messages, p.continue_final, p.max_new_tokens)
 
     @functools.cached_property
     def max_token_chars(self) -> int:
@@ -284,34 +308,6 @@ class TransformersEngine:
                 "so shorten the conversation"
             )
         return ids
-
-
-def choose_dtype(model: Any, setting: str, device: str) -> tuple[str, str]:
-    """``float32`` or ``bfloat16`` for ``model`` on ``device``, and why (for the log).
-
-    ``auto`` takes bf16 on GPUs; on a CPU it times a batched forward pass both ways and keeps
-    the faster (bf16 matmuls are about twice as fast on CPUs with AMX/AVX512-BF16, much
-    slower on others).
-    """
-    import torch
-
-    if setting != "auto":
-        return setting, "set by the deployment's dtype setting"
-    if device.startswith("cuda"):
-        return "bfloat16", "GPU"
-    ids = torch.full((8, 32), 1, dtype=torch.long)
-    timings = {}
-    for name in ("float32", "bfloat16"):
-        model.to(getattr(torch, name))
-        with torch.inference_mode():
-            model(input_ids=ids)  # warm-up
-            started = time.perf_counter()
-            for _ in range(2):
-                model(input_ids=ids)
-        timings[name] = (time.perf_counter() - started) / 2
-    best = min(timings, key=lambda k: timings[k])
-    measured = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items())
-    return best, f"measured on this CPU, a forward pass of 8x32 tokens: {measured}"
 
 
 class _Cancelled:

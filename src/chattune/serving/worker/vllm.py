@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -20,14 +19,15 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chattune.compute import lifeline
 from chattune.errors import RuntimeFailure
+from chattune.serving.settings import LIVENESS_DELAY_S
 from chattune.serving.vllm_env import (
-    STARTUP_TIMEOUT_S,
+    HEALTH_PATH,
     default_venv,
     free_port,
     is_installed,
@@ -37,14 +37,20 @@ from chattune.serving.vllm_env import (
 
 if TYPE_CHECKING:
     import httpx
+    import openai
 
     from chattune.data.schema import Message
     from chattune.serving.settings import DeploymentSettings
-    from chattune.serving.worker.engines import Completion, Delta, GenerationParams
+    from chattune.serving.worker.engines import Completion, Delta, GenerationParams, TokenLogprob
 
 log = logging.getLogger("chattune.serving.vllm")
 ORPHAN_GRACE_S = 1.0
 """Seconds vLLM gets to stop after its worker's gateway died (then SIGKILL, group-wide)."""
+
+QUIET_TIMEOUT_S = 600.0
+"""Most seconds a starting server may print nothing (compiling on a loaded CPU goes quiet
+for minutes; a hung one never speaks again)."""
+READY_MARGIN_S = 30.0
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -83,7 +89,8 @@ class VllmEngine:
     by the kernel if the worker is killed.
     """
 
-    supports_logprobs = False  # the handlers refuse `logprobs` for this engine
+    supports_logprobs = True
+    """vLLM returns ``logprobs`` and ``top_logprobs``; they are passed through."""
 
     def __init__(
         self,
@@ -100,6 +107,10 @@ class VllmEngine:
         self.venv = venv or default_venv()
         self.max_model_len = max_model_len
         self.max_num_seqs = settings.max_batch_size if settings is not None else None
+        delay = settings.liveness_probe.initial_delay if settings else LIVENESS_DELAY_S["vllm"]
+        self.ready_timeout = max(delay - READY_MARGIN_S, READY_MARGIN_S)
+        """Seconds the server may take to turn healthy: the liveness budget, less a margin
+        so that this worker says why before its gateway restarts it."""
         self.load_error: str | None = None
         self.host = "127.0.0.1"
         self.port = 0
@@ -109,8 +120,10 @@ class VllmEngine:
         self._stopping = False
         self._transport = transport  # tests answer requests without a server
         self._key = secrets.token_urlsafe(32)  # the server answers only its worker
-        self._client: httpx.AsyncClient | None = None
+        self._openai: openai.AsyncOpenAI | None = None
         self._client_loop: object = None
+        self.tokenizer: Any = None
+        """The model's tokenizer, for :meth:`prepared` (loaded on first use)."""
 
     def start(self) -> None:
         """Launch the server in the background; returns at once."""
@@ -191,16 +204,49 @@ class VllmEngine:
         os.kill(os.getpid(), signal.SIGTERM)  # a worker without its engine is dead: restart it
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline and self.proc is not None and self.proc.poll() is None:
+        """Ready once the server answers its health check. The server's own output is its
+        progress (loading, compiling, capturing): a server that prints nothing new for
+        :data:`QUIET_TIMEOUT_S` while not healthy, or is not healthy within the liveness
+        budget, is stopped with a message that says which and quotes its last line."""
+        started = time.monotonic()
+        last_line, last_change = None, started
+        while self.proc is not None and self.proc.poll() is None:
             if probe(self.host, self.port):
+                try:
+                    self.prepared([])  # the tokenizer, loaded before the first request
+                except Exception as exc:
+                    self.load_error = f"could not load the tokenizer: {exc}"
+                    self.stop()
+                    return
                 log.info("vLLM server ready on port %d", self.port)
                 self._ready.set()
                 return
+            now = time.monotonic()
+            line = self.output[-1] if self.output else None
+            if line is not last_line:  # a new line object: the server printed something
+                last_line, last_change = line, now
+            why = self._stalled(now - started, now - last_change)
+            if why is not None:
+                self.load_error = why
+                log.error("%s", why)
+                self.stop()
+                return
             time.sleep(1.0)
-        if self.proc is not None and self.proc.poll() is None:
-            self.load_error = f"vLLM did not become ready within {STARTUP_TIMEOUT_S:.0f}s"
-            self.stop()
+
+    def _stalled(self, waited: float, quiet: float) -> str | None:
+        """Why to give up waiting for the server, or ``None`` to keep waiting."""
+        last = self.output[-1].strip()[:200] if self.output else "(no output)"
+        if quiet > QUIET_TIMEOUT_S:
+            return (
+                f"vLLM printed nothing for {quiet:.0f}s and does not answer {HEALTH_PATH} "
+                f"(waited {waited:.0f}s); its last line: {last}"
+            )
+        if waited > self.ready_timeout:
+            return (
+                f"vLLM was not ready within {self.ready_timeout:.0f}s (still printing; raise "
+                f"liveness_initial_delay of the deployment); its last line: {last}"
+            )
+        return None
 
     def _last_error(self) -> str:
         lines = [x for x in self.output if x.strip()]
@@ -212,17 +258,17 @@ class VllmEngine:
         work per token for vLLM's API server and this worker than a stream)."""
         from chattune.serving.worker.engines import Completion
 
-        response = await self._http().post(
-            self._url, json=self._body(messages, params, stream=False), headers=self._auth
-        )
-        self._check(response.status_code, response.text)
-        answer = response.json()
-        choice, usage = answer["choices"][0], answer.get("usage") or {}
+        with _refusals():
+            answer = await self._client().chat.completions.create(
+                **self._request(messages, params, stream=False)
+            )
+        choice, usage = answer.choices[0], answer.usage
         return Completion(
-            choice["message"].get("content") or "",
-            choice.get("finish_reason") or "stop",
-            usage.get("prompt_tokens", 0),
-            usage.get("completion_tokens", 0),
+            choice.message.content or "",
+            choice.finish_reason or "stop",
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            _logprobs(choice.logprobs),
         )
 
     async def stream(
@@ -231,97 +277,138 @@ class VllmEngine:
         """Answer deltas from vLLM's streaming chat completion; closing it aborts the request."""
         from chattune.serving.worker.engines import Delta
 
-        body = self._body(messages, params, stream=True)
+        with _refusals():
+            chunks = await self._client().chat.completions.create(
+                **self._request(messages, params, stream=True)
+            )
         finish: str | None = None
-        async with self._http().stream("POST", self._url, json=body, headers=self._auth) as got:
-            if got.status_code != 200:
-                self._check(got.status_code, (await got.aread()).decode(errors="replace"))
-            async for line in got.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                usage = chunk.get("usage")
-                if usage and not chunk.get("choices"):
-                    yield Delta(
-                        "",
-                        finish or "stop",
-                        usage.get("prompt_tokens", 0),
-                        usage.get("completion_tokens", 0),
-                    )
+        try:
+            async for chunk in chunks:
+                if chunk.usage is not None and not chunk.choices:
+                    usage = chunk.usage
+                    yield Delta("", finish or "stop", usage.prompt_tokens, usage.completion_tokens)
                     return
-                for choice in chunk.get("choices", []):
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    finish = choice.get("finish_reason") or finish
-                    if text:
-                        yield Delta(text)
+                for choice in chunk.choices:
+                    text = choice.delta.content or ""
+                    finish = choice.finish_reason or finish
+                    logprobs = _logprobs(choice.logprobs)
+                    if text or logprobs:
+                        yield Delta(text, logprobs=logprobs)
+        finally:
+            await chunks.close()  # vLLM aborts a request whose client is gone
         yield Delta("", finish or "stop")
-
-    @property
-    def _url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1/chat/completions"
 
     @property
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"}
 
-    def _http(self) -> httpx.AsyncClient:
-        """One pooled client for every request of the running event loop (the worker has one;
-        a new loop, as in tests, gets a new client)."""
+    def _client(self) -> openai.AsyncOpenAI:
+        """One client (and connection pool) for every request of the running event loop (the
+        worker has one; a new loop, as in tests, gets a new client)."""
         import asyncio
 
         import httpx
+        import openai
 
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
+        if self._openai is None or self._client_loop is not loop:
             self._client_loop = loop
-            self._client = httpx.AsyncClient(
+            http = httpx.AsyncClient(
                 timeout=httpx.Timeout(None, connect=5.0),
                 limits=httpx.Limits(max_connections=256),
                 transport=self._transport,
             )
-        return self._client
+            self._openai = openai.AsyncOpenAI(
+                base_url=f"http://{self.host}:{self.port}/v1",
+                api_key=self._key,
+                max_retries=0,
+                http_client=http,
+            )
+        return self._openai
 
-    def _body(
+    def prepared(self, messages: list[Message]) -> list[Message]:
+        """``messages`` as training and the transformers engine give them to the template
+        (:func:`~chattune.data.chat.prepare_messages`: a system turn folded into the first
+        user turn where the template would drop it)."""
+        from chattune.data.chat import prepare_messages
+
+        if self.tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        return prepare_messages(self.tokenizer, messages)
+
+    def _request(
         self, messages: list[Message], params: GenerationParams, stream: bool
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``chat.completions.create`` for one answer."""
         params = params.normalized()
-        body: dict[str, object] = {
+        extra: dict[str, object] = {}
+        if params.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = params.repetition_penalty
+        if params.continue_final:  # vLLM's names for continuing the final assistant message
+            extra |= {"continue_final_message": True, "add_generation_prompt": False}
+        request: dict[str, Any] = {
             "model": self.model_name,
-            "messages": messages,
+            "messages": self.prepared(messages),
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature if params.do_sample else 0.0,
             "top_p": params.top_p,
             "stream": stream,
+            "extra_body": extra or None,
         }
         if params.seed is not None:
-            body["seed"] = params.seed
-        if params.continue_final:  # vLLM's names for continuing the final assistant message
-            body["continue_final_message"] = True
-            body["add_generation_prompt"] = False
+            request["seed"] = params.seed
+        if params.logit_bias:
+            request["logit_bias"] = {str(token): bias for token, bias in params.logit_bias}
+        if params.presence_penalty:
+            request["presence_penalty"] = params.presence_penalty
+        if params.frequency_penalty:
+            request["frequency_penalty"] = params.frequency_penalty
+        if params.logprobs is not None:
+            request |= {"logprobs": True, "top_logprobs": params.logprobs}
         if stream:
-            body["stream_options"] = {"include_usage": True}
-        return body
-
-    @staticmethod
-    def _check(status: int, detail: str) -> None:
-        """vLLM's error answer as the worker's exception (a too-long prompt is the client's)."""
-        from chattune.serving.worker.engines import PromptTooLong
-
-        if status == 200:
-            return
-        message = _error_message(detail)
-        if status == 400 and _too_long(message):
-            raise PromptTooLong(message)
-        raise RuntimeError(f"vLLM answered {status}: {message}")
+            request["stream_options"] = {"include_usage": True}
+        return request
 
 
-def _too_long(message: str) -> bool:
-    """vLLM's words for a prompt that does not fit ``--max-model-len``."""
-    return "maximum context length" in message or "maximum model length" in message
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """vLLM's errors as the worker's: a 400 is the client's request (answered 400 with
+    vLLM's message), anything else a failure of the engine."""
+    import openai
+
+    from chattune.serving.worker.engines import RequestRefused
+
+    try:
+        yield
+    except openai.BadRequestError as exc:
+        raise RequestRefused(_message(exc)) from None
+    except openai.APIStatusError as exc:
+        raise RuntimeError(f"vLLM answered {exc.status_code}: {_message(exc)}") from None
+    except openai.APIConnectionError as exc:
+        raise RuntimeError(f"vLLM is unreachable: {exc}") from None
 
 
-def _error_message(detail: str) -> str:
-    with contextlib.suppress(ValueError, AttributeError):
-        error = json.loads(detail).get("error", {})
-        return str(error.get("message", detail) if isinstance(error, dict) else error)[:500]
-    return detail[:500]
+def _message(exc: openai.APIStatusError) -> str:
+    """The message of vLLM's error body (``{"error": {"message"}}`` or ``{"message"}``)."""
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:500]
+    return exc.message[:500]
+
+
+def _logprobs(logprobs: Any) -> tuple[TokenLogprob, ...]:
+    """OpenAI ``logprobs`` of a choice as the engine's :class:`TokenLogprob` entries."""
+    from chattune.serving.worker.engines import TokenLogprob
+
+    if logprobs is None or not logprobs.content:
+        return ()
+    return tuple(
+        TokenLogprob(
+            entry.token,
+            entry.logprob,
+            tuple((top.token, top.logprob) for top in entry.top_logprobs or ()),
+        )
+        for entry in logprobs.content
+    )
