@@ -270,6 +270,7 @@ class JobsAPI:
 def absolute_paths(spec: JobSpec) -> JobSpec:
     """Data files and a local model folder resolved here, against this folder: the worker
     may run elsewhere (a Ray head starts it in its own working folder)."""
+    spec = spec.model_copy(deep=True)  # the caller's JobSpec stays as given
     for split, path in spec.data.model_dump().items():
         if path is not None:
             setattr(spec.data, split, str(Path(path).expanduser().resolve()))
