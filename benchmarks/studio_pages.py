@@ -77,7 +77,7 @@ def add_mlflow_run(client: Client, job: str, steps: int = 200) -> None:
 
     from chattune.store import workspace_store
 
-    tracking = mlflow.MlflowClient(tracking_uri=client.workspace.mlflow_uri)
+    tracking = mlflow.MlflowClient(tracking_uri=client.workspace.mlflow_connect_uri)
     experiment = tracking.create_experiment(
         "bench", artifact_location=client.workspace.artifact_root
     )

@@ -51,8 +51,8 @@ class Client:
         from chattune.store.db import create_database
 
         ws = Workspace.init(workspace, database)
-        create_database(ws.database_uri)
-        create_database(ws.mlflow_uri)
+        create_database(ws.database_connect_uri)
+        create_database(ws.mlflow_connect_uri)
         workspace_store(ws)
         return cls(ws)
 

@@ -6,7 +6,8 @@ Found the same way by every command: an explicit path, else ``$CHATTUNE_WORKSPAC
 Layout::
 
     .chattune/
-      config.yaml        workspace settings (database URI, default host)
+      config.yaml        workspace settings (database URI without its password, host)
+      database.password  the database password `init --database` was given (0600)
       chattune.db        metadata: jobs, stages, registered models, endpoints (SQLite by
                          default; config `database:` may name a server database instead)
       mlflow.db          MLflow tracking store (SQLite backend); artifacts in mlartifacts/
@@ -24,12 +25,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import yaml
 
 from chattune.errors import ValidationError
 
 DEFAULT_DIR = ".chattune"
+PASSWORD_FILE = "database.password"
 ENV_VAR = "CHATTUNE_WORKSPACE"
 TELEMETRY_VAR = "CHATTUNE_TELEMETRY"
 # Switches that keep the libraries chattune runs from reporting usage (MLflow, Hugging Face,
@@ -73,12 +76,15 @@ class Workspace:
         (default: ``sqlite:///<root>/chattune.db``); the store creates its tables on first use.
         """
         ws = cls.find(path)
-        if database and ws.config_path.exists() and ws.database_uri != database:
+        stored, password = split_password(database) if database else (None, None)
+        if stored and ws.config_path.exists() and ws.database_uri != stored:
             raise ValidationError(
                 f"workspace {ws.root} already uses database {ws.database_uri}",
                 f"edit `database:` in {ws.config_path} to move it",
             )
-        ws.ensure(database)
+        ws.ensure(stored)
+        if password is not None:
+            ws.keep_password(password)
         return ws
 
     def ensure(self, database: str | None = None) -> None:
@@ -87,6 +93,15 @@ class Workspace:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         if not self.config_path.exists():
             config = {"database": database or f"sqlite:///{self.db_path}", "host": "127.0.0.1"}
+            write_atomic(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def keep_password(self, password: str) -> None:
+        """Store the database password in ``database.password`` (0600), named by the config's
+        ``database_password_file``; the config itself never holds it."""
+        write_atomic(self.root / PASSWORD_FILE, password + "\n", mode=0o600)
+        config = self.config
+        if config.get("database_password_file") != PASSWORD_FILE:
+            config["database_password_file"] = PASSWORD_FILE
             write_atomic(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
     @property
@@ -105,7 +120,11 @@ class Workspace:
 
     @property
     def database_uri(self) -> str:
-        """Metadata database URI (config ``database``); the store opens it."""
+        """Metadata database URI (config ``database``), without any password: safe to show."""
+        return split_password(self._database)[0]
+
+    @property
+    def _database(self) -> str:
         return str(self.config.get("database") or f"sqlite:///{self.db_path}")
 
     @property
@@ -114,7 +133,12 @@ class Workspace:
 
         Config ``mlflow`` when set; else it follows ``database``: an SQLite file next to the
         metadata, or a database named ``<name>_mlflow`` on the same PostgreSQL server.
+        Without any password (see :attr:`mlflow_connect_uri`).
         """
+        return split_password(self._mlflow)[0]
+
+    @property
+    def _mlflow(self) -> str:
         if self.config.get("mlflow"):
             return str(self.config["mlflow"])
         database = self.database_uri
@@ -132,6 +156,46 @@ class Workspace:
         max_mb = float(logs.get("max_mb", DEFAULT_LOG_MAX_MB))
         keep = int(logs.get("keep", DEFAULT_LOG_KEEP))
         return max(int(max_mb * 2**20), 1024), max(keep, 0)
+
+    @property
+    def database_connect_uri(self) -> str:
+        """:attr:`database_uri` with the password put back, for connecting only: never
+        print or log it."""
+        return with_password(self._database, self.database_password())
+
+    @property
+    def mlflow_connect_uri(self) -> str:
+        """:attr:`mlflow_uri` with the database password, for connecting only."""
+        return with_password(self._mlflow, self.database_password())
+
+    def password_source(self) -> str | None:
+        """Where the database password comes from (never the password itself)."""
+        config = self.config
+        if config.get("database_password_env"):
+            return f"${config['database_password_env']}"
+        if config.get("database_password_file"):
+            return f"{self.root / str(config['database_password_file'])} (mode 0600)"
+        if self.database_uri.startswith("postgresql"):
+            return "PGPASSWORD or ~/.pgpass (libpq), if the server asks for one"
+        return None
+
+    def database_password(self) -> str | None:
+        """The database password: the variable the config's ``database_password_env``
+        names, else the config's ``database_password_file`` (relative to the workspace,
+        mode 0600), else one written in the URI itself (older configs); None leaves it to
+        the driver (libpq reads ``PGPASSWORD`` and ``~/.pgpass``)."""
+        config = self.config
+        if config.get("database_password_env"):
+            name = str(config["database_password_env"])
+            if name not in os.environ:
+                raise ValidationError(
+                    f"{self.config_path}: database_password_env names ${name}, which is not set",
+                    f"export {name}=..., or remove database_password_env to use PGPASSWORD",
+                )
+            return os.environ[name]
+        if config.get("database_password_file"):
+            return _read_secret(self.root / str(config["database_password_file"]))
+        return split_password(self._database)[1]
 
     @property
     def artifact_root(self) -> str:
@@ -180,6 +244,54 @@ def rotate_log(path: Path, max_bytes: int, keep: int) -> bool:
     with open(path, "r+b") as f:
         f.truncate(0)
     return True
+
+
+def split_password(uri: str) -> tuple[str, str | None]:
+    """``(uri without its password, password or None)``; URIs without one are unchanged."""
+    scheme, sep, rest = uri.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return uri, None
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{user}@{hostport}{slash}{path}", unquote(password)
+
+
+def with_password(uri: str, password: str | None) -> str:
+    """``uri`` with ``password`` set (a server URI that has none only)."""
+    if password is None or not uri.startswith("postgresql"):
+        return uri
+    scheme, _, rest = uri.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, _, hostport = netloc.rpartition("@")
+    if ":" in userinfo:
+        return uri
+    return f"{scheme}://{userinfo}:{quote(password, safe='')}@{hostport}{slash}{path}"
+
+
+def redact(text: str, uri: str) -> str:
+    """``text`` with the password of ``uri`` (if any, as written or decoded) as ``***``."""
+    password = split_password(uri)[1]
+    if not password:
+        return text
+    return text.replace(password, "***").replace(quote(password, safe=""), "***")
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        secret = path.read_text().rstrip("\n")
+    except OSError as exc:
+        raise ValidationError(
+            f"database password file {path} cannot be read ({exc.strerror})",
+            "write the password there (chmod 600), or set database_password_env in config.yaml",
+        ) from None
+    if mode & 0o077:
+        raise ValidationError(
+            f"database password file {path} is readable by others (mode {mode & 0o777:o})",
+            f"chmod 600 {path}",
+        )
+    return secret
 
 
 def cache_root() -> Path:

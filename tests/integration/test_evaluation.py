@@ -92,7 +92,7 @@ def test_run_holds_spec_logs_loss_curve_and_report_as_artifacts(evaluated_job, t
     import yaml
 
     client, job = evaluated_job
-    ml = mlflow.MlflowClient(client.workspace.mlflow_uri)
+    ml = mlflow.MlflowClient(client.workspace.mlflow_connect_uri)
 
     def listed(path: str | None = None) -> set[str]:
         return {a.path for a in ml.list_artifacts(job.mlflow_run_id, path)}

@@ -115,7 +115,7 @@ def test_validate_reruns_when_parameters_change_and_records_effective_params(
     assert "  learning_rate: 0.001  # model card\n" in spec_yaml
     import mlflow
 
-    run = mlflow.MlflowClient(client.workspace.mlflow_uri).get_run(first.mlflow_run_id)
+    run = mlflow.MlflowClient(client.workspace.mlflow_connect_uri).get_run(first.mlflow_run_id)
     assert run.data.params["learning_rate"] == "0.001"
     assert run.data.tags["source.learning_rate"] == "model card"
 

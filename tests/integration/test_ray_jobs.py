@@ -151,6 +151,16 @@ def test_stop_sends_sigterm_and_the_job_reads_canceled(head: RayHead, tmp_path: 
     assert ray_jobs.stop(head.address, sid) is False  # already over
 
 
+def test_missing_paths_asks_the_cluster(head: RayHead, tmp_path: Path) -> None:
+    there = tmp_path / "seen.jsonl"
+    there.write_text("{}\n")
+    gone = str(tmp_path / "not-there.jsonl")
+    found = ray_jobs.missing_paths(head.address, [str(there), gone], python=sys.executable)
+    assert found == [gone]
+    with pytest.raises(RuntimeFailure, match=r"could not run /no/python .*install chattune"):
+        ray_jobs.missing_paths(head.address, [str(there)], python="/no/python")
+
+
 def test_stop_a_plain_sleep(head: RayHead) -> None:
     sid = ray_jobs.submit(head.address, ["sleep", "600"], submission_id="sleep-1")
     _wait_for(lambda: ray_jobs.status(head.address, sid) == "running", JOB_TIMEOUT_S, "running")

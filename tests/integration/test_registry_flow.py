@@ -36,8 +36,8 @@ def test_trained_job_registers_into_mlflow_and_loads_by_alias(
     assert weights.stat().st_nlink >= 2  # shared with the job's package, not a copy
 
     shutil.rmtree(final)  # the job's files go; the registered version keeps its data
-    mlflow.set_tracking_uri(client.models.ws.mlflow_uri)
-    mlflow.set_registry_uri(client.models.ws.mlflow_uri)
+    mlflow.set_tracking_uri(client.models.ws.mlflow_connect_uri)
+    mlflow.set_registry_uri(client.models.ws.mlflow_connect_uri)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loaded = mlflow.pyfunc.load_model("models:/flow-chat@latest")

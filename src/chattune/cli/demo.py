@@ -236,7 +236,7 @@ def _serve(n: Narrator, client: Any, model_ref: str, request: Path, data_dir: Pa
             body = json.loads(request.read_text())
             body["input_data"]["input_string"] = _test_conversation(data_dir / "test_gen.jsonl")
             console.print(f"  user: {body['input_data']['input_string'][-1]['content'][:200]}")
-            answer = eps.invoke(endpoint, body)
+            answer = invoke_sized(eps, endpoint, "demo", body)
             console.print(f"  assistant: {answer['output']}", markup=False)
             done(f"{len(answer['output'])} chars answered")
     finally:
@@ -244,6 +244,40 @@ def _serve(n: Narrator, client: Any, model_ref: str, request: Path, data_dir: Pa
             if any(e.name == endpoint for e in eps.list()):
                 eps.delete(endpoint)
             done(f"{endpoint} deleted")
+
+
+PROBE_TOKENS = 8
+TIMEOUT_SHARE = 0.5
+"""The reference call is sized to take at most this share of the deployment's request
+timeout at the speed measured just before (a loaded machine may slow down meanwhile)."""
+
+
+def invoke_sized(eps: Any, endpoint: str, deployment: str, body: dict[str, Any]) -> Any:
+    """The reference ``/score`` call, its ``max_new_tokens`` sized to this machine's speed.
+
+    A short ``/v1/chat/completions`` call first measures seconds per generated token
+    (prompt processing included, so the estimate errs slow); the ``/score`` request then
+    asks for no more tokens than fit in half the request timeout. On a fast machine that is
+    the request file's own ``max_new_tokens``; on a loaded one, fewer, instead of a 408.
+    """
+    parameters = body["input_data"].setdefault("parameters", {})
+    wanted = int(parameters.get("max_new_tokens", 64))
+    messages = body["input_data"]["input_string"]
+    probe = {"messages": messages, "max_tokens": PROBE_TOKENS, "temperature": 0}
+    started = time.monotonic()
+    usage = eps.invoke(endpoint, probe).get("usage") or {}
+    took = time.monotonic() - started
+    per_token = took / max(int(usage.get("completion_tokens") or 0), 1)
+    settings = eps.get_deployment(endpoint, deployment).settings
+    budget = settings.request_timeout_ms / 1000 * TIMEOUT_SHARE
+    sized = max(1, min(wanted, int(budget / per_token)))
+    console.print(
+        f"  measured {per_token:.2f} s/token ({took:.1f}s for a {PROBE_TOKENS}-token probe); "
+        f"request timeout {settings.request_timeout_ms / 1000:g}s → max_new_tokens {sized}"
+        + ("" if sized == wanted else f" (the request file asks {wanted})")
+    )
+    parameters["max_new_tokens"] = sized
+    return eps.invoke(endpoint, body)
 
 
 def follow(client: Any, name: str) -> Any:

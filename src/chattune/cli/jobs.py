@@ -70,7 +70,7 @@ def create(
         print_json(job_dict(job))
     else:
         console.print(
-            f"created job [bold]{job.name}[/] (pid {job.pid}); "
+            f"created job [bold]{job.name}[/] ({_where(job)}); "
             f"follow it with: chattune jobs stream {job.name}"
         )
     if stream:
@@ -225,7 +225,7 @@ def resume(
     """
     client = get_client(workspace)
     job = client.jobs.resume(name)
-    console.print(f"resumed job [bold]{job.name}[/] (pid {job.pid})")
+    console.print(f"resumed job [bold]{job.name}[/] ({_where(job)})")
     if stream:
         _stream(client, name)
 
@@ -275,3 +275,10 @@ def job_dict(job: Job) -> dict[str, Any]:
 def _status(status: str) -> str:
     style = _STYLE.get(status)
     return f"[{style}]{status}[/]" if style else status
+
+
+def _where(job: Job) -> str:
+    """Where the job's worker runs: a local pid, or its Ray submission."""
+    if job.submission:
+        return f"Ray job {job.submission} on {job.compute}"
+    return f"pid {job.pid}"

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--database",
             help="Metadata database URI [default: sqlite:///<DIR>/chattune.db]; "
-            "e.g. postgresql://user@host:5432/chattune for a team",
+            "e.g. postgresql://user@host:5432/chattune for a team; a password in it is kept "
+            "in DIR/database.password (0600), never in config.yaml",
         ),
         json: bool = JsonOpt,
     ) -> None:
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
             "workspace": str(ws.root),
             "database": ws.database_uri,
             "mlflow_tracking_uri": ws.mlflow_uri,
+            "database_password": ws.password_source(),
         }
         if json:
             print_json(info)
@@ -39,3 +41,5 @@ def register(app: typer.Typer) -> None:
         console.print(f"workspace ready at [bold]{ws.root}[/]")
         console.print(f"  metadata   {ws.database_uri}")
         console.print(f"  MLflow     {ws.mlflow_uri}  (mlflow ui --backend-store-uri ...)")
+        if info["database_password"]:
+            console.print(f"  password   {info['database_password']}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -255,6 +256,37 @@ def check(address: str, *, strict: bool = False) -> dict[str, Any]:
     except Exception as exc:  # the state API: report, do not fail `compute show`
         result["error"] = f"cluster state unavailable: {_one_line(str(exc))}"
     return result
+
+
+PATHS_MARK = "CHATTUNE-MISSING-PATHS "
+_PATHS_SCRIPT = (
+    "import json, os, sys; "
+    f"print({PATHS_MARK!r} + json.dumps([p for p in sys.argv[1:] if not os.path.exists(p)]))"
+)
+
+
+def missing_paths(
+    address: str, paths: list[str], *, python: str, timeout_s: float = 120
+) -> list[str]:
+    """The ``paths`` a job on the cluster cannot see, found by running a tiny Ray job
+    (``python -c ...`` where the worker's entrypoint would run). RuntimeFailure when that
+    job cannot run at all (no such interpreter there, no capacity)."""
+    import secrets
+
+    url = _url(address)
+    submission = f"chattune-paths-{secrets.token_hex(6)}"
+    submit(url, [python, "-c", _PATHS_SCRIPT, *paths], submission_id=submission)
+    state = wait(url, submission, timeout_s=timeout_s, poll_s=0.5)
+    output = logs(url, submission)
+    for line in output.splitlines():
+        if line.startswith(PATHS_MARK):
+            return [str(p) for p in json.loads(line.removeprefix(PATHS_MARK))]
+    last = (output.strip().splitlines() or [f"Ray job {state}, no output"])[-1]
+    raise RuntimeFailure(
+        f"the Ray cluster at {url} could not run {python} to check the job's paths: "
+        + _one_line(last),
+        "install chattune on the cluster at that same interpreter path, or use compute: local",
+    )
 
 
 def _url(address: str) -> str:

@@ -88,6 +88,24 @@ def submit_ray(target: TargetRecord, job: str, workspace: Path, resume: bool, at
     return submission
 
 
+def check_visible(target: TargetRecord, paths: dict[str, str]) -> None:
+    """Refuse, before anything is submitted, paths (``{what: absolute path}``) the Ray
+    cluster cannot see: the worker opens them on the cluster, not here."""
+    from chattune.compute import ray_jobs
+
+    assert target.address is not None
+    missing = set(
+        ray_jobs.missing_paths(target.address, list(paths.values()), python=sys.executable)
+    )
+    unseen = [f"{what} {path}" for what, path in paths.items() if path in missing]
+    if unseen:
+        raise ValidationError(
+            f"compute target {target.name} ({target.address}) cannot see " + ", ".join(unseen),
+            "put them on storage the Ray nodes mount at the same path (e.g. a shared "
+            "filesystem), or run the job with compute: local",
+        )
+
+
 def _passed_env() -> dict[str, str]:
     """What the worker needs from the submitter's environment (caches, hub settings)."""
     import os

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chattune.compute.targets import LOCAL, start_local, submit_ray, unknown
+from chattune.compute.targets import LOCAL, check_visible, start_local, submit_ray, unknown
 from chattune.errors import ConflictError, NotFoundError, ValidationError
 from chattune.jobs.pipeline import STAGE_NAMES
 from chattune.jobs.queue import alive, position
@@ -44,9 +44,11 @@ class JobsAPI:
 
         The job's ``spec.yaml`` shows the parameters it really trains with and their source.
         """
-        job_spec = _as_spec(spec, overrides)
+        job_spec = absolute_paths(_as_spec(spec, overrides))
         check_inputs(job_spec)
-        self.target(job_spec.compute)  # an unknown target fails here, never runs locally
+        target = self.target(job_spec.compute)  # an unknown target fails here, never runs locally
+        if target.type == "ray":
+            check_visible(target, self._paths(job_spec))
         effective = resolve_parameters(job_spec)
         self.store.insert(
             job_spec.name,
@@ -74,7 +76,7 @@ class JobsAPI:
         """
         from chattune.jobs.plan import make_plan
 
-        job_spec = _as_spec(spec, overrides)
+        job_spec = absolute_paths(_as_spec(spec, overrides))
         if data_must_exist:
             check_inputs(job_spec)
         else:
@@ -179,6 +181,9 @@ class JobsAPI:
             raise ConflictError(
                 f"job {name!r} is {job.status}", "only failed or canceled jobs can be resumed"
             )
+        target = self.target(job.compute)
+        if target.type == "ray":
+            check_visible(target, self._paths(parse_spec(job.spec)))
         self.store.update(name, status="queued", error=None, queued_at=time.time())
         self._spawn(name, resume=True)
         return self.get(name)
@@ -250,6 +255,14 @@ class JobsAPI:
         log = self.ws.job_dir(name) / "process.log"
         self.store.update(name, pid=start_local(name, self.ws.root, resume, log), submission=None)
 
+    def _paths(self, spec: JobSpec) -> dict[str, str]:
+        """What a worker elsewhere must see: the workspace, data files, a model folder."""
+        paths = {"workspace": str(self.ws.root)}
+        paths |= {f"data.{k}": v for k, v in spec.data.model_dump().items() if v is not None}
+        if Path(spec.model).is_absolute():
+            paths["model"] = spec.model
+        return paths
+
     def _address(self, job: Job) -> str:
         address = self.target(job.compute).address
         assert address is not None
@@ -269,6 +282,19 @@ class JobsAPI:
             self.store.update(job.name, status="failed", finished_at=time.time(), error=why)
             job = self.store.get(job.name)
         return job
+
+
+def absolute_paths(spec: JobSpec) -> JobSpec:
+    """Data files and a local model folder resolved here, against this folder: the worker
+    may run elsewhere (a Ray head starts it in its own working folder)."""
+    spec = spec.model_copy(deep=True)  # the caller's JobSpec stays as given
+    for split, path in spec.data.model_dump().items():
+        if path is not None:
+            setattr(spec.data, split, str(Path(path).expanduser().resolve()))
+    model = Path(spec.model).expanduser()
+    if model.is_dir():
+        spec.model = str(model.resolve())
+    return spec
 
 
 def check_inputs(spec: JobSpec) -> None:

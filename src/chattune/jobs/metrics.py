@@ -15,7 +15,7 @@ def read_metrics(ws: Workspace, run_id: str, plot: str | Path | None = None) -> 
     "report": {...} | None, "report_markdown": path | None}``."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=ws.mlflow_connect_uri)
     run = client.get_run(run_id)
     history = {
         key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]

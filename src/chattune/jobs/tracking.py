@@ -16,7 +16,7 @@ class Tracker:
     def __init__(self, ws: Workspace, spec: JobSpec, run_id: str | None) -> None:
         import mlflow
 
-        mlflow.set_tracking_uri(ws.mlflow_uri)
+        mlflow.set_tracking_uri(ws.mlflow_connect_uri)
         name = spec.experiment or "default"
         # Opening the store creates MLflow's tables; two jobs starting at once on a new
         # workspace would both migrate them ("duplicate column"), so one does it alone.

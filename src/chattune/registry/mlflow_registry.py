@@ -102,7 +102,7 @@ class MlflowRegistry:
 
         with file_lock(self.ws.root / ".mlflow.lock"):
             yield mlflow.MlflowClient(
-                tracking_uri=self.ws.mlflow_uri, registry_uri=self.ws.mlflow_uri
+                tracking_uri=self.ws.mlflow_connect_uri, registry_uri=self.ws.mlflow_connect_uri
             )
 
 

@@ -54,4 +54,4 @@ def workspace_store(ws: Workspace) -> Store:
     """The store of workspace ``ws`` (its config's ``database`` URI), creating the workspace
     folder on first use."""
     ws.ensure()
-    return open_store(ws.database_uri)
+    return open_store(ws.database_connect_uri)

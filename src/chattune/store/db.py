@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from chattune.errors import ConflictError, RuntimeFailure, ValidationError
 from chattune.store.migrations import MIGRATIONS
+from chattune.workspace import redact, split_password
 
 BUSY_TIMEOUT_S = 30
 Row = Mapping[str, Any]
@@ -30,7 +31,7 @@ class Database:
     """A migrated database; use :meth:`connect`, then :meth:`tx` for each unit of work."""
 
     def __init__(self, uri: str, engine: Engine) -> None:
-        self.uri = uri
+        self.uri = split_password(uri)[0]  # what messages show: never the password
         self.engine = engine
         self.dialect = engine.dialect.name
 
@@ -135,7 +136,8 @@ def create_database(uri: str) -> bool:
     name = url.database or ""
     if not name.replace("_", "").isalnum():
         raise ValidationError(
-            f"database name {name!r} in {uri}", "use letters, digits and '_' only"
+            f"database name {name!r} in {split_password(uri)[0]}",
+            "use letters, digits and '_' only",
         )
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
@@ -148,7 +150,8 @@ def create_database(uri: str) -> bool:
         return not exists
     except OperationalError as exc:
         raise RuntimeFailure(
-            f"database server of {uri}: {str(exc.orig).splitlines()[0]}",
+            f"database server of {split_password(uri)[0]}: "
+            + redact(str(exc.orig).splitlines()[0], uri),
             "check the URI, that the server runs, and that the user may create databases",
         ) from None
     finally:
@@ -196,7 +199,7 @@ def _engine(uri: str) -> Engine:
         driver_uri = uri.replace("postgresql://", "postgresql+psycopg://", 1)
         return create_engine(driver_uri, pool_pre_ping=True, pool_size=2, max_overflow=8)
     raise ValidationError(
-        f"database URI {uri!r} is not supported",
+        f"database URI {split_password(uri)[0]!r} is not supported",
         "use sqlite:///PATH (default) or postgresql://USER@HOST:PORT/DB in config.yaml",
     )
 

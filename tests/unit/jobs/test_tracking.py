@@ -25,7 +25,7 @@ def test_three_jobs_start_their_runs_at_once_on_a_new_workspace(tmp_path: Path) 
     assert [p.exitcode for p in procs] == [0, 0, 0]
     import mlflow
 
-    client = mlflow.MlflowClient(Workspace(tmp_path).mlflow_uri)
+    client = mlflow.MlflowClient(Workspace(tmp_path).mlflow_connect_uri)
     exp = client.get_experiment_by_name("chat_completion_tiny-random-phi3")
     assert len(client.search_runs([exp.experiment_id])) == 3
 

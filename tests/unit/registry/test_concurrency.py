@@ -127,7 +127,7 @@ def _kill_at_random_moments(workspace: Path, job: str, kills: int, seed: int) ->
     assert all(m.mlflow_version for m in listed)
     import mlflow
 
-    in_mlflow = mlflow.MlflowClient(tracking_uri=client.models.ws.mlflow_uri)
+    in_mlflow = mlflow.MlflowClient(tracking_uri=client.models.ws.mlflow_connect_uri)
     tags = [v.tags["chattune.version"] for v in in_mlflow.search_model_versions("name='k'")]
     assert sorted(tags) == sorted(m.version for m in listed)
     leftovers = [p.name for p in (workspace / "models" / "k").iterdir() if p.name.startswith(".st")]

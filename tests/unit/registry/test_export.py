@@ -10,7 +10,13 @@ import pytest
 
 from chattune import Client
 from chattune.errors import ConflictError
-from chattune.registry.export import export
+from chattune.registry.export import (
+    PROBES,
+    export,
+    gguf_adds_bos,
+    ollama_prompt,
+    training_prompt,
+)
 
 PROMPTS = ["Hello there", "What is 2+2?", "Write a haiku about the sea"]
 
@@ -41,6 +47,17 @@ def check_gguf_matches_merged(merged: Path, gguf_dir: Path) -> None:
     assert greedy(gguf_dir, gguf.name, merged) == greedy(merged, None, merged)
 
 
+def check_modelfile_fidelity(tokenizer_dir: Path, out: Path, adds_bos: bool) -> None:
+    from tests.unit.registry.test_modelfile import CONVERSATIONS, parse_modelfile
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    template, system = parse_modelfile((out / "Modelfile").read_text())
+    for conversation in [*PROBES, *CONVERSATIONS]:
+        got = ollama_prompt(tok, template, system, adds_bos, conversation)
+        assert got == training_prompt(tok, conversation)
+
+
 def test_export_merged_and_gguf_with_modelfile(
     workspace: Path, completed_job: str, tmp_path: Path
 ) -> None:
@@ -54,17 +71,9 @@ def test_export_merged_and_gguf_with_modelfile(
     modelfile = (out / "Modelfile").read_text()
     assert modelfile.startswith("FROM ./model-f16.gguf\n")
     assert re.findall(r'PARAMETER stop "(.*)"', modelfile) == ["<|end|>", "<|endoftext|>"]
-    template = modelfile.split('"""')[1]
-    # The Go template rendered by hand for one user turn equals the chat template's text.
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(merged)
-    want = tok.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-    ).removeprefix(tok.bos_token)
-    user = template.split('{{ if eq .Role "user" }}')[1].split("{{ else")[0]
-    tail = template.split("{{ end }}{{ end }}")[1]
-    assert user.replace("{{ .Content }}", "hi") + tail == want
+    # What llama.cpp reads from the GGUF, and the Modelfile rendered as Ollama renders it.
+    assert gguf_adds_bos(out / "model-f16.gguf") is True
+    check_modelfile_fidelity(merged, out, adds_bos=True)
 
     with pytest.raises(ConflictError, match="no LoRA adapter"):
         models.export("tiny-chat", "1", "adapter", tmp_path / "adapter")
@@ -82,3 +91,5 @@ def test_smollm2_gguf_matches_the_merged_model(tmp_path: Path) -> None:
     check_gguf_matches_merged(folder, out)
     stops = re.findall(r'PARAMETER stop "(.*)"', (out / "Modelfile").read_text())
     assert stops == ["<|im_end|>"]
+    assert gguf_adds_bos(out / "model-f16.gguf") is False
+    check_modelfile_fidelity(folder, out, adds_bos=False)

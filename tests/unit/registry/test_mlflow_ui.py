@@ -27,7 +27,7 @@ def test_mlflow_ui_serves_the_registered_model(workspace: Path, completed_job: s
     models.register(job=completed_job, name="tiny-chat")
     models.label("tiny-chat", "1", "prod")
     port = _free_port()
-    store = ["--backend-store-uri", models.ws.mlflow_uri]
+    store = ["--backend-store-uri", models.ws.mlflow_connect_uri]
     where = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     ui = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", *store, *where],

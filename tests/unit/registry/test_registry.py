@@ -133,7 +133,7 @@ def test_each_version_is_an_mlflow_registered_version_with_aliases(
     models.register(job=completed_job, name="tiny-chat", version="2026-11-29")
     models.register(job=completed_job, name="tiny-chat")
     models.label("tiny-chat", "2026-11-29", "prod")
-    client = mlflow.MlflowClient(tracking_uri=models.ws.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=models.ws.mlflow_connect_uri)
     assert [m.name for m in client.search_registered_models()] == ["tiny-chat"]
     prod = client.get_model_version_by_alias("tiny-chat", "prod")
     assert prod.tags["chattune.version"] == "2026-11-29"
@@ -141,8 +141,8 @@ def test_each_version_is_an_mlflow_registered_version_with_aliases(
     latest = client.get_model_version_by_alias("tiny-chat", "latest")
     assert latest.tags["chattune.version"] == "1"  # the newest registration
 
-    mlflow.set_tracking_uri(models.ws.mlflow_uri)
-    mlflow.set_registry_uri(models.ws.mlflow_uri)
+    mlflow.set_tracking_uri(models.ws.mlflow_connect_uri)
+    mlflow.set_registry_uri(models.ws.mlflow_connect_uri)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = mlflow.pyfunc.load_model("models:/tiny-chat@latest").predict(

@@ -9,6 +9,10 @@ rows in bf16 (1.58x) and 29.4 instead of 37.8 for one row; 54.3 instead of 93.5 
 bf16 results are bitwise equal to ``torch.nn.functional.linear``'s; float32 ones differ in
 the last bits (oneDNN sums in another order).
 
+oneDNN packs bf16 weights only on CPUs with AVX512-BW/VL/DQ or AVX-NE-CONVERT; on an
+AVX2-only CPU (or with ``ONEDNN_MAX_CPU_ISA=AVX2``, which makes oneDNN act as on one)
+bf16 layers stay plain (:func:`bf16_packing`) and float32 ones are still packed.
+
 Imported only by the engines (it imports torch).
 """
 
@@ -40,15 +44,28 @@ class PackedLinear(torch.nn.Module):
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
 
+def bf16_packing() -> bool:
+    """Whether oneDNN packs bf16 weights on this CPU (it refuses on AVX2-only CPUs)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=torch.bfloat16), 1)
+    except RuntimeError:
+        return False
+    return True
+
+
 def pack_linears(model: Any, batch_hint: int) -> int:
-    """Replace every plain CPU ``torch.nn.Linear`` of ``model`` (float32 or bf16) by a
-    :class:`PackedLinear`; how many were replaced (0 where oneDNN is not available)."""
+    """Replace every plain CPU ``torch.nn.Linear`` of ``model`` (float32, and bf16 where
+    :func:`bf16_packing`) by a :class:`PackedLinear`; how many were replaced (0 where
+    oneDNN is not available)."""
     if not torch.backends.mkldnn.is_available():
         return 0
+    dtypes = (torch.float32, torch.bfloat16) if bf16_packing() else (torch.float32,)
     count = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if _packable(child):
+            if _packable(child) and child.weight.dtype in dtypes:
                 setattr(parent, name, PackedLinear(child, batch_hint))
                 count += 1
     return count
