@@ -3,11 +3,15 @@ each gives the losses of one process with twice the per-device batch (same seed,
 steps), the packaged model loads with plain transformers and generates, and a rank killed
 with SIGKILL mid-run resumes to the same final loss.
 
-Tolerance: ``LOSS_TOLERANCE`` absolute on every logged step's loss and on test_loss. The
-global batch and the examples per step are the same; what differs is where the sums happen
-(DeepSpeed reduces gradients in its own buckets, FSDP reduce-scatters flat shards) and that
-DeepSpeed/FSDP train on the model's own loss where one process uses the chunked one (equal
-to float rounding). docs/deepspeed-fsdp.md has the measured gaps.
+Tolerance: ``LOSS_TOLERANCE`` = 2e-5 absolute on every logged step's loss, the final train
+loss and test_loss: 10x the largest gap measured (1.9e-6, two float32 ulps at a loss of 10.4,
+tiny-random-phi3 on 2 CPU processes, float32; docs/deepspeed-fsdp.md has the table), and far
+below what the loss moves from one step to the next here (6e-4 or more), so a step replayed
+or skipped on resume fails it. The global batch and the examples per step are the
+same; what differs is where the sums happen (DeepSpeed reduces gradients in its own buckets)
+and that DeepSpeed trains on the model's own loss where one process uses the chunked one
+(equal up to float rounding). FSDP variants need CUDA GPUs (accelerate builds FSDP on GPUs
+only; validate refuses ``fsdp`` on a CPU); they are unrun.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from chattune import Client
 
@@ -31,7 +36,7 @@ pytestmark = [
         reason="deepspeed is not installed (pip install 'chattune[deepspeed]'; make test-all)",
     ),
 ]
-LOSS_TOLERANCE = 2e-3
+LOSS_TOLERANCE = 2e-5
 STEPS = 6
 VARIANTS = {
     "zero2-lora": {"apply_deepspeed": True, "deepspeed_stage": 2},
@@ -40,6 +45,12 @@ VARIANTS = {
     "zero3-full": {"apply_deepspeed": True, "deepspeed_stage": 3, "apply_lora": False},
     "fsdp-full": {"fsdp": True, "apply_lora": False},
 }
+NEEDS_CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="accelerate shards with FSDP only on GPUs (validate refuses fsdp on a CPU; "
+    "tests/unit/train/test_validate.py)",
+)
+PARAMS = [pytest.param(v, marks=[NEEDS_CUDA] if "fsdp" in v else []) for v in VARIANTS]
 
 
 def _spec(data: Path, name: str, **params: object) -> dict[str, object]:
@@ -87,7 +98,6 @@ def _losses(client: Client, job: str) -> list[float]:
 
 
 def _generates(folder: str) -> None:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -101,7 +111,7 @@ def _generates(folder: str) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", PARAMS)
 def test_two_sharded_processes_match_one_process_with_twice_the_batch(setup, variant) -> None:
     client, data = setup
     lora = VARIANTS[variant].get("apply_lora", True)
@@ -115,14 +125,14 @@ def test_two_sharded_processes_match_one_process_with_twice_the_batch(setup, var
     two = _done(client, variant, data, processes=2, **VARIANTS[variant])
     log = client.jobs.logs(variant)
     kind = "DEEPSPEED" if "apply_deepspeed" in VARIANTS[variant] else "FSDP"
-    assert f"parallel: {kind} over 2 processes (gloo)" in log, log
+    assert f"parallel: {kind} over 2 processes" in log, log
     a, b = _losses(client, one.name), _losses(client, two.name)
     assert len(a) == len(b) == STEPS
     gap = max(abs(x - y) for x, y in zip(a, b, strict=True))
     assert gap < LOSS_TOLERANCE, (variant, gap, a, b)
     final = [client.jobs.metrics(j)["final"]["test_loss"] for j in (one.name, two.name)]
     assert abs(final[0] - final[1]) < LOSS_TOLERANCE, (variant, final)
-    _generates(two.stage("package").outputs["pytorch_model_folder"])
+    _generates(str(Path(two.stage("package").outputs["pytorch_model_folder"]) / "final"))
 
 
 def _rank_pids(job_dir: Path) -> list[int]:
@@ -164,3 +174,33 @@ def test_a_rank_killed_mid_run_resumes_to_the_same_final_loss(setup, variant) ->
         assert abs(ours[key] - theirs[key]) < LOSS_TOLERANCE, (key, ours[key], theirs[key])
     resumed_from = final.stage("finetune").outputs["resumed_from"]
     assert json.loads((Path(resumed_from) / "trainer_state.json").read_text())["global_step"] >= 2
+
+
+REFERENCE = {  # the reference platform's spec: DeepSpeed ZeRO-2 on 2 GPUs, LoRA
+    "apply_deepspeed": True,
+    "deepspeed_stage": 2,
+    "number_of_gpu_to_use_finetuning": 2,
+    "apply_lora": True,
+}
+
+
+def test_the_reference_spec_with_processes_2_runs_on_a_cpu(setup) -> None:
+    """As it stands the spec is refused at validate on a CPU (one line, how to run it here);
+    with ``processes: 2`` the same job runs through the job API: DeepSpeed over 2 processes."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs the spec as it stands")
+    client, data = setup
+    refused = client.jobs.wait(client.jobs.create(_spec(data, "ref-cpu", **REFERENCE)).name, 120)
+    error = refused.stage("validate").error or ""
+    assert refused.status == "failed" and "set processes: 2" in error, error
+    assert "\n" not in error
+    spec = _spec(data, "ref-cpu-2", **REFERENCE, processes=2)
+    spec["parameters"]["max_steps"] = 2  # type: ignore[index]
+    lines: list[str] = []
+    job = client.jobs.stream(client.jobs.create(spec).name, on_line=lines.append)
+    assert job.status == "completed", "\n".join(lines[-40:])
+    assert any("parallel: DEEPSPEED over 2 processes (gloo)" in line for line in lines), lines
+    assert job.stage("finetune").outputs["global_step"] == 2
+    assert job.stage("package").status == "completed"

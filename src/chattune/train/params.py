@@ -198,7 +198,9 @@ class TrainParams(BaseModel):
     and the final model are gathered to whole 16-bit weights on save)."""
     fsdp: bool = False
     """Shard the model over the processes with PyTorch FSDP (accelerate's integration, the
-    name accelerate and LLaMA-Factory use); not with ``apply_deepspeed``."""
+    name accelerate and LLaMA-Factory use); not with ``apply_deepspeed``. Needs CUDA GPUs:
+    accelerate builds FSDP on GPUs only, so validate refuses it on a CPU (shard there with
+    ``apply_deepspeed``)."""
     fsdp_sharding: Literal["full_shard", "shard_grad_op"] = "full_shard"
     """What FSDP shards: ``full_shard`` (weights, gradients and optimizer state; ZeRO-3-like)
     or ``shard_grad_op`` (gradients and optimizer state; ZeRO-2-like)."""

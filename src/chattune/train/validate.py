@@ -70,6 +70,12 @@ def _dataset_files(folder: Path) -> list[Path]:
     return sorted(f for f in files if f.is_file())
 
 
+FSDP_ON_CPU = (
+    "fsdp: accelerate shards with FSDP only on GPUs (on a CPU it would train as plain DDP); "
+    "run it on a CUDA machine, or shard on CPU with apply_deepspeed: true, deepspeed_stage: 3"
+)
+
+
 def check_compute(p: TrainParams) -> None:
     """Settings this machine cannot honour fail here, in one line, not inside the trainer."""
     wants = []
@@ -128,8 +134,10 @@ def _need_cuda(p: TrainParams, wants: list[str]) -> None:
         if p.number_of_gpu_to_use_finetuning and p.number_of_gpu_to_use_finetuning > 1:
             hints.append(
                 f"to run the same on CPU set processes: {p.number_of_gpu_to_use_finetuning} "
-                "(gloo; apply_deepspeed and fsdp run there too)"
+                "(gloo; apply_deepspeed runs there too)"
             )
+        if p.fsdp:
+            hints.append(FSDP_ON_CPU)
         if p.precision == "16":
             hints.append("set precision: bf16 (trains on CPU) or 32")
         raise ValidationError(

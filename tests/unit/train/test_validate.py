@@ -93,5 +93,21 @@ def test_fsdp_on_a_cpu_is_refused_not_run_as_plain_ddp() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA machine runs FSDP")
-    with pytest.raises(ValidationError, match="parameters fsdp need a CUDA GPU"):
+    with pytest.raises(ValidationError) as err:
         validate.check_compute(TrainParams(fsdp=True, processes=2))
+    text = str(err.value)
+    assert "\n" not in text and "parameters fsdp need a CUDA GPU" in text
+    assert "FSDP only on GPUs" in text and "plain DDP" in text, text
+    assert "run it on a CUDA machine" in text and "deepspeed_stage: 3" in text, text
+
+
+def test_the_cpu_hint_for_gpus_does_not_offer_fsdp() -> None:
+    import torch
+
+    from chattune.train.params import TrainParams
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValidationError) as err:
+        validate.check_compute(TrainParams(number_of_gpu_to_use_finetuning=2))
+    assert "processes: 2" in str(err.value) and "fsdp" not in str(err.value), err.value
