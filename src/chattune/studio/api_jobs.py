@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 
 from chattune.errors import ChattuneError
 from chattune.studio.deps import client_of, field_of, plain
+from chattune.studio.paths import data_path, folder_path, looks_like_path
 
 router = APIRouter(prefix="/api/jobs")
 # The reference parameters the form shows first (the rest stay at their defaults).
@@ -116,13 +117,27 @@ def spec_of(body: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def check_paths(request: Request, spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with its data paths (and a local model folder) checked to lie inside the
+    studio's data folders and made absolute; outside or missing: the same 404."""
+    data = spec.get("data")
+    if isinstance(data, dict):
+        for split, given in data.items():
+            if isinstance(given, str):
+                data[split] = str(data_path(request, given, f"data.{split}"))
+    model = spec.get("model")
+    if isinstance(model, str) and looks_like_path(model):
+        spec["model"] = str(folder_path(request, model, "model"))
+    return spec
+
+
 @router.post("-form/preview")
 def preview(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     """The YAML the form would submit, and what the SDK says about it (no job started)."""
     spec = spec_of(body)
     text = yaml.safe_dump(spec, sort_keys=False)
     try:
-        plan = client_of(request).jobs.plan(spec)
+        plan = client_of(request).jobs.plan(check_paths(request, dict(spec)))
     except ChattuneError as exc:
         return {
             "yaml": text,
@@ -136,4 +151,5 @@ def preview(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 @router.post("")
 def create_job(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     """Validate and start the job; a bad field answers 422 naming it (the CLI's message)."""
-    return job_summary(client_of(request).jobs.create(spec_of(body)))
+    spec = check_paths(request, spec_of(body))
+    return job_summary(client_of(request).jobs.create(spec))

@@ -20,6 +20,7 @@ from chattune.client import Client
 from chattune.studio import create_studio_app
 
 TOKEN = "test-token-123"
+BASE = "http://127.0.0.1:8765"
 PAGES = [
     "/",
     "/jobs/job-000",
@@ -38,7 +39,7 @@ def studio(workspace: Path, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Te
     client = Client.init(workspace)
     populate(client, tmp_path, tiny_model_dir)
     app = create_studio_app(client, TOKEN, root=tmp_path)
-    with TestClient(app) as http:
+    with TestClient(app, base_url=BASE) as http:
         yield http
 
 
@@ -108,6 +109,7 @@ def test_the_one_time_url_sets_a_strict_http_only_cookie(studio: TestClient) -> 
     assert answer.status_code == 303 and answer.headers["location"] == "/data"
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert TOKEN not in cookie  # a random session id, never the token itself
     assert studio.get("/api/jobs").status_code == 200  # the cookie is enough now
 
 

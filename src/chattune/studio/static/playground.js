@@ -43,7 +43,7 @@
     $("send").disabled = true;
     snippets();
     try {
-      const answer = await fetch("/api/playground/chat", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request(history)) });
+      const answer = await studio.send("POST", "/api/playground/chat", request(history));
       if (!answer.ok) { const e = await answer.json(); throw Object.assign(new Error(e.error), e); }
       const reader = answer.body.getReader();
       const decoder = new TextDecoder();

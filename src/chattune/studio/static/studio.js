@@ -5,16 +5,28 @@ const studio = {
     const el = document.getElementById("page-data");
     return el ? JSON.parse(el.textContent) : {};
   },
-  // JSON call to the studio API; throws an Error carrying the SDK's error fields.
-  async api(method, path, body) {
-    const init = { method, headers: {} };
+  // The session's CSRF token, sent with every change (another origin cannot read it).
+  _csrf: null,
+  async headers(method) {
+    if (method === "GET" || method === "HEAD") return {};
+    if (!studio._csrf) studio._csrf = (await (await fetch("/api/session")).json()).csrf || "";
+    return { "X-Chattune-CSRF": studio._csrf };
+  },
+  // fetch() with the CSRF header on changes (the playground streams the raw answer).
+  async send(method, path, body) {
+    const init = { method, headers: await studio.headers(method) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const answer = await fetch(path, init);
+    return fetch(path, init);
+  },
+  // JSON call to the studio API; throws an Error carrying the SDK's error fields.
+  async api(method, path, body) {
+    const answer = await studio.send(method, path, body);
     const text = await answer.text();
-    const data = text ? JSON.parse(text) : null;
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: `${answer.status} ${answer.statusText}: ${text.slice(0, 200)}` }; }
     if (!answer.ok) {
       const err = new Error((data && data.error) || answer.statusText);
       Object.assign(err, data || {}, { status: answer.status });
