@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.studio_browser import browser, chromium_or_skip, page_server, studio_process
-from tests.studio_workspace import populate
 
 from chattune import Client
+from tests.e2e.studio_browser import browser, chromium_or_skip, page_server, studio_process
+from tests.studio_workspace import populate
 
 pytestmark = [pytest.mark.browser]
 

@@ -195,6 +195,18 @@ def endpoint_page(request: Request, name: str) -> str:
     return layout(f"Endpoint {name}", "/endpoints", body, "endpoint.js", {"name": name})
 
 
+def chat_pane(suffix: str, title: str, options: str, hidden: bool = False) -> str:
+    """One column of the playground: its endpoint and deployment, the chat, its numbers."""
+    return (
+        f'<section class="pane" id="pane{suffix or "_a"}"{" hidden" if hidden else ""}>'
+        f"<h2>{esc(title)}</h2><div class=row>"
+        f'<label>endpoint <select name="endpoint{suffix}">{options}</select></label>'
+        f'<label>deployment <select name="deployment{suffix}"></select></label></div>'
+        f'<div class="chat" role="log" aria-live="polite" aria-label="{esc(title)} chat" '
+        'tabindex="0"></div><p class="stats muted" aria-live="polite"></p></section>'
+    )
+
+
 @router.get("/playground")
 def playground_page(request: Request) -> str:
     endpoints = client_of(request).endpoints.list()
@@ -202,19 +214,29 @@ def playground_page(request: Request) -> str:
         f'<option value="{esc(e.name)}">{esc(e.name)} ({esc(e.status)})</option>' for e in endpoints
     )
     deployments = {e.name: e.deployments for e in endpoints}
+    buttons = "".join(
+        f'<button type="button" id="{i}" class="secondary">{t}</button> '
+        for i, t in (("stop", "Stop"), ("regenerate", "Regenerate"), ("new-chat", "New chat"),
+                     ("export", "Export JSONL"))
+    )  # fmt: skip
     body = (
         '<div class="grid"><form id="chat-form" class="form">'
-        f'<label>endpoint <select name="endpoint">{options}</select></label>'
-        '<label>deployment <select name="deployment"></select></label>'
         '<label>system prompt <textarea name="system" rows=2></textarea></label>'
         '<div class="row"><label>temperature <input name="temperature" type="number" '
         'step=0.1 min=0 max=2 value=0.7></label><label>top_p <input name="top_p" '
         'type="number" step=0.05 min=0 max=1 value=1></label><label>max_tokens <input '
         'name="max_tokens" type="number" min=1 value=64></label></div>'
-        '<div id="chat" class="chat"></div>'
-        '<label>message <textarea name="message" rows=3 required></textarea></label>'
-        '<button id="send">Send</button></form>'
-        '<section><h2>curl</h2><pre id="curl"></pre><h2>Python (openai)</h2>'
-        '<pre id="python"></pre></section></div>'
+        '<label class="check"><input type="checkbox" id="compare"> side by side: send the '
+        "same messages to a second deployment</label>"
+        '<div class="panes">'
+        + chat_pane("", "Chat", options)
+        + chat_pane("_b", "Second deployment", options, hidden=True)
+        + '</div><label>message <textarea name="message" rows=3 '
+        'aria-describedby="keys-help"></textarea></label>'
+        '<p id="keys-help" class="muted">Enter sends, Shift+Enter starts a new line</p>'
+        f'<p><button id="send" type="submit">Send</button> {buttons}</p>'
+        '<p id="chat-status" role="status" aria-live="polite"></p></form>'
+        '<section><h2>curl</h2><pre id="curl" tabindex="0"></pre><h2>Python (openai)</h2>'
+        '<pre id="python" tabindex="0"></pre></section></div>'
     )
     return layout("Playground", "/playground", body, "playground.js", {"deployments": deployments})

@@ -177,3 +177,21 @@ def test_playground_snippets_name_the_request_but_not_the_key(studio: TestClient
         assert key not in out["curl"] + out["python"]
     refused = studio.post("/api/playground/chat", json=body)  # its gateway is not running
     assert refused.status_code == 409
+
+
+def test_playground_errors_are_readable(studio: TestClient) -> None:
+    from chattune.studio.playground import gateway_error
+
+    raw = b'{"error": {"code": "no_traffic", "message": "endpoint ep routes no traffic"}}'
+    assert gateway_error(404, raw) == {
+        "error": {"code": "no_traffic", "message": "endpoint ep routes no traffic", "status": 404}
+    }
+    assert gateway_error(502, b"Bad Gateway\nmore")["error"]["message"] == "Bad Gateway"
+    assert gateway_error(500, b"")["error"] == {
+        "code": "http_500",
+        "message": "no message",
+        "status": 500,
+    }
+    body = {"endpoint": "", "messages": [{"role": "user", "content": "Hi"}]}
+    refused = authorized(studio).post("/api/playground/chat", json=body)
+    assert refused.status_code == 422 and "no endpoint chosen" in refused.json()["error"]

@@ -13,8 +13,8 @@ const studio = {
     return { "X-Chattune-CSRF": studio._csrf };
   },
   // fetch() with the CSRF header on changes (the playground streams the raw answer).
-  async send(method, path, body) {
-    const init = { method, headers: await studio.headers(method) };
+  async send(method, path, body, signal) {
+    const init = { method, headers: await studio.headers(method), signal };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
