@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from chattune.studio.api_endpoints import mask
 from chattune.studio.api_models import served_by
 from chattune.studio.deps import client_of
-from chattune.studio.html import badge, esc, layout, link, table, when
+from chattune.studio.html import action, badge, esc, layout, link, table, when
 
 router = APIRouter(default_response_class=HTMLResponse)
 
@@ -44,20 +44,43 @@ def models_page(request: Request) -> str:
     versions = [
         [
             link(f"/models/{m.name}/{m.version}", m.ref),
-            " ".join(badge(label) for label in m.labels),
+            " ".join(badge(x) for x in [*m.labels, *(["archived"] if m.archived else [])]),
             link(f"/jobs/{m.job}", m.job) if m.job else "",
             esc(m.base_model),
             esc(when(m.created_at)),
+            version_actions(m.name, m.version, m.archived),
         ]
-        for m in client.models.list()
+        for m in client.models.list(archived=True)
     ]
+    headers = ["version", "labels", "job", "base model", "registered", "actions"]
     body = (
         "<h2>Registry</h2>"
-        + table(["version", "labels", "job", "base model", "registered"], versions, id="registry")
+        + table(headers, versions, id="registry")
         + "<h2>Catalog</h2>"
         + table(["model", "version", "size", "context", "source"], cards, id="catalog")
     )
     return layout("Models", "/models", body)
+
+
+def version_actions(name: str, version: str, archived: bool, then: str = "") -> str:
+    """Archive or restore, and delete (refused while a deployment serves it)."""
+    ref, path = f"{name}:{version}", f"/api/models/{name}/{version}"
+    flip = action(
+        "Restore" if archived else "Archive",
+        "POST",
+        f"{path}/archive",
+        body={"archived": not archived},
+        label=f"{'restore' if archived else 'archive'} {ref}",
+    )
+    delete = action(
+        "Delete",
+        "DELETE",
+        path,
+        confirm=f"Delete {ref} and its files? (refused while a deployment serves it)",
+        then=then,
+        label=f"delete {ref}",
+    )
+    return f"{flip} {delete}"
 
 
 def lineage_chain(found: dict[str, Any], served: list[dict[str, Any]]) -> str:
@@ -89,13 +112,16 @@ def lineage_chain(found: dict[str, Any], served: list[dict[str, Any]]) -> str:
 
 @router.get("/models/{name}/{version}")
 def lineage_page(request: Request, name: str, version: str) -> str:
-    found = client_of(request).models.lineage(name, version)
+    client = client_of(request)
+    found = client.models.lineage(name, version)
+    archived = client.models.show(name, version).archived
     metrics = [
         [esc(k), esc(f"{v:.4g}" if isinstance(v, float) else v)]
         for k, v in found["metrics"].items()
     ]
     body = (
-        lineage_chain(found, served_by(request, found["model"]["ref"]))
+        f'<p class="actions">{version_actions(name, version, archived, then="/models")}</p>'
+        + lineage_chain(found, served_by(request, found["model"]["ref"]))
         + "<h2>Metrics</h2>"
         + table(["metric", "value"], metrics)
         + f'<p><label>add label <input id="label-name"></label> <button id="add-label" '
@@ -114,16 +140,35 @@ def endpoints_page(request: Request) -> str:
             esc(e.base_url or ""),
             esc(", ".join(f"{k}={v}" for k, v in e.traffic.items())),
             esc(", ".join(e.deployments)),
+            endpoint_actions(e.name, e.status),
         ]
         for e in client_of(request).endpoints.list()
     ]
+    headers = ["endpoint", "status", "url", "traffic", "deployments", "actions"]
     body = (
-        table(["endpoint", "status", "url", "traffic", "deployments"], rows, id="endpoints")
+        table(headers, rows, id="endpoints")
         + '<form id="endpoint-form" class="row"><label>new endpoint <input name="name" '
         'required></label> <button>Create endpoint</button> <span id="endpoint-result" '
         'class="muted"></span></form>'
     )
     return layout("Endpoints", "/endpoints", body, "endpoints.js")
+
+
+def endpoint_actions(name: str, status: str, then: str = "") -> str:
+    """Start (a dead gateway back, as `chattune endpoints start`) and delete."""
+    start = ""
+    if status != "running":
+        start = action("Start", "POST", f"/api/endpoints/{name}/start", label=f"start {name}")
+    delete = action(
+        "Delete",
+        "DELETE",
+        f"/api/endpoints/{name}",
+        confirm=f"Delete endpoint {name}? Its gateway and workers stop; keys, logs and "
+        "records are removed.",
+        then=then,
+        label=f"delete endpoint {name}",
+    )
+    return f"{start} {delete}"
 
 
 def deployment_row(d: Any, info: Any) -> list[str]:
@@ -142,7 +187,16 @@ def deployment_row(d: Any, info: Any) -> list[str]:
             f"timeout {settings.request_timeout_ms} ms, {settings.instance_count} instance(s), "
             f"concurrency {settings.concurrency}"
         ),
-        f'<button class="logs" data-name="{esc(d.name)}">logs</button>',
+        f'<button class="logs" data-name="{esc(d.name)}" aria-label="logs of {esc(d.name)}">'
+        "logs</button> "
+        + action(
+            "Delete",
+            "DELETE",
+            f"/api/endpoints/{info.name}/deployments/{d.name}",
+            confirm=f"Delete deployment {d.name}? Its workers stop (refused while it still "
+            "gets traffic: set its weight to 0 first).",
+            label=f"delete deployment {d.name}",
+        ),
     ]
 
 
@@ -165,7 +219,9 @@ def endpoint_page(request: Request, name: str) -> str:
     models = "".join(f'<option value="{esc(m.ref)}">' for m in client.models.list())
     body = (
         f"<p>{badge(info.status)} {esc(info.base_url or '')} "
-        f'<span class="error">{esc(info.error or "")}</span></p><h2>Deployments</h2>'
+        f'<span class="error">{esc(info.error or "")}</span></p>'
+        f'<p class="actions">{endpoint_actions(name, info.status, then="/endpoints")}</p>'
+        "<h2>Deployments</h2>"
         + table(
             [
                 "deployment",
@@ -175,7 +231,7 @@ def endpoint_page(request: Request, name: str) -> str:
                 "traffic %",
                 "mirror %",
                 "request settings",
-                "",
+                "actions",
             ],
             rows,
             id="deployments",
@@ -187,7 +243,7 @@ def endpoint_page(request: Request, name: str) -> str:
         f'<datalist id="models">{models}</datalist> <button>Deploy</button> '
         '<span id="deployment-result" class="muted"></span></form>'
         "<h2>Keys</h2>"
-        + table(["key", "value", ""], key_rows, id="keys")
+        + table(["key", "value", "actions"], key_rows, id="keys")
         + '<span id="key-result" class="muted"></span>'
         '<h2>Recent logs <span id="log-name" class="muted">gateway</span></h2>'
         '<pre id="endpoint-log" class="log"></pre>'

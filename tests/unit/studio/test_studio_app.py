@@ -195,3 +195,41 @@ def test_playground_errors_are_readable(studio: TestClient) -> None:
     body = {"endpoint": "", "messages": [{"role": "user", "content": "Hi"}]}
     refused = authorized(studio).post("/api/playground/chat", json=body)
     assert refused.status_code == 422 and "no endpoint chosen" in refused.json()["error"]
+
+
+def serve(client: Client, ref: str, traffic: int) -> None:
+    """A deployment record of endpoint ``ep`` serving ``ref`` (no worker: ep is not running)."""
+    from chattune.store import workspace_store
+
+    store = workspace_store(client.workspace).endpoints
+    name, version = ref.split(":")
+    store.insert_deployment("ep", "blue", ref, str(client.workspace.model_dir(name, version)), {})
+    store.set_traffic("ep", {"blue": traffic} if traffic else {}, {})
+
+
+def test_actions_follow_the_clis_rules(studio: TestClient) -> None:
+    http = authorized(studio)
+    client: Client = studio.app.state.client  # type: ignore[attr-defined]
+    serve(client, "tiny-chat:1", 100)
+    refused = http.delete("/api/models/tiny-chat/1")
+    assert refused.status_code == 409 and "served by" in refused.json()["error"]
+    busy = http.delete("/api/endpoints/ep/deployments/blue")
+    assert busy.status_code == 409 and "still gets traffic" in busy.json()["error"]
+    assert http.delete("/api/endpoints/ep/deployments/nope").status_code == 404
+    hidden = http.post("/api/models/tiny-chat/2/archive", json={"archived": True}).json()
+    assert hidden["archived"] and "tiny-chat:2" not in [
+        m["ref"] for m in http.get("/api/models").json()
+    ]
+    assert "tiny-chat:2" in [m["ref"] for m in http.get("/api/models?archived=true").json()]
+    page = http.get("/models").text
+    assert "Restore" in page and 'data-action="DELETE /api/models/tiny-chat/2"' in page
+    http.post("/api/models/tiny-chat/2/archive", json={"archived": False})
+    assert http.delete("/api/models/tiny-chat/2").json() == {"deleted": "tiny-chat:2"}
+    assert [m.ref for m in client.models.list(archived=True)] == ["tiny-chat:1"]
+    from chattune.store import workspace_store
+
+    workspace_store(client.workspace).endpoints.set_traffic("ep", {}, {})  # ep is not running
+    assert http.delete("/api/endpoints/ep/deployments/blue").status_code == 200
+    assert 'data-action="POST /api/endpoints/ep/start"' in http.get("/endpoints").text
+    assert http.delete("/api/endpoints/ep").json() == {"deleted": "ep"}
+    assert client.endpoints.list() == []

@@ -93,3 +93,23 @@ const studio = {
     try { await navigator.clipboard.writeText(text); return true; } catch (e) { return false; }
   },
 };
+
+// Buttons with data-action="METHOD /path" (html.action): confirm, call, then reload or go on.
+for (const b of document.querySelectorAll("button[data-action]")) {
+  b.addEventListener("click", async () => {
+    if (b.dataset.confirm && !window.confirm(b.dataset.confirm)) return;
+    const [method, path] = b.dataset.action.split(" ");
+    const out = document.getElementById("page-result");
+    b.disabled = true;
+    out.className = "muted";
+    out.textContent = `${b.textContent.toLowerCase()}…`;
+    try {
+      await studio.api(method, path, b.dataset.body ? JSON.parse(b.dataset.body) : undefined);
+      if (b.dataset.then) location.href = b.dataset.then; else location.reload();
+    } catch (e) {
+      out.className = "error";
+      out.textContent = `${e.message}${e.hint ? ` (fix: ${e.hint})` : ""}`;
+      b.disabled = false;
+    }
+  });
+}
