@@ -73,7 +73,8 @@ def table(
     if not body:
         body = f'<tr><td colspan="{len(headers)}" class="muted">{esc(empty)}</td></tr>'
     ident = f' id="{esc(id)}"' if id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = f"<thead><tr>{head}</tr></thead>"
+    return f'<table{ident} tabindex="0">{head}<tbody>{body}</tbody></table>'
 
 
 def layout(title: str, active: str, body: str, script: str | None = None, data: Any = None) -> str:

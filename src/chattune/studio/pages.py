@@ -68,12 +68,13 @@ def job_page(request: Request, name: str) -> str:
     actions = (
         '<button id="cancel">Cancel</button> <button id="resume">Resume</button> '
         '<span class="register"><input id="register-name" placeholder="model name" '
+        'aria-label="model name to register as" '
         f'value="{esc(name)}"> <button id="register">Register model</button></span> '
         '<span id="action-result" class="muted"></span>'
     )
     body = (
         f'<p><span id="job-status">{badge(job.status)}</span> '
-        '<span id="job-status-text"></span> model '
+        '<span id="job-status-text" role="status" aria-live="polite"></span> model '
         f"<b>{esc(job.spec.get('model'))}</b>, data {esc(job_summary(job)['data'])}"
         f", created {esc(when(job.created_at))}</p>"
         f'<p class="error" id="job-error">{esc(job.error or "")}</p>'
@@ -83,7 +84,7 @@ def job_page(request: Request, name: str) -> str:
         + '</section><section><h2>Loss</h2><div id="curve" class="curve">'
         '<p class="muted">no points yet</p></div><p id="progress" class="muted"></p>'
         "</section></div>"
-        '<h2>Log</h2><pre id="log" class="log"></pre>'
+        '<h2>Log</h2><pre id="log" class="log" tabindex="0" role="log" aria-label="job log"></pre>'
         '<h2>Evaluation report</h2><div id="report"><p class="muted">after the evaluate '
         "stage</p></div>"
         "<h2>Effective parameters</h2>"

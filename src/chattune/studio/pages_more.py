@@ -180,8 +180,10 @@ def deployment_row(d: Any, info: Any) -> list[str]:
         link(f"/models/{d.model.replace(':', '/')}", d.model),
         esc(len(d.instances)),
         f'<input class="weight" data-name="{esc(d.name)}" type="number" min=0 max=100 '
+        f'aria-label="traffic % for {esc(d.name)}" '
         f'value="{info.traffic.get(d.name, 0)}">',
         f'<input class="mirror" data-name="{esc(d.name)}" type="number" min=0 max=100 '
+        f'aria-label="mirror % for {esc(d.name)}" '
         f'value="{info.mirror_traffic.get(d.name, 0)}">',
         esc(
             f"timeout {settings.request_timeout_ms} ms, {settings.instance_count} instance(s), "
@@ -246,7 +248,8 @@ def endpoint_page(request: Request, name: str) -> str:
         + table(["key", "value", "actions"], key_rows, id="keys")
         + '<span id="key-result" class="muted"></span>'
         '<h2>Recent logs <span id="log-name" class="muted">gateway</span></h2>'
-        '<pre id="endpoint-log" class="log"></pre>'
+        '<pre id="endpoint-log" class="log" tabindex="0" role="log" '
+        'aria-label="endpoint log"></pre>'
     )
     return layout(f"Endpoint {name}", "/endpoints", body, "endpoint.js", {"name": name})
 
