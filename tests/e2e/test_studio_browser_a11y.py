@@ -23,6 +23,7 @@ PAGES = {
     "jobs": "/",
     "job": "/jobs/job-000",
     "new-job": "/jobs-new",
+    "compare": "/compare?jobs=job-000,job-001",
     "data": "/data",
     "models": "/models",
     "lineage": "/models/tiny-chat/1",

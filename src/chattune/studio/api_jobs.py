@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 
 from chattune.errors import ChattuneError
 from chattune.studio.deps import client_of, field_of, plain
+from chattune.studio.live import eta, usage
 from chattune.studio.paths import data_path, folder_path, looks_like_path
 
 router = APIRouter(prefix="/api/jobs")
@@ -51,9 +52,22 @@ def job_summary(job: Any) -> dict[str, Any]:
     }
 
 
+def live_progress(client: Any, job: Any) -> dict[str, Any]:
+    """The job's published progress with its fraction and ETA (running jobs only)."""
+    if job.done:
+        return {}
+    running = next((s for s in job.stages if s.status == "running"), None)
+    found = dict(client.jobs.progress(job.name))
+    if running is not None and found.get("stage") not in (None, running.name):
+        found = {"stage": running.name}  # the last stage's numbers: not this one's
+    return eta(found, running.started_at if running else None)
+
+
 @router.get("")
 def list_jobs(request: Request) -> list[dict[str, Any]]:
-    return [job_summary(j) for j in client_of(request).jobs.list()]
+    """Every job (the jobs page polls it): a row each, with live progress when running."""
+    client = client_of(request)
+    return [{**job_summary(j), "progress": live_progress(client, j)} for j in client.jobs.list()]
 
 
 @router.get("/{name}")
@@ -62,7 +76,8 @@ def get_job(request: Request, name: str) -> dict[str, Any]:
     job = client.jobs.get(name)
     data: dict[str, Any] = plain(job)
     data["done"] = job.done
-    data["progress"] = client.jobs.progress(name)
+    data["progress"] = live_progress(client, job)
+    data["resources"] = None if job.done or job.compute != "local" else usage(job.pid)
     data["stages"] = [
         {**plain(s), "duration": s.duration, "reused": bool(s.note and "reuse" in s.note)}
         for s in job.stages

@@ -18,6 +18,7 @@ from chattune.studio import (
     api_jobs,
     api_models,
     api_session,
+    compare,
     pages,
     pages_more,
     playground,
@@ -51,7 +52,7 @@ def create_studio_app(
     app.state.gate = gate
     app.middleware("http")(gate_middleware(gate))
     add_error_handlers(app)
-    routers = (api_session, api_jobs, api_data, api_models, api_endpoints, playground)
+    routers = (api_session, compare, api_jobs, api_data, api_models, api_endpoints, playground)
     for module in (*routers, pages, pages_more):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -26,6 +26,12 @@ def login() -> str:
     )
 
 
+def pick_box(name: str) -> str:
+    return (
+        f'<input type="checkbox" class="pick" value="{esc(name)}" aria-label="compare {esc(name)}">'
+    )
+
+
 @router.get("/")
 def jobs_page(request: Request) -> str:
     rows = []
@@ -33,6 +39,7 @@ def jobs_page(request: Request) -> str:
         s = job_summary(job)
         rows.append(
             [
+                pick_box(s["name"]),
                 link(f"/jobs/{s['name']}", s["name"]),
                 badge(s["status"]) + (f" #{s['queue_position']}" if s["queue_position"] else ""),
                 esc(s["model"]),
@@ -42,11 +49,14 @@ def jobs_page(request: Request) -> str:
                 esc(s["stage"]),
             ]
         )
-    headers = ["name", "status", "model", "data", "created", "duration", "current stage"]
-    body = '<p><a class="button" href="/jobs-new">New job</a></p>' + table(
-        headers, rows, id="jobs", empty="no jobs yet: create one with New job"
+    headers = ["compare", "name", "status", "model", "data", "created", "duration", "stage"]
+    body = (
+        '<p class="row"><a class="button" href="/jobs-new">New job</a> '
+        '<button type="button" id="compare" disabled>Compare selected (2–5)</button> '
+        '<span id="jobs-live" class="muted" role="status" aria-live="polite"></span></p>'
+        + table(headers, rows, id="jobs", empty="no jobs yet: create one with New job")
     )
-    return layout("Jobs", "/", body)
+    return layout("Jobs", "/", body, "jobs.js")
 
 
 @router.get("/jobs/{name}")
@@ -82,7 +92,10 @@ def job_page(request: Request, name: str) -> str:
         '<div class="grid"><section><h2>Stages</h2>'
         + table(["stage", "status", "time", "reused or run", "note"], stages, id="stages")
         + '</section><section><h2>Loss</h2><div id="curve" class="curve">'
-        '<p class="muted">no points yet</p></div><p id="progress" class="muted"></p>'
+        '<p class="muted">no points yet</p></div><p><span id="progress" class="muted" role="status" '
+        'aria-live="polite"></span> <span id="progress-meter" class="meter" role="progressbar" '
+        'aria-label="stage progress" aria-valuemin="0" aria-valuemax="100" hidden><span>'
+        '</span></span></p><p id="resources" class="muted"></p>'
         "</section></div>"
         '<h2>Log</h2><pre id="log" class="log" tabindex="0" role="log" aria-label="job log"></pre>'
         '<h2>Evaluation report</h2><div id="report"><p class="muted">after the evaluate '

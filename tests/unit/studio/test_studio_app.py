@@ -31,6 +31,7 @@ PAGES = [
     "/endpoints",
     "/endpoints/ep",
     "/playground",
+    "/compare?jobs=job-000,job-001",
 ]
 
 
@@ -233,3 +234,35 @@ def test_actions_follow_the_clis_rules(studio: TestClient) -> None:
     assert 'data-action="POST /api/endpoints/ep/start"' in http.get("/endpoints").text
     assert http.delete("/api/endpoints/ep").json() == {"deleted": "ep"}
     assert client.endpoints.list() == []
+
+
+def test_compare_takes_two_to_five_jobs(studio: TestClient) -> None:
+    http = authorized(studio)
+    found = http.get("/api/jobs-compare?jobs=job-000,job-001").json()
+    assert [j["name"] for j in found["jobs"]] == ["job-000", "job-001"]
+    assert found["jobs"][0]["parameters"] == {"learning_rate": 2e-5}
+    assert "loss" in found["curves"] and "grad_norm" in found["curves"]
+    one = http.get("/api/jobs-compare?jobs=job-000")
+    assert one.status_code == 422 and "2 to 5" in one.json()["error"]
+    six = ",".join(["job-000", "job-001", "job-002", "a", "b", "c"])
+    assert http.get(f"/api/jobs-compare?jobs={six}").status_code == 422
+    assert http.get("/compare?jobs=job-000,nope").status_code == 404
+    assert 'class="pick" value="job-001"' in http.get("/").text
+
+
+def test_live_progress_and_resources() -> None:
+    import os
+    import time
+
+    from chattune.studio.live import eta, usage
+
+    started = time.time() - 10
+    found = eta({"stage": "finetune", "step": 5, "total": 20}, started)
+    assert found["fraction"] == 0.25 and 29 <= found["eta_s"] <= 31
+    assert eta({"stage": "evaluate"}, started) == {"stage": "evaluate"}
+    first = usage(os.getpid())
+    assert first is not None and first["rss_mb"] > 10 and first["cpu_percent"] is None
+    sum(i * i for i in range(300_000))  # some CPU between the two looks
+    second = usage(os.getpid())
+    assert second is not None and second["cpu_percent"] is not None
+    assert usage(None) is None and usage(2**22 + 12345) is None
