@@ -1,4 +1,4 @@
-"""Compare 2–5 jobs: ``GET /api/jobs-compare?jobs=a,b`` (their curves, effective
+"""Compare 2-5 jobs: ``GET /api/jobs-compare?jobs=a,b`` (their curves, effective
 parameters and evaluation metrics) and the ``/compare`` page that overlays them."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def names_of(jobs: str) -> list[str]:
     if not 2 <= len(names) <= 5:
         raise ValidationError(
             f"jobs: compare takes 2 to 5 jobs, got {len(names)}",
-            "tick 2–5 jobs on the Jobs page, or give ?jobs=a,b",
+            "tick 2-5 jobs on the Jobs page, or give ?jobs=a,b",
         )
     return names
 

@@ -52,7 +52,7 @@ def jobs_page(request: Request) -> str:
     headers = ["compare", "name", "status", "model", "data", "created", "duration", "stage"]
     body = (
         '<p class="row"><a class="button" href="/jobs-new">New job</a> '
-        '<button type="button" id="compare" disabled>Compare selected (2–5)</button> '
+        '<button type="button" id="compare" disabled>Compare selected (2-5)</button> '
         '<span id="jobs-live" class="muted" role="status" aria-live="polite"></span></p>'
         + table(headers, rows, id="jobs", empty="no jobs yet: create one with New job")
     )
@@ -92,7 +92,8 @@ def job_page(request: Request, name: str) -> str:
         '<div class="grid"><section><h2>Stages</h2>'
         + table(["stage", "status", "time", "reused or run", "note"], stages, id="stages")
         + '</section><section><h2>Loss</h2><div id="curve" class="curve">'
-        '<p class="muted">no points yet</p></div><p><span id="progress" class="muted" role="status" '
+        '<p class="muted">no points yet</p></div>'
+        '<p><span id="progress" class="muted" role="status" '
         'aria-live="polite"></span> <span id="progress-meter" class="meter" role="progressbar" '
         'aria-label="stage progress" aria-valuemin="0" aria-valuemax="100" hidden><span>'
         '</span></span></p><p id="resources" class="muted"></p>'
