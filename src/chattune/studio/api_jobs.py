@@ -114,10 +114,41 @@ def resume_job(request: Request, name: str) -> dict[str, Any]:
     return job_summary(client_of(request).jobs.resume(name))
 
 
+def fits(client: Any, model: str) -> dict[str, Any]:
+    """``compute check`` of ``model`` with its defaults: does it fit this machine?"""
+    try:
+        found = client.compute.check(model)
+    except ChattuneError as exc:
+        return {"ok": False, "reasons": [exc.message]}
+    keys = ("ok", "compute", "estimated_memory_gb", "available_gb", "reasons")
+    return {k: found.get(k) for k in keys}
+
+
+def machine_fit(request: Request) -> dict[str, Any]:
+    """Each catalog model's fit (computed once per studio) and the largest that fits."""
+    cached: dict[str, Any] | None = getattr(request.app.state, "machine_fit", None)
+    if cached is None:
+        client = client_of(request)
+        cards = sorted(client.models.catalog(), key=lambda c: c.num_parameters, reverse=True)
+        checks = {c.name: fits(client, c.name) for c in cards}
+        best = next((c.name for c in cards if checks[c.name]["ok"]), None)
+        cached = {"checks": checks, "recommended": best or (cards[-1].name if cards else "")}
+        request.app.state.machine_fit = cached
+    return cached
+
+
 @router.get("-form/parameters")
 def form_parameters(request: Request) -> dict[str, Any]:
-    every = client_of(request).jobs.parameters()
-    return {"shown": list(FORM_PARAMETERS), "parameters": every}
+    """Every parameter (the reference ones first), each model's own defaults, and the
+    model that fits this machine (the form's default)."""
+    client = client_of(request)
+    defaults = {c.name: c.model_specific_defaults for c in client.models.catalog()}
+    return {
+        "shown": list(FORM_PARAMETERS),
+        "parameters": client.jobs.parameters(),
+        "model_defaults": defaults,
+        **machine_fit(request),
+    }
 
 
 def spec_of(body: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,12 @@ report, cancel/resume/register), the new-job form, and the public login page."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from chattune.studio.api_jobs import job_summary
+from chattune.studio.api_jobs import job_summary, machine_fit
 from chattune.studio.deps import client_of
 from chattune.studio.html import badge, esc, layout, link, seconds, table, when
 
@@ -107,18 +109,31 @@ def job_page(request: Request, name: str) -> str:
     return layout(f"Job {name}", "/", body, "job.js", {"name": name})
 
 
+def model_option(card: Any, fit: dict[str, Any]) -> str:
+    """A catalog model, marked when it does not fit this machine; the one that fits best
+    selected."""
+    check = fit["checks"].get(card.name, {})
+    note = "" if check.get("ok") else ", does not fit this machine"
+    chosen = " selected" if card.name == fit["recommended"] else ""
+    return (
+        f'<option value="{esc(card.name)}"{chosen}>{esc(card.name)} '
+        f"({esc(card.parameters)}{note})</option>"
+    )
+
+
 @router.get("/jobs-new")
 def new_job_page(request: Request) -> str:
     client = client_of(request)
-    models = [c.name for c in client.models.catalog()]
+    fit = machine_fit(request)
     files = client.data.files(request.app.state.root)
-    options = "".join(f'<option value="{esc(m)}">{esc(m)}</option>' for m in models)
+    options = "".join(model_option(c, fit) for c in client.models.catalog())
     data_list = "".join(f'<option value="{esc(f)}">' for f in files)
     body = (
         '<form id="job-form" class="form" autocomplete="off"><div class="fields">'
         '<label>name <input name="name" placeholder="job-…"></label><div class="err" '
         'id="err-name"></div>'
-        f'<label>model <select name="model">{options}</select></label>'
+        f'<label>model <select name="model" aria-describedby="compute">{options}</select></label>'
+        '<p id="compute" class="muted" aria-live="polite"></p>'
         '<div class="err" id="err-model"></div>'
         '<label>train data <input name="data.train" list="data-files"></label>'
         '<div class="err" id="err-data.train"></div>'
@@ -128,7 +143,8 @@ def new_job_page(request: Request) -> str:
         '<div class="err" id="err-data.test_gen"></div>'
         f'<datalist id="data-files">{data_list}</datalist>'
         '<h2>Parameters</h2><p class="muted">empty: the model card\'s value, else the '
-        'default shown</p><div id="params"></div></div>'
+        'default shown</p><div id="params"></div><details class="advanced"><summary>Advanced '
+        'parameters</summary><div id="params-advanced"></div></details></div>'
         '<div class="side"><h2>YAML it submits</h2><pre id="yaml"></pre>'
         '<div class="err" id="err-form"></div>'
         '<button type="submit" id="submit">Create job</button></div></form>'

@@ -266,3 +266,17 @@ def test_live_progress_and_resources() -> None:
     second = usage(os.getpid())
     assert second is not None and second["cpu_percent"] is not None
     assert usage(None) is None and usage(2**22 + 12345) is None
+
+
+def test_the_job_form_defaults_to_a_model_that_fits(studio: TestClient) -> None:
+    http = authorized(studio)
+    form = http.get("/api/jobs-form/parameters").json()
+    checks = form["checks"]
+    assert checks[form["recommended"]]["ok"]
+    bigger = [m for m, c in checks.items() if not c["ok"]]
+    page = http.get("/jobs-new").text
+    assert f'<option value="{form["recommended"]}" selected>' in page
+    for model in bigger:  # e.g. Phi-3-mini on a small CPU machine: marked, not chosen
+        assert f'<option value="{model}">{model}' in page and "does not fit" in page
+    assert set(form["shown"]) < set(form["parameters"])  # the rest: under "Advanced"
+    assert 'id="params-advanced"' in page
