@@ -66,7 +66,7 @@ def studio_url(workspace: Path, tmp_path: Path) -> Iterator[tuple[str, Client, P
 def test_the_whole_flow_in_a_browser(studio_url: tuple[str, Client, Path], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    url, client, _ = studio_url
+    url, client, project = studio_url
     origin = url.split("/?")[0]
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -90,11 +90,14 @@ def test_the_whole_flow_in_a_browser(studio_url: tuple[str, Client, Path], tmp_p
         page.goto(origin + "/")
         expect(page.locator("#jobs")).to_contain_text(name)
         page.screenshot(path=shots / "jobs.png", full_page=True)
+        second = compare(page, origin, shots, client, name, project)
         endpoint = deploy(page, origin, shots, version)
+        assert client.endpoints.get("studio-ep").traffic == {"blue": 100}
         chat(page, origin, shots, endpoint)
+        side_by_side(page, browser, origin, shots, client, second)
+        delete_from_the_ui(page, origin, shots, client)
         browser.close()
     assert client.jobs.get(name).status == "completed"
-    assert client.endpoints.get("studio-ep").traffic == {"blue": 100}
     copy_for_readme(shots)
 
 
@@ -112,6 +115,12 @@ def data_page(page, origin: str, shots: Path) -> None:  # type: ignore[no-untype
 
 def submit_job(page, origin: str, shots: Path) -> str:  # type: ignore[no-untyped-def]
     page.goto(origin + "/jobs-new")
+    expect(page.locator("#yaml")).to_contain_text("model:")  # the first preview came back
+    for error in page.locator(".err").all():
+        expect(error).to_have_text("")  # no error before any input
+    recommended = page.evaluate("studio.api('GET', '/api/jobs-form/parameters')")["recommended"]
+    assert page.input_value("select[name=model]") == recommended  # what fits this machine
+    expect(page.locator("#compute")).to_contain_text("fits this machine")
     page.fill("input[name=name]", "studio-tiny")
     page.select_option("select[name=model]", "tiny-random-phi3")
     page.fill("input[name='data.train']", "data/train_sft.jsonl")
@@ -194,6 +203,7 @@ def deploy(page, origin: str, shots: Path, version: str) -> str:  # type: ignore
 def chat(page, origin: str, shots: Path, endpoint: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(origin + "/playground")
     page.select_option("select[name=endpoint]", endpoint)
+    page.select_option("select[name=deployment]", "blue")
     page.fill("textarea[name=system]", "You are brief.")
     page.fill("input[name=max_tokens]", "24")
     page.fill("textarea[name=message]", "Name three colours.")
@@ -205,6 +215,88 @@ def chat(page, origin: str, shots: Path, endpoint: str) -> None:  # type: ignore
     expect(page.locator("#python")).to_contain_text("stream=True")
     assert "Bearer $CHATTUNE_KEY" in page.locator("#curl").inner_text()
     page.screenshot(path=shots / "playground.png", full_page=True)
+
+
+def compare(page, origin, shots, client, first, project):  # type: ignore[no-untyped-def]
+    """A second, shorter job (made with the SDK), then both overlaid on the compare page."""
+    spec = {
+        "name": "studio-second",
+        "model": "tiny-random-phi3",
+        "data": {"train": str(project / "data/train_sft.jsonl")},
+        "parameters": {"max_steps": 6, "max_seq_length": 128, "logging_steps": 1,
+                       "learning_rate": 0.002, "generation_eval_rows": 0},
+    }  # fmt: skip
+    client.jobs.create(spec)
+    page.goto(origin + "/")
+    expect(page.locator("#jobs")).to_contain_text("studio-second")  # the list updates itself
+    assert client.jobs.wait("studio-second", timeout=600).status == "completed"
+    page.check(f"input.pick[value={first}]")
+    page.check("input.pick[value=studio-second]")
+    page.click("#compare")
+    loss = page.locator(".compare-curve[data-metric=loss]")
+    expect(loss.locator("text.legend")).to_have_count(2)  # both jobs overlaid
+    loss.locator("svg").hover()
+    expect(loss.locator(".tip")).to_contain_text("step")
+    expect(page.locator("#param-table")).to_contain_text("learning_rate")
+    page.screenshot(path=shots / "compare.png", full_page=True)
+    client.models.register("studio-second", "studio-second")
+    return "studio-second:1"
+
+
+def side_by_side(page, browser, origin, shots, client, second):  # type: ignore[no-untyped-def]
+    """The same messages to two deployments, both streaming; then one of them fails: its
+    error shows as an error and is absent from the next request's messages."""
+    client.endpoints.create_deployment("studio-ep", "green", second)
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/chat") else None)
+    page.goto(origin + "/playground")
+    page.check("#compare")
+    page.select_option("select[name=endpoint]", "studio-ep")
+    page.select_option("select[name=deployment]", "blue")
+    page.select_option("select[name=endpoint_b]", "studio-ep")
+    page.select_option("select[name=deployment_b]", "green")
+    page.fill("input[name=max_tokens]", "12")
+    page.fill("textarea[name=message]", "Say hi.")
+    page.press("textarea[name=message]", "Enter")
+    for answer in ("#answer-1", "#answer-b-1"):
+        expect(page.locator(answer)).to_have_attribute("data-done", "true", timeout=120_000)
+        assert int(page.locator(answer).get_attribute("data-chunks") or 0) >= 2
+    expect(page.locator("#pane_b .stats")).to_contain_text("tokens/s")
+    page.screenshot(path=shots / "side-by-side.png", full_page=True)
+    other = browser.new_page()  # the deployment goes away under the open playground
+    other.on("dialog", lambda d: d.accept())
+    other.goto(origin + "/endpoints/studio-ep")
+    other.click("button[aria-label='delete deployment green']")
+    expect(other.locator("#deployments")).not_to_contain_text("green", timeout=60_000)
+    other.close()
+    page.fill("textarea[name=message]", "Again.")
+    page.press("textarea[name=message]", "Enter")
+    failed = page.locator("#answer-b-2")
+    expect(failed).to_have_attribute("data-error", "true", timeout=60_000)
+    expect(failed).to_contain_text("deployment_not_found")
+    page.fill("textarea[name=message]", "Third.")
+    page.press("textarea[name=message]", "Enter")
+    expect(page.locator("#answer-b-3")).to_have_attribute("data-done", "true")
+    last_b = [b for b in sent if b.get("deployment") == "green"][-1]["messages"]
+    assert [m["content"] for m in last_b if m["role"] == "user"] == ["Say hi.", "Third."]
+    assert not any("deployment_not_found" in m["content"] for m in last_b)
+
+
+def delete_from_the_ui(page, origin, shots, client) -> None:  # type: ignore[no-untyped-def]
+    """Delete deployment (refused while it has traffic, as in the CLI), endpoint, version."""
+    page.on("dialog", lambda d: d.accept())
+    page.goto(origin + "/endpoints/studio-ep")
+    page.click("button[aria-label='delete deployment blue']")
+    expect(page.locator("#page-result")).to_contain_text("still gets traffic")
+    page.click("button[aria-label='delete endpoint studio-ep']")
+    page.wait_for_url(re.compile(r"/endpoints$"), timeout=60_000)
+    assert client.endpoints.list() == []
+    page.goto(origin + "/models")
+    page.click("button[aria-label='delete studio-tiny:1']")
+    expect(page.locator("#registry")).not_to_contain_text("studio-tiny:1")
+    page.click("button[aria-label='archive studio-second:1']")
+    expect(page.locator("#registry")).to_contain_text("archived")
+    page.screenshot(path=shots / "models-after-delete.png", full_page=True)
 
 
 def copy_for_readme(shots: Path) -> None:

@@ -7,11 +7,13 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from chattune.cli.common import WorkspaceOpt, console, get_client
+from chattune.errors import ValidationError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -36,14 +38,25 @@ def studio(
         "127.0.0.1", "--host", help="Address to bind (default: this machine only)"
     ),
     open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the URL in a browser"),
+    data_dir: list[str] = typer.Option(
+        [],
+        "--data-dir",
+        help="Another folder the studio may read data from (repeatable; default: only the "
+        "folder it runs in)",
+    ),
+    reuse_token: bool = typer.Option(
+        False, "--reuse-token", help="Let the printed URL log in more than once"
+    ),
     workspace: str = WorkspaceOpt,
 ) -> None:
     """Serve the studio, a local web app over the SDK: jobs with live loss curves and
     evaluation reports, a job form with the CLI's validation, data reports, models with
     lineage, endpoints with traffic and keys, and a chat playground that streams.
 
-    Prints a one-time URL with a fresh token: opening it sets a cookie; every other request
-    without the token answers 401. Binds 127.0.0.1 unless --host says otherwise (warned:
+    Prints a one-time URL with a fresh token: opening it starts a session (a cookie); the URL
+    then stops working unless --reuse-token. Requests without a session or the token answer
+    401; changes from another site or port answer 403. Data files are read only inside the
+    folder it runs in and each --data-dir. Binds 127.0.0.1 unless --host says otherwise (warned:
     anyone who can reach the port and has the URL can use your workspace). Ctrl-C stops it.
 
     Example: chattune studio --port 8765
@@ -51,19 +64,17 @@ def studio(
     import uvicorn
 
     from chattune.studio import create_studio_app
+    from chattune.studio.auth import allowed_hosts
 
     client = get_client(workspace)
     token = secrets.token_urlsafe(24)
-    app = create_studio_app(client, token)
-    if not is_loopback(host):
-        typer.echo(
-            f"warning: the studio listens on {host}, not only this machine; anyone who can "
-            "reach the port and has the URL can change your workspace",
-            err=True,
-        )
+    _check_folders(data_dir)
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    hosts = allowed_hosts(host, [shown])
+    app = create_studio_app(client, token, data_dirs=data_dir, reuse_token=reuse_token, hosts=hosts)
+    _warn_exposure(host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
-    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown
 
     def announce() -> None:
@@ -78,6 +89,23 @@ def studio(
     # MLflow takes seconds to import; a job page's curve reads it: import it while idle.
     threading.Thread(target=_import_quietly, args=("mlflow",), daemon=True).start()
     _run(server, announce)
+
+
+def _warn_exposure(host: str) -> None:
+    if not is_loopback(host):
+        typer.echo(
+            f"warning: the studio listens on {host}, not only this machine; anyone who can "
+            "reach the port and has the URL can change your workspace",
+            err=True,
+        )
+
+
+def _check_folders(folders: list[str]) -> None:
+    for folder in folders:
+        if not Path(folder).expanduser().is_dir():
+            raise ValidationError(
+                f"--data-dir {folder}: no such folder", "give an existing folder of data files"
+            )
 
 
 def _import_quietly(module: str) -> None:

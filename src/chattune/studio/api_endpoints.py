@@ -90,3 +90,23 @@ def keys(request: Request, name: str) -> dict[str, str]:
 def regenerate(request: Request, name: str, body: KeyRequest) -> dict[str, str]:
     found = client_of(request).endpoints.regenerate_keys(name, body.key_type)
     return {k: mask(v) for k, v in found.items()}
+
+
+@router.post("/{name}/start")
+def start(request: Request, name: str) -> dict[str, Any]:
+    """Bring back a dead endpoint's gateway (``chattune endpoints start``)."""
+    return plain(client_of(request).endpoints.start(name))
+
+
+@router.delete("/{name}")
+def delete(request: Request, name: str) -> dict[str, str]:
+    """Stop the gateway and its workers, remove the endpoint (``chattune endpoints delete``)."""
+    client_of(request).endpoints.delete(name)
+    return {"deleted": name}
+
+
+@router.delete("/{name}/deployments/{deployment}")
+def delete_deployment(request: Request, name: str, deployment: str) -> dict[str, str]:
+    """Refused (409) while it still gets traffic or mirror traffic, as in the CLI."""
+    client_of(request).endpoints.delete_deployment(name, deployment)
+    return {"deleted": deployment, "endpoint": name}

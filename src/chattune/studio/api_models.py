@@ -22,6 +22,10 @@ class LabelRequest(BaseModel):
     label: str
 
 
+class ArchiveRequest(BaseModel):
+    archived: bool = True
+
+
 @router.get("/catalog")
 def catalog(request: Request) -> list[dict[str, Any]]:
     return [
@@ -31,8 +35,9 @@ def catalog(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("")
-def registry(request: Request) -> list[dict[str, Any]]:
-    return [plain(m) | {"ref": m.ref} for m in client_of(request).models.list()]
+def registry(request: Request, archived: bool = False) -> list[dict[str, Any]]:
+    """Registered versions (with ``archived=true``: the archived ones too)."""
+    return [plain(m) | {"ref": m.ref} for m in client_of(request).models.list(archived=archived)]
 
 
 @router.post("")
@@ -66,3 +71,17 @@ def lineage(request: Request, name: str, version: str) -> dict[str, Any]:
     """deployment → version → job → base model → data hashes (+ parameters, metrics)."""
     found = client_of(request).models.lineage(name, version)
     return {**found, "deployments": served_by(request, found["model"]["ref"])}
+
+
+@router.post("/{name}/{version}/archive")
+def archive(request: Request, name: str, version: str, body: ArchiveRequest) -> dict[str, Any]:
+    """Hide a version from lists (still deployable by its version), or restore it."""
+    model = client_of(request).models.archive(name, version, archived=body.archived)
+    return plain(model) | {"ref": model.ref}
+
+
+@router.delete("/{name}/{version}")
+def delete(request: Request, name: str, version: str) -> dict[str, str]:
+    """Delete a version and its files; refused (409) while a deployment serves it."""
+    client_of(request).models.delete(name, version)
+    return {"deleted": f"{name}:{version}"}

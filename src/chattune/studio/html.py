@@ -40,6 +40,30 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}min"
 
 
+def action(
+    text: str,
+    method: str,
+    path: str,
+    confirm: str = "",
+    then: str = "",
+    body: Any = None,
+    label: str = "",
+) -> str:
+    """A button that calls ``method path`` (after ``confirm``, when given), then reloads the
+    page or opens ``then``; errors show in the page's status line (studio.js wires it)."""
+    attrs = {
+        "type": "button",
+        "class": "action" + (" danger" if method == "DELETE" else ""),
+        "data-action": f"{method} {path}",
+        "data-confirm": confirm,
+        "data-then": then,
+        "data-body": json.dumps(body) if body is not None else "",
+        "aria-label": label,
+    }
+    shown = " ".join(f'{k}="{esc(v)}"' for k, v in attrs.items() if v)
+    return f"<button {shown}>{esc(text)}</button>"
+
+
 def table(
     headers: Sequence[str], rows: Iterable[Sequence[str]], id: str = "", empty: str = "none yet"
 ) -> str:
@@ -49,7 +73,8 @@ def table(
     if not body:
         body = f'<tr><td colspan="{len(headers)}" class="muted">{esc(empty)}</td></tr>'
     ident = f' id="{esc(id)}"' if id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = f"<thead><tr>{head}</tr></thead>"
+    return f'<table{ident} tabindex="0">{head}<tbody>{body}</tbody></table>'
 
 
 def layout(title: str, active: str, body: str, script: str | None = None, data: Any = None) -> str:
@@ -72,5 +97,6 @@ def layout(title: str, active: str, body: str, script: str | None = None, data: 
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="stylesheet" href="/static/studio.css"></head><body>'
         f'<header><b class="brand">chattune studio</b><nav>{nav}</nav></header>'
-        f"<main><h1>{esc(title)}</h1>{body}</main>{payload}{scripts}</body></html>"
+        f'<main><h1>{esc(title)}</h1><p id="page-result" role="status" aria-live="polite">'
+        f"</p>{body}</main>{payload}{scripts}</body></html>"
     )

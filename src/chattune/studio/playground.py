@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from chattune.errors import ConflictError
+from chattune.errors import ConflictError, ValidationError
 from chattune.studio.deps import client_of
 
 router = APIRouter(prefix="/api/playground")
@@ -70,6 +70,11 @@ def snippets(base_url: str, chat: ChatRequest) -> dict[str, str]:
 
 
 def _target(request: Request, chat: ChatRequest) -> tuple[str, str]:
+    if not chat.endpoint.strip():
+        raise ValidationError(
+            "no endpoint chosen: the playground chats with an endpoint's deployment",
+            "create an endpoint and deploy a model on the Endpoints page, then pick it here",
+        )
     endpoints = client_of(request).endpoints
     info = endpoints.get(chat.endpoint)
     if info.status != "running" or not info.base_url:
@@ -94,22 +99,40 @@ def chat(request: Request, chat: ChatRequest) -> StreamingResponse:
     if chat.deployment:
         headers[DEPLOYMENT_HEADER] = chat.deployment
 
+    body = {**chat_body(chat), "stream_options": {"include_usage": True}}
+    url = f"{base_url}/v1/chat/completions"
+
     async def relay() -> AsyncIterator[bytes]:
         async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)) as http:
             try:
-                async with http.stream(
-                    "POST", f"{base_url}/v1/chat/completions", json=chat_body(chat), headers=headers
-                ) as answer:
+                async with http.stream("POST", url, json=body, headers=headers) as answer:
                     if answer.status_code != 200:
-                        text = (await answer.aread()).decode(errors="replace")
-                        yield _event({"error": f"gateway answered {answer.status_code}: {text}"})
+                        yield _event(gateway_error(answer.status_code, await answer.aread()))
                         return
                     async for chunk in answer.aiter_raw():
                         yield chunk
             except httpx.HTTPError as exc:
-                yield _event({"error": f"endpoint {chat.endpoint} did not answer: {exc}"})
+                why = str(exc) or type(exc).__name__
+                message = f"endpoint {chat.endpoint} did not answer: {why}"
+                yield _event({"error": {"code": "unreachable", "message": message}})
 
     return StreamingResponse(relay(), media_type="text/event-stream")
+
+
+def gateway_error(status: int, raw: bytes) -> dict[str, Any]:
+    """A gateway's error answer as ``{"error": {code, message, status}}`` (its own
+    ``{"error": {code, message}}`` shape when it is JSON, else the text's first line)."""
+    text = raw.decode(errors="replace")
+    try:
+        found = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        found = None
+    if isinstance(found, dict) and found.get("message"):
+        code, message = str(found.get("code") or f"http_{status}"), str(found["message"])
+    else:
+        lines = text.strip().splitlines()
+        code, message = f"http_{status}", (lines[0] if lines else "")[:300] or "no message"
+    return {"error": {"code": code, "message": message, "status": status}}
 
 
 def _event(data: dict[str, Any]) -> bytes:

@@ -20,6 +20,7 @@ from chattune.client import Client
 from chattune.studio import create_studio_app
 
 TOKEN = "test-token-123"
+BASE = "http://127.0.0.1:8765"
 PAGES = [
     "/",
     "/jobs/job-000",
@@ -30,6 +31,7 @@ PAGES = [
     "/endpoints",
     "/endpoints/ep",
     "/playground",
+    "/compare?jobs=job-000,job-001",
 ]
 
 
@@ -38,7 +40,7 @@ def studio(workspace: Path, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Te
     client = Client.init(workspace)
     populate(client, tmp_path, tiny_model_dir)
     app = create_studio_app(client, TOKEN, root=tmp_path)
-    with TestClient(app) as http:
+    with TestClient(app, base_url=BASE) as http:
         yield http
 
 
@@ -108,6 +110,7 @@ def test_the_one_time_url_sets_a_strict_http_only_cookie(studio: TestClient) -> 
     assert answer.status_code == 303 and answer.headers["location"] == "/data"
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert TOKEN not in cookie  # a random session id, never the token itself
     assert studio.get("/api/jobs").status_code == 200  # the cookie is enough now
 
 
@@ -175,3 +178,105 @@ def test_playground_snippets_name_the_request_but_not_the_key(studio: TestClient
         assert key not in out["curl"] + out["python"]
     refused = studio.post("/api/playground/chat", json=body)  # its gateway is not running
     assert refused.status_code == 409
+
+
+def test_playground_errors_are_readable(studio: TestClient) -> None:
+    from chattune.studio.playground import gateway_error
+
+    raw = b'{"error": {"code": "no_traffic", "message": "endpoint ep routes no traffic"}}'
+    assert gateway_error(404, raw) == {
+        "error": {"code": "no_traffic", "message": "endpoint ep routes no traffic", "status": 404}
+    }
+    assert gateway_error(502, b"Bad Gateway\nmore")["error"]["message"] == "Bad Gateway"
+    assert gateway_error(500, b"")["error"] == {
+        "code": "http_500",
+        "message": "no message",
+        "status": 500,
+    }
+    body = {"endpoint": "", "messages": [{"role": "user", "content": "Hi"}]}
+    refused = authorized(studio).post("/api/playground/chat", json=body)
+    assert refused.status_code == 422 and "no endpoint chosen" in refused.json()["error"]
+
+
+def serve(client: Client, ref: str, traffic: int) -> None:
+    """A deployment record of endpoint ``ep`` serving ``ref`` (no worker: ep is not running)."""
+    from chattune.store import workspace_store
+
+    store = workspace_store(client.workspace).endpoints
+    name, version = ref.split(":")
+    store.insert_deployment("ep", "blue", ref, str(client.workspace.model_dir(name, version)), {})
+    store.set_traffic("ep", {"blue": traffic} if traffic else {}, {})
+
+
+def test_actions_follow_the_clis_rules(studio: TestClient) -> None:
+    http = authorized(studio)
+    client: Client = studio.app.state.client  # type: ignore[attr-defined]
+    serve(client, "tiny-chat:1", 100)
+    refused = http.delete("/api/models/tiny-chat/1")
+    assert refused.status_code == 409 and "served by" in refused.json()["error"]
+    busy = http.delete("/api/endpoints/ep/deployments/blue")
+    assert busy.status_code == 409 and "still gets traffic" in busy.json()["error"]
+    assert http.delete("/api/endpoints/ep/deployments/nope").status_code == 404
+    hidden = http.post("/api/models/tiny-chat/2/archive", json={"archived": True}).json()
+    assert hidden["archived"] and "tiny-chat:2" not in [
+        m["ref"] for m in http.get("/api/models").json()
+    ]
+    assert "tiny-chat:2" in [m["ref"] for m in http.get("/api/models?archived=true").json()]
+    page = http.get("/models").text
+    assert "Restore" in page and 'data-action="DELETE /api/models/tiny-chat/2"' in page
+    http.post("/api/models/tiny-chat/2/archive", json={"archived": False})
+    assert http.delete("/api/models/tiny-chat/2").json() == {"deleted": "tiny-chat:2"}
+    assert [m.ref for m in client.models.list(archived=True)] == ["tiny-chat:1"]
+    from chattune.store import workspace_store
+
+    workspace_store(client.workspace).endpoints.set_traffic("ep", {}, {})  # ep is not running
+    assert http.delete("/api/endpoints/ep/deployments/blue").status_code == 200
+    assert 'data-action="POST /api/endpoints/ep/start"' in http.get("/endpoints").text
+    assert http.delete("/api/endpoints/ep").json() == {"deleted": "ep"}
+    assert client.endpoints.list() == []
+
+
+def test_compare_takes_two_to_five_jobs(studio: TestClient) -> None:
+    http = authorized(studio)
+    found = http.get("/api/jobs-compare?jobs=job-000,job-001").json()
+    assert [j["name"] for j in found["jobs"]] == ["job-000", "job-001"]
+    assert found["jobs"][0]["parameters"] == {"learning_rate": 2e-5}
+    assert "loss" in found["curves"] and "grad_norm" in found["curves"]
+    one = http.get("/api/jobs-compare?jobs=job-000")
+    assert one.status_code == 422 and "2 to 5" in one.json()["error"]
+    six = ",".join(["job-000", "job-001", "job-002", "a", "b", "c"])
+    assert http.get(f"/api/jobs-compare?jobs={six}").status_code == 422
+    assert http.get("/compare?jobs=job-000,nope").status_code == 404
+    assert 'class="pick" value="job-001"' in http.get("/").text
+
+
+def test_live_progress_and_resources() -> None:
+    import os
+    import time
+
+    from chattune.studio.live import eta, usage
+
+    started = time.time() - 10
+    found = eta({"stage": "finetune", "step": 5, "total": 20}, started)
+    assert found["fraction"] == 0.25 and 29 <= found["eta_s"] <= 31
+    assert eta({"stage": "evaluate"}, started) == {"stage": "evaluate"}
+    first = usage(os.getpid())
+    assert first is not None and first["rss_mb"] > 10 and first["cpu_percent"] is None
+    sum(i * i for i in range(300_000))  # some CPU between the two looks
+    second = usage(os.getpid())
+    assert second is not None and second["cpu_percent"] is not None
+    assert usage(None) is None and usage(2**22 + 12345) is None
+
+
+def test_the_job_form_defaults_to_a_model_that_fits(studio: TestClient) -> None:
+    http = authorized(studio)
+    form = http.get("/api/jobs-form/parameters").json()
+    checks = form["checks"]
+    assert checks[form["recommended"]]["ok"]
+    bigger = [m for m, c in checks.items() if not c["ok"]]
+    page = http.get("/jobs-new").text
+    assert f'<option value="{form["recommended"]}" selected>' in page
+    for model in bigger:  # e.g. Phi-3-mini on a small CPU machine: marked, not chosen
+        assert f'<option value="{model}">{model}' in page and "does not fit" in page
+    assert set(form["shown"]) < set(form["parameters"])  # the rest: under "Advanced"
+    assert 'id="params-advanced"' in page

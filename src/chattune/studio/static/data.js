@@ -24,7 +24,7 @@
     const top = Math.max(...h.counts, 1);
     const series = [{ label: `rows per token length (${h.rows} rows, max ${h.max})`, color: "#2f6fde", points }];
     if (limit) series.push({ label: `max_seq_length ${limit}`, color: "#b42318", dashed: true, points: [[limit, 0], [limit, top]] });
-    return studio.chart(series, { xLabel: "tokens", integerX: true });
+    return studio.chart(series, { xLabel: "tokens", integerX: true, integerY: true, title: "token lengths" });
   }
 
   document.getElementById("stats").onclick = async (ev) => {

@@ -13,7 +13,14 @@
       s.reused ? "reused" : s.started_at ? "run" : "", s.error || s.note || ""]);
     $("stages").replaceWith(Object.assign(studio.table(["stage", "status", "time", "reused or run", "note"], rows), { id: "stages" }));
     const p = job.progress || {};
-    $("progress").textContent = p.step != null ? `${p.stage || ""} step ${p.step}/${p.total ?? "?"}${p.loss != null ? `, loss ${Number(p.loss).toFixed(4)}` : ""}` : "";
+    const eta = p.eta_s != null ? `, about ${secs(p.eta_s)} left` : "";
+    const pct = p.fraction != null ? ` (${(p.fraction * 100).toFixed(0)}%)` : "";
+    $("progress").textContent = p.step != null ? `${p.stage || ""} step ${p.step}/${p.total ?? "?"}${pct}${eta}${p.loss != null ? `, loss ${Number(p.loss).toFixed(4)}` : ""}` : "";
+    const meter = $("progress-meter");
+    meter.hidden = p.fraction == null;
+    if (p.fraction != null) { meter.setAttribute("aria-valuenow", String(Math.round(p.fraction * 100))); meter.firstChild.style.width = `${(p.fraction * 100).toFixed(1)}%`; }
+    const r = job.resources;
+    $("resources").textContent = r ? `CPU ${r.cpu_percent == null ? "…" : `${r.cpu_percent}%`} of ${r.cores * 100}% (${r.cores} cores) · memory ${r.rss_mb} MB in ${r.processes} process(es) · machine RAM ${r.ram_used_percent}% used` : "";
     $("job-status").replaceChildren(badge(job.status));
     $("job-status-text").textContent = job.done ? "" : "(updating live)";
     $("job-status-text").dataset.status = job.status;
@@ -79,7 +86,7 @@
 
   async function act(button, method, path, body, after) {
     button.disabled = true;
-    $("action-result").textContent = "…";
+    $("action-result").textContent = "working…";
     try {
       const out = await studio.api(method, path, body);
       $("action-result").textContent = "";
@@ -90,7 +97,11 @@
       button.disabled = false;
     }
   }
-  $("cancel").onclick = () => act($("cancel"), "POST", `${base}/cancel`);
+  $("cancel").onclick = () => {
+    if (!confirm(`Cancel job ${name}? It stops at its next step; Resume continues it.`)) return;
+    act($("cancel"), "POST", `${base}/cancel`);
+    $("action-result").textContent = "canceling: the job stops at its next step…";
+  };
   $("resume").onclick = () => act($("resume"), "POST", `${base}/resume`);
   $("register").onclick = () => act($("register"), "POST", "/api/models", { job: name, name: $("register-name").value },
     (m) => { $("action-result").replaceChildren("registered ", studio.el("a", { href: `/models/${m.name}/${m.version}`, id: "registered-link" }, m.ref)); });
