@@ -31,6 +31,12 @@ def create(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the effective parameters and stage plan; start nothing"
     ),
+    estimate: bool = typer.Option(
+        False,
+        "--estimate",
+        help="Run the real stages on a slice of the data; print steps, time per stage, peak "
+        "memory and fit; start nothing",
+    ),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -56,7 +62,10 @@ def create(
     not fit this machine. The spec's `compute:` must name a target (`chattune compute list`).
 
     The job's spec.yaml records every effective parameter and its source (spec, model card
-    or default); --dry-run prints the same without starting anything.
+    or default); --dry-run prints the same without starting anything. --estimate runs the
+    real stages on a slice of the data (under a minute for a small model) and predicts the
+    job's steps, time per stage, peak memory and fit; the job then created from the same
+    spec records that prediction beside what it really took (`jobs show`).
 
     Example: chattune jobs create -f examples/job.yaml --dry-run
     """
@@ -64,6 +73,12 @@ def create(
     overrides = {"name": name} if name else None
     if dry_run:
         _print_plan(client.jobs.plan(file, overrides=overrides), json)
+        return
+    if estimate:
+        from chattune.cli.jobs_estimate import print_estimate
+
+        found = client.jobs.estimate(file, overrides=overrides)
+        print_json(found.to_dict()) if json else print_estimate(found)
         return
     job = client.jobs.create(file, overrides=overrides)
     if json:
@@ -122,6 +137,7 @@ def show(
     client = get_client(workspace)
     job = client.jobs.get(name)
     data: dict[str, Any] = job_dict(job)
+    data["resources"] = client.jobs.resources(name)
     if metrics:
         target = plot or str(client.workspace.job_dir(name) / "loss.png")
         data["metrics"] = client.jobs.metrics(name, plot=target)
@@ -129,6 +145,9 @@ def show(
         print_json(data)
         return
     print_job(job)
+    from chattune.cli.jobs_estimate import print_resources
+
+    print_resources(data["resources"])
     if metrics:
         print_metrics(data["metrics"])
 
