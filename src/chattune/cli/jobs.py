@@ -20,6 +20,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+ESTIMATE_HELP = (
+    "Run the real stages on a slice of the data; print steps, time per stage, peak memory "
+    "and fit; start nothing"
+)
 _STYLE = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan"}
 
 
@@ -31,12 +35,7 @@ def create(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the effective parameters and stage plan; start nothing"
     ),
-    estimate: bool = typer.Option(
-        False,
-        "--estimate",
-        help="Run the real stages on a slice of the data; print steps, time per stage, peak "
-        "memory and fit; start nothing",
-    ),
+    estimate: bool = typer.Option(False, "--estimate", help=ESTIMATE_HELP),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -75,11 +74,9 @@ def create(
         _print_plan(client.jobs.plan(file, overrides=overrides), json)
         return
     if estimate:
-        from chattune.cli.jobs_estimate import print_estimate
+        from chattune.cli.jobs_estimate import run_estimate
 
-        found = client.jobs.estimate(file, overrides=overrides)
-        print_json(found.to_dict()) if json else print_estimate(found)
-        return
+        return run_estimate(client, file, overrides, json)
     job = client.jobs.create(file, overrides=overrides)
     if json:
         print_json(job_dict(job))

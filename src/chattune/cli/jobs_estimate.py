@@ -12,6 +12,17 @@ if TYPE_CHECKING:
     from chattune.jobs.preflight import Estimate
 
 
+def run_estimate(client: Any, file: str, overrides: dict[str, Any] | None, json: bool) -> None:
+    """``jobs create --estimate``: the estimate, printed or as JSON."""
+    from chattune.cli.common import print_json
+
+    found = client.jobs.estimate(file, overrides=overrides)
+    if json:
+        print_json(found.to_dict())
+    else:
+        print_estimate(found)
+
+
 def print_estimate(est: Estimate) -> None:
     """Steps, time per stage and in all, peak memory, tokens/s and the fit."""
     console.print(

@@ -110,7 +110,7 @@ class JobsAPI:
         self.target(job_spec.compute)
         plan = self.plan(job_spec)
         reused = {s.name for s in plan.stages if s.action.startswith("reuse")}
-        found = estimate(job_spec, self.resources_store, reused, steps)
+        found = estimate(job_spec, self.resources_store, reused, steps, self.ws.mlflow_uri)
         record_estimate(self.resources_store, job_spec, stored_spec(job_spec), found)
         return found
 

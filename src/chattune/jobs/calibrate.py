@@ -51,18 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     request = json.loads(request_path.read_text())
     spec = JobSpec.model_validate(request["spec"])
     out = request_path.parent
-    result = calibrate(spec, out, request.get("steps", STEPS))
+    result = calibrate(spec, out, request.get("steps", STEPS), request.get("mlflow_uri"))
     write_atomic(out / "result.json", json.dumps(result))
     return 0
 
 
-def calibrate(spec: JobSpec, work: Path, steps: int = STEPS) -> dict[str, Any]:
-    """Measure each stage on a slice; what :func:`chattune.jobs.preflight.predict` scales."""
+def calibrate(
+    spec: JobSpec, work: Path, steps: int = STEPS, mlflow_uri: str | None = None
+) -> dict[str, Any]:
+    """Measure each stage on a slice; what :func:`chattune.jobs.preflight.predict` scales.
+
+    ``mlflow_uri``: the workspace's tracking store, opened read-only as the job's tracker
+    opens it (its code and connection are part of the job's memory); nothing is written."""
     clock = Clock()
     with clock.part("start"):  # what the job process imports before its first stage
-        import mlflow  # noqa: F401
+        import mlflow
 
         import chattune.jobs.tracking  # noqa: F401
+
+        if mlflow_uri:
+            mlflow.MlflowClient(tracking_uri=mlflow_uri).search_experiments(max_results=1)
     hooks = Hooks(log=_logger(work / "calibrate.log"))
     params = resolve_parameters(spec).params
     data = {k: v for k, v in spec.data.model_dump().items() if v is not None}
@@ -80,7 +88,10 @@ def calibrate(spec: JobSpec, work: Path, steps: int = STEPS) -> dict[str, Any]:
     with clock.part("model_import"):
         imported = model_import.run(spec.model, hooks)
     prep = _preprocess(imported, sliced, params, work, clock, hooks)
-    found = {"rows": rows, "slice_rows": {s: count_rows(p) for s, p in sliced.items()}}
+    found: dict[str, Any] = {
+        "rows": rows,
+        "slice_rows": {s: count_rows(p) for s, p in sliced.items()},
+    }
     found |= _train_shape(prep, params)
     found |= _finetune(imported, prep, params, work, clock, hooks, steps)
     found |= _evaluate(imported, prep, params, sliced, work, clock)
@@ -151,7 +162,10 @@ def _finetune(
         trainer.train()
     with clock.part("finetune_save"):
         save_final(trainer.model, tokenizer, work / "finetune" / "final", calib)
-    found = {"seconds_per_token": timer.seconds_per_token(), "steps_timed": timer.steps}
+    found: dict[str, Any] = {
+        "seconds_per_token": timer.seconds_per_token(),
+        "steps_timed": timer.steps,
+    }
     found["train_peak_rss_gb"] = peak_rss_gb()
     found["gpu_peak_gb"] = _gpu_peak_gb()
     del trainer, model

@@ -119,12 +119,16 @@ def spec_digest(stored: dict[str, Any]) -> str:
 
 
 def estimate(
-    spec: JobSpec, resources: ResourceStore, reused: set[str], steps: int | None = None
+    spec: JobSpec,
+    resources: ResourceStore,
+    reused: set[str],
+    steps: int | None = None,
+    mlflow_uri: str | None = None,
 ) -> Estimate:
     """Calibrate ``spec`` in a subprocess, scale to its data, correct by history."""
     params = resolve_parameters(spec).params
     started = time.time()
-    measured = run_calibration(spec, steps)
+    measured = run_calibration(spec, steps, mlflow_uri)
     est = predict(spec, params, measured, reused)
     est.calibration_seconds = round(time.time() - started, 1)
     est.raw_stages = dict(est.stages)
@@ -136,15 +140,21 @@ def estimate(
     return est
 
 
-def run_calibration(spec: JobSpec, steps: int | None) -> dict[str, Any]:
+def run_calibration(
+    spec: JobSpec, steps: int | None, mlflow_uri: str | None = None
+) -> dict[str, Any]:
     """The measurements of :mod:`chattune.jobs.calibrate`, run in a temporary folder."""
     work = Path(tempfile.mkdtemp(prefix="chattune-preflight-"))
     try:
-        request = {"spec": spec.model_dump(mode="json", exclude_unset=True) | {"name": spec.name}}
+        request: dict[str, Any] = {
+            "spec": spec.model_dump(mode="json", exclude_unset=True) | {"name": spec.name}
+        }
         if steps:
             request["steps"] = steps
+        if mlflow_uri:
+            request["mlflow_uri"] = mlflow_uri
         (work / "request.json").write_text(json.dumps(request))
-        env = os.environ | {"MLFLOW_TRACKING_URI": (work / "mlruns").as_uri()}
+        env = dict(os.environ)
         done = subprocess.run(
             [sys.executable, "-m", "chattune.jobs.calibrate", str(work / "request.json")],
             capture_output=True,

@@ -19,6 +19,7 @@ from starlette.types import Scope
 
 from chattune.serving import protocol
 from chattune.serving.gateway import openapi
+from chattune.serving.gateway.pairs import PairRecorder
 from chattune.serving.gateway.proxy import Proxy
 from chattune.serving.gateway.routing import RoutingTable, model_target
 from chattune.serving.http import (
@@ -57,6 +58,7 @@ def create_gateway_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     lifespan: Callable[[FastAPI], AsyncIterator[None]] | None = None,
     on_broken: Callable[[str, str], None] | None = None,
+    pairs: PairRecorder | None = None,
 ) -> FastAPI:
     """The gateway's FastAPI app; ``table`` is updated in place by the supervisor.
 
@@ -92,7 +94,7 @@ def create_gateway_app(
             await reconcile()
         return {"status": "reconciled"}
 
-    _add_model_routes(app, endpoint, Proxy(endpoint, table, client, draw, on_broken))
+    _add_model_routes(app, endpoint, Proxy(endpoint, table, client, draw, on_broken, pairs))
     openapi.install(app)
     return app
 
