@@ -122,8 +122,9 @@ def test_estimate_is_kept_for_the_job_of_the_same_spec(tmp_path: Path) -> None:
     store = ResourceStore(open_store(f"sqlite:///{tmp_path / 'db.sqlite'}").db)
     spec = _spec()
     stored = spec.model_dump(mode="json", exclude_unset=True) | {"name": "j"}
-    est = Estimate("j", "tiny-random-phi3", "local", 3, 3, 1.0, 10.0, {"finetune": 3.0}, 1.0,
-                   None, 16.0, True)
+    est = Estimate(
+        "j", "tiny-random-phi3", "local", 3, 3, 1.0, 10.0, {"finetune": 3.0}, 1.0, None, 16.0, True
+    )
     est.raw_stages = dict(est.stages)
     record_estimate(store, spec, stored, est)
     key = PREFLIGHT + spec_digest(stored)
