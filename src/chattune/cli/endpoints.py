@@ -563,3 +563,13 @@ def delete_deployment(
     with console.status(f"deleting deployment {name}...", spinner="dots"):
         get_client(workspace).endpoints.delete_deployment(endpoint, name)
     console.print(f"deleted deployment {name} of endpoint {endpoint}")
+
+
+def _register_compare_commands() -> None:
+    from chattune.cli import endpoints_compare
+
+    app.command("mirror-pairs")(endpoints_compare.mirror_pairs)
+    app.command("compare")(endpoints_compare.compare)
+
+
+_register_compare_commands()

@@ -20,6 +20,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+ESTIMATE_HELP = (
+    "Run the real stages on a slice of the data; print steps, time per stage, peak memory "
+    "and fit; start nothing"
+)
 _STYLE = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan"}
 
 
@@ -31,6 +35,7 @@ def create(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the effective parameters and stage plan; start nothing"
     ),
+    estimate: bool = typer.Option(False, "--estimate", help=ESTIMATE_HELP),
     workspace: str = WorkspaceOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -56,7 +61,10 @@ def create(
     not fit this machine. The spec's `compute:` must name a target (`chattune compute list`).
 
     The job's spec.yaml records every effective parameter and its source (spec, model card
-    or default); --dry-run prints the same without starting anything.
+    or default); --dry-run prints the same without starting anything. --estimate runs the
+    real stages on a slice of the data (under a minute for a small model) and predicts the
+    job's steps, time per stage, peak memory and fit; the job then created from the same
+    spec records that prediction beside what it really took (`jobs show`).
 
     Example: chattune jobs create -f examples/job.yaml --dry-run
     """
@@ -65,6 +73,10 @@ def create(
     if dry_run:
         _print_plan(client.jobs.plan(file, overrides=overrides), json)
         return
+    if estimate:
+        from chattune.cli.jobs_estimate import run_estimate
+
+        return run_estimate(client, file, overrides, json)
     job = client.jobs.create(file, overrides=overrides)
     if json:
         print_json(job_dict(job))
@@ -122,6 +134,7 @@ def show(
     client = get_client(workspace)
     job = client.jobs.get(name)
     data: dict[str, Any] = job_dict(job)
+    data["resources"] = client.jobs.resources(name)
     if metrics:
         target = plot or str(client.workspace.job_dir(name) / "loss.png")
         data["metrics"] = client.jobs.metrics(name, plot=target)
@@ -129,6 +142,9 @@ def show(
         print_json(data)
         return
     print_job(job)
+    from chattune.cli.jobs_estimate import print_resources
+
+    print_resources(data["resources"])
     if metrics:
         print_metrics(data["metrics"])
 

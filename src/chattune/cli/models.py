@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import typer
@@ -61,12 +62,17 @@ def show(
             print_lineage({"deployments": [data]})
         return
     else:
-        data = models.show(name, version=version, label=label).to_dict()
+        found = models.show(name, version=version, label=label)
+        data = found.to_dict() | {"history": models.history(found.name, found.version)}
     if json:
         print_json(data)
         return
     for key, value in data.items():
-        console.print(f"[bold]{key:16}[/] {value}")
+        if key != "history":
+            console.print(f"[bold]{key:16}[/] {value}")
+    for event in data.get("history", []):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(event["at"]))
+        console.print(f"[bold]{'history':16}[/] {when} {event['kind']}: {event['message']}")
 
 
 @app.command("register")
@@ -222,3 +228,13 @@ def print_lineage(found: dict[str, Any]) -> None:
         console.print(f"  [bold]parameters[/] {params}")
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in d["metrics"].items())
         console.print(f"  [bold]metrics[/] {metrics}")
+
+
+def _register_gate_commands() -> None:
+    from chattune.cli import models_gate
+
+    app.command("compare")(models_gate.compare)
+    app.command("promote")(models_gate.promote)
+
+
+_register_gate_commands()

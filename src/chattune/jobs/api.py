@@ -19,15 +19,18 @@ from typing import TYPE_CHECKING, Any
 from chattune.compute.targets import LOCAL, check_visible, start_local, submit_ray, unknown
 from chattune.errors import ConflictError, NotFoundError, ValidationError
 from chattune.jobs.pipeline import STAGE_NAMES
+from chattune.jobs.preflight import claim_estimate
 from chattune.jobs.queue import alive, position
 from chattune.jobs.spec import JobSpec, effective_yaml, load_spec, parse_spec, resolve_parameters
 from chattune.store import workspace_store
 from chattune.store.compute import TargetRecord
 from chattune.store.jobs import Job
+from chattune.store.resources import ResourceStore
 from chattune.workspace import Workspace, write_atomic
 
 if TYPE_CHECKING:
     from chattune.jobs.plan import Plan
+    from chattune.jobs.preflight import Estimate
 
 
 class JobsAPI:
@@ -36,6 +39,7 @@ class JobsAPI:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
         self.store = workspace_store(workspace).jobs
+        self.resources_store = ResourceStore(workspace_store(workspace).db)
 
     def create(
         self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None
@@ -61,6 +65,7 @@ class JobsAPI:
         write_atomic(
             self.ws.job_dir(job_spec.name) / "spec.yaml", effective_yaml(job_spec, effective)
         )
+        claim_estimate(self.resources_store, job_spec, stored_spec(job_spec))
         self._spawn(job_spec.name, resume=False)
         return self.get(job_spec.name)
 
@@ -85,6 +90,37 @@ class JobsAPI:
             sources.parse(job_spec.model)
         self.target(job_spec.compute)
         return make_plan(self.store, job_spec)
+
+    def estimate(
+        self,
+        spec: str | Path | dict[str, Any] | JobSpec,
+        overrides: dict[str, Any] | None = None,
+        steps: int | None = None,
+    ) -> Estimate:
+        """Pre-flight: run the real stages on a slice of the data, in a process of their
+        own, and predict steps, time per stage, peak memory and fit (``jobs create
+        --estimate``). No job and no cache entry is left; the estimate is kept for the job
+        created from the same spec, which records it beside what it really took.
+
+        >>> est = client.jobs.estimate("examples/job.yaml")
+        >>> est.total_seconds, est.peak_rss_gb, est.fits
+        """
+        from chattune.jobs.preflight import estimate, record_estimate
+
+        job_spec = _as_spec(spec, overrides)
+        check_inputs(job_spec)
+        self.target(job_spec.compute)
+        plan = self.plan(job_spec)
+        reused = {s.name for s in plan.stages if s.action.startswith("reuse")}
+        found = estimate(job_spec, self.resources_store, reused, steps, self.ws.mlflow_uri)
+        record_estimate(self.resources_store, job_spec, stored_spec(job_spec), found)
+        return found
+
+    def resources(self, name: str) -> dict[str, Any]:
+        """``{"predicted": {...}, "actual": {...}}`` of job ``name`` (empty when unknown)."""
+        self.store.get(name)
+        found = self.resources_store.get(name)
+        return {"predicted": {}, "actual": {}} if found is None else found
 
     def parameters(self) -> dict[str, dict[str, Any]]:
         """Every job parameter: ``{name: {"default", "type", "choices", "description"}}``

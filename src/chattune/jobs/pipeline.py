@@ -44,6 +44,8 @@ class Inputs:
     resuming: bool = False
     data_sha256: dict[str, str] = field(default_factory=dict)
     results: dict[type[Result], Result] = field(default_factory=dict)
+    peak_rss_gb: dict[str, float] = field(default_factory=dict)
+    """The job process's peak resident memory at the end of each stage (GiB, so far)."""
 
     @property
     def data(self) -> dict[str, str]:

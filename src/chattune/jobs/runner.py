@@ -68,8 +68,44 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
     status = run_pipeline(jobs, name, inputs)
     tracker.finish(status)
     jobs.update(name, status=status, finished_at=time.time())
+    record_actual(ws, name, inputs)
     log.info("job %s %s", name, status)
     return status
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, GiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def record_actual(ws: Workspace, name: str, inputs: Inputs) -> None:
+    """What the job really took, beside its prediction (``jobs show``; the estimator's
+    history). Stages reused from the cache count 0 s; ``setup`` is the rest of the job's
+    wall time (MLflow run, data digests). A failure here never fails the job."""
+    from chattune.jobs.preflight import shape_key
+    from chattune.store.resources import ResourceStore
+
+    try:
+        store = workspace_store(ws)
+        job = store.jobs.get(name)
+        stages = {
+            s.name: 0.0 if (s.note or "").startswith("reused") else round(s.duration or 0.0, 2)
+            for s in job.stages
+        }
+        total = (job.finished_at or time.time()) - (job.started_at or time.time())
+        actual = {
+            "status": job.status,
+            "stages": {"setup": round(max(total - sum(stages.values()), 0.0), 2), **stages},
+            "total_seconds": round(total, 1),
+            "peak_rss_gb": round(peak_rss_gb(), 3),
+            "stage_peak_rss_gb": {k: round(v, 3) for k, v in inputs.peak_rss_gb.items()},
+        }
+        shape = shape_key(inputs.spec, inputs.params)
+        ResourceStore(store.db).set_actual(name, inputs.spec.model, shape, actual)
+    except Exception as exc:
+        inputs.hooks.log.warning("could not record the job's resources: %s", exc)
 
 
 def run_pipeline(jobs: JobStore, name: str, inputs: Inputs) -> str:
@@ -85,6 +121,7 @@ def run_pipeline(jobs: JobStore, name: str, inputs: Inputs) -> str:
             continue
         try:
             inputs.results[stage.result] = run_stage(jobs, name, stage, keys[stage.name], inputs)
+            inputs.peak_rss_gb[stage.name] = peak_rss_gb()
         except Canceled:
             status, stop = "canceled", True
             jobs.update_stage(name, stage.name, status="canceled", finished_at=time.time())

@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chattune.catalog.cards import CATALOG, ModelCard, get_card
 from chattune.errors import (
@@ -30,6 +31,10 @@ from chattune.store.models import ModelState, RegisteredModel
 from chattune.train import faults
 from chattune.train.results import Packaged
 from chattune.workspace import Workspace
+
+if TYPE_CHECKING:
+    from chattune.registry.compare import Comparison
+    from chattune.registry.promote import Promotion
 
 # Used with fullmatch: `$` also matches before a final newline ("x\n" would pass).
 _NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,127}")
@@ -236,6 +241,50 @@ class ModelsAPI:
                 package = stage_result(self.store.jobs.get(model.job), "package", Packaged)
                 adapter = Path(package.pytorch_model_folder) / "final" if package else None
         return export(hf_folder(model.path), adapter, fmt, Path(to).resolve(), gguf_type)
+
+    def compare(
+        self,
+        a: str,
+        b: str = "base",
+        data: str | Path | None = None,
+        samples: int = 3,
+        mlflow: bool = True,
+    ) -> Comparison:
+        """Two registered versions (``NAME:VERSION`` or ``NAME@label``), or a version and
+        ``base`` (its base model), on the same held-out conversations (``data``, else the
+        first one's job's test split): loss, perplexity, token accuracy, ROUGE-L, BLEU,
+        answer length, latency and ``samples`` answers side by side. The report (Markdown,
+        HTML, figure) goes to ``comparisons/`` in the workspace and into an MLflow run.
+
+        >>> client.models.compare("tiny-chat:1", "tiny-chat:2").better("test_loss")
+        """
+        from chattune.registry import gating
+
+        return gating.compare(self, a, b, data, samples, mlflow)
+
+    def promote(
+        self,
+        ref: str,
+        label: str,
+        gates: builtins.list[str] | None = None,
+        force: bool = False,
+        data: str | Path | None = None,
+    ) -> Promotion:
+        """Move ``label`` to ``ref`` when every gate holds (default: test loss not worse
+        than the version holding ``label`` now, and better than the base). A refused
+        promotion raises a one-line ConflictError naming the failed gates and by how much;
+        ``force`` moves the label anyway and records a warning in the version's history.
+        """
+        from chattune.registry import gating
+
+        return gating.promote(self, ref, label, gates, force, data)
+
+    def history(self, name: str, version: str) -> builtins.list[dict[str, Any]]:
+        """What happened to ``name:version`` (promotions, forced ones with their warning)."""
+        from chattune.store.resources import ModelEventStore
+
+        self.show(name, version)
+        return ModelEventStore(self.store.db).list(name, version)
 
     def lineage(self, name: str, version: str) -> dict[str, Any]:
         """Model version → job → base model → data files (sha256) → parameters → metrics."""

@@ -357,6 +357,27 @@ class EndpointsAPI(DeploymentsMixin):
         self.store.delete(name)
         shutil.rmtree(self.ws.endpoint_dir(name), ignore_errors=True)
 
+    def keep_mirror_pairs(self, name: str, keep: int, days: float = 7.0) -> dict[str, Any]:
+        """Opt in to keeping (live answer, mirror answer, latencies) for mirrored requests,
+        at most ``keep`` pairs for ``days`` days; ``keep=0`` turns it off. The running
+        gateway picks it up at its next request."""
+        from chattune.serving.mirror_compare import set_pairs
+
+        self.get(name)
+        return set_pairs(self.ws.endpoint_dir(name), keep, days)
+
+    def compare(self, name: str, samples: int = 3) -> dict[str, Any]:
+        """The kept mirror pairs of ``name``: latency percentiles, error rates and answer
+        agreement (exact, ROUGE-L) of the live and the mirror deployment, and a sample."""
+        from chattune.serving.mirror_compare import pair_settings, summarize
+        from chattune.store.resources import MirrorPairStore
+
+        self.get(name)
+        pairs = MirrorPairStore(workspace_store(self.ws).db).list(name)
+        found = summarize(pairs, samples)
+        found["settings"] = pair_settings(self.ws.endpoint_dir(name))
+        return found
+
     # --- helpers ------------------------------------------------------------------------
 
     def _nudge(self, name: str) -> None:

@@ -132,4 +132,36 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE models ADD COLUMN state TEXT NOT NULL DEFAULT 'ready'",
         ),
     ),
+    (
+        8,
+        (
+            # A job's predicted and measured time and memory (JSON), by its shape: what the
+            # pre-flight estimate learns from. ``preflight:<digest>`` rows are estimates that
+            # no job has used yet (jobs create --estimate).
+            """CREATE TABLE IF NOT EXISTS job_resources (
+                job TEXT PRIMARY KEY,
+                model TEXT NOT NULL,
+                shape TEXT NOT NULL,
+                predicted TEXT NOT NULL DEFAULT '{}',
+                actual TEXT NOT NULL DEFAULT '{}',
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS job_resources_shape ON job_resources (model, shape)",
+            # What happened to a registered version (a forced promotion's warning, ...).
+            """CREATE TABLE IF NOT EXISTS model_events (
+                name TEXT NOT NULL,
+                version TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL,
+                message TEXT NOT NULL
+            )""",
+            # Opt-in pairs of (live answer, mirror answer) the gateway keeps per endpoint.
+            """CREATE TABLE IF NOT EXISTS mirror_pairs (
+                endpoint TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                pair TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS mirror_pairs_endpoint ON mirror_pairs (endpoint, at)",
+        ),
+    ),
 )

@@ -6,12 +6,16 @@ import functools
 import hashlib
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chattune.catalog import sources
 from chattune.data.digest import check_data_path
 from chattune.errors import ValidationError
 from chattune.train.params import TrainParams
 from chattune.train.results import Hooks, Validated
+
+if TYPE_CHECKING:
+    from chattune.compute.estimate import TrainingShape
 
 
 def run(model: str, data: dict[str, str], params: TrainParams, hooks: Hooks) -> Validated:
@@ -102,11 +106,23 @@ def check_compute(p: TrainParams) -> None:
 def check_memory(model: str, p: TrainParams, hooks: Hooks) -> None:
     """Refuse a job whose memory estimate (the one ``compute check`` prints) exceeds this
     machine's, naming what would fit; skipped when the model's config is not here yet."""
-    from chattune.compute.estimate import TrainingShape
     from chattune.compute.fit import require_fit
     from chattune.errors import NotFoundError
 
-    shape = TrainingShape(
+    shape = training_shape(p)
+    try:
+        fit = require_fit(model, shape)
+    except NotFoundError as exc:  # a hub model before its download: model_import decides
+        hooks.log.info("memory estimate skipped: %s", exc.message)
+        return
+    hooks.log.info("memory estimate: %s; %s GB here", fit.describe(), fit.room.gb)
+
+
+def training_shape(p: TrainParams) -> TrainingShape:
+    """The parameters the memory estimate reads (``compute check``'s shape)."""
+    from chattune.compute.estimate import TrainingShape
+
+    return TrainingShape(
         apply_lora=p.apply_lora,
         lora_r=p.lora_r,
         lora_target_modules=p.lora_target_modules,
@@ -118,12 +134,6 @@ def check_memory(model: str, p: TrainParams, hooks: Hooks) -> None:
         processes=p.world[0],
         deepspeed_stage=p.deepspeed_stage if p.apply_deepspeed else None,
     )
-    try:
-        fit = require_fit(model, shape)
-    except NotFoundError as exc:  # a hub model before its download: model_import decides
-        hooks.log.info("memory estimate skipped: %s", exc.message)
-        return
-    hooks.log.info("memory estimate: %s; %s GB here", fit.describe(), fit.room.gb)
 
 
 def _need_cuda(p: TrainParams, wants: list[str]) -> None:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.types import Scope
 
+from chattune.serving.gateway.pairs import PairRecorder
 from chattune.serving.gateway.proxy import Proxy
 from chattune.serving.gateway.routing import RoutingTable, model_target
 from chattune.serving.http import (
@@ -56,6 +57,7 @@ def create_gateway_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     lifespan: Callable[[FastAPI], AsyncIterator[None]] | None = None,
     on_broken: Callable[[str, str], None] | None = None,
+    pairs: PairRecorder | None = None,
 ) -> FastAPI:
     """The gateway's FastAPI app; ``table`` is updated in place by the supervisor.
 
@@ -91,7 +93,7 @@ def create_gateway_app(
             await reconcile()
         return Reply(status="reconciled")
 
-    _add_model_routes(app, endpoint, Proxy(endpoint, table, client, draw, on_broken))
+    _add_model_routes(app, endpoint, Proxy(endpoint, table, client, draw, on_broken, pairs))
     return app
 
 

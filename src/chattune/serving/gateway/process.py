@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from chattune.serving import procs
 from chattune.serving.gateway.app import create_gateway_app
+from chattune.serving.gateway.pairs import PairRecorder, store_writer
 from chattune.serving.gateway.supervisor import Supervisor
 from chattune.serving.http import WORKER_SECRET_ENV
 from chattune.serving.keys import KeyStore
@@ -86,6 +87,7 @@ def run_gateway(
         reconcile=supervisor.reconcile,
         lifespan=lifespan,
         on_broken=supervisor.note_broken,
+        pairs=PairRecorder(ws.endpoint_dir(endpoint), store_writer(ws.database_uri, endpoint)),
     )
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=3))
     server.run(sockets=[sock])

@@ -1,7 +1,8 @@
 """Forwarding a request to a worker and streaming its answer back (plus mirrored copies).
 
 The answer streams through unchanged (SSE included) and carries ``azureml-model-deployment``
-naming the deployment that served it. A mirrored copy's answer, or failure, is dropped.
+naming the deployment that served it. A mirrored copy's answer, or failure, is dropped,
+unless the endpoint opts in to keeping mirror pairs (``pairs``: both answers, bounded).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from chattune.serving.gateway.pairs import Pair, PairRecorder
 from chattune.serving.gateway.routing import RoutingTable, model_target, route
 from chattune.serving.http import (
     DEPLOYMENT_HEADER,
@@ -45,8 +47,10 @@ class Proxy:
         client: httpx.AsyncClient,
         draw: Callable[[], float],
         on_broken: Callable[[str, str], None] | None = None,
+        pairs: PairRecorder | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.pairs = pairs
         self.table = table
         self.client = client
         self.draw = draw
@@ -68,8 +72,10 @@ class Proxy:
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         headers[WORKER_SECRET_HEADER] = self._secret
         path, method = request.url.path, request.method
+        pair = None
         if shadow is not None and (shadow_url := self.table.choose_instance(shadow)):
-            task = asyncio.create_task(self._mirror(shadow_url + path, method, body, headers))
+            pair = self.pairs.begin(target, shadow) if self.pairs else None
+            task = asyncio.create_task(self._mirror(shadow_url + path, method, body, headers, pair))
             self._shadows.add(task)  # held until done, so it is not garbage-collected
             task.add_done_callback(self._shadows.discard)
         timeout = self.table.timeouts.get(target, 100.0)
@@ -80,8 +86,9 @@ class Proxy:
             await answer.aclose()
 
         events = answer.headers.get("content-type", "").startswith("text/event-stream")
+        chunks = self._relay(answer, target) if events else answer.aiter_raw()
         return StreamingResponse(
-            self._relay(answer, target) if events else answer.aiter_raw(),
+            pair.capture(chunks, answer.status_code) if pair else chunks,
             status_code=answer.status_code,
             headers={
                 "content-type": answer.headers.get("content-type", "application/json"),
@@ -148,14 +155,22 @@ class Proxy:
             )
         return url
 
-    async def _mirror(self, url: str, method: str, body: bytes, headers: dict[str, str]) -> None:
-        """Send a copy of a live request; the answer (or failure) is dropped."""
+    async def _mirror(
+        self, url: str, method: str, body: bytes, headers: dict[str, str], pair: Pair | None
+    ) -> None:
+        """Send a copy of a live request; the answer (or failure) is dropped, or kept in
+        ``pair`` beside the live one."""
         try:
-            await self.client.request(
+            answer = await self.client.request(
                 method, url, content=body, headers=headers, timeout=MIRROR_TIMEOUT_S
             )
         except httpx.HTTPError as exc:
             log.info("mirrored request to %s failed: %s", url, type(exc).__name__)
+            if pair is not None:
+                pair.done("mirror", None, b"", type(exc).__name__)
+            return
+        if pair is not None:
+            pair.done("mirror", answer.status_code, answer.content)
 
 
 def _model_field(body: bytes) -> str | None:
