@@ -137,7 +137,6 @@ class DataReader:
             prompt, pid = _ids(raw)
             record.conversation = Conversation(clean(messages), prompt, pid, record.where)
 
-
     def _convert_pair(self, record: Record) -> None:
         assert self.format is not None
         pair, record.problems = to_pair(record.raw, self.format, self.role_map)
