@@ -5,7 +5,10 @@ in MLflow, the evaluation's base-vs-tuned table, a registered model with its lin
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from chattune import Client
 
@@ -71,3 +74,43 @@ def test_a_dpo_job_trains_evaluates_and_registers(
 
     version = client.models.register(job="dpo-tiny", name="dpo-tiny-chat")
     assert version.lineage["spec"]["method"] == "dpo"
+
+
+@pytest.mark.slow  # two jobs' start-up: `make test-all`
+def test_dpo_from_a_registered_sft_model_has_the_sft_parent_in_its_lineage(
+    workspace: Path, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    train = tmp_path / "prefs.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in ultrafeedback_pairs(6)))
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(
+        "".join(json.dumps({"messages": r["chosen"]}) + "\n" for r in ultrafeedback_pairs(6))
+    )
+    client = Client(workspace)
+    fast = {"max_steps": 2, "max_seq_length": 64, "evaluation_strategy": "no"}
+    sft = {
+        "name": "sft",
+        "model": "tiny-random-phi3",
+        "data": {"train": str(chat)},
+        "parameters": fast,
+    }
+    assert client.jobs.wait(client.jobs.create(sft).name, timeout=600).status == "completed"
+    client.models.register(job="sft", name="my-sft", version="1")
+    dpo = {"name": "dpo", "method": "dpo", "model": "my-sft:1", "data": {"train": str(train)},
+           "parameters": fast}  # fmt: skip
+    job = client.jobs.wait(client.jobs.create(dpo).name, timeout=600)
+    assert job.status == "completed", client.jobs.logs("dpo")
+    client.models.register(job="dpo", name="my-dpo", version="1")
+    lineage = client.models.lineage("my-dpo", "1")
+    assert lineage["base_model"]["name"] == "my-sft:1"
+    assert lineage["base_model"]["source"] == "registered model"
+    parent = lineage["parent"]
+    assert parent["job"]["name"] == "sft"
+    printed = subprocess.run(["sha256sum", str(chat)], capture_output=True, text=True)
+    assert parent["data"][0]["sha256"] == printed.stdout.split()[0]
+    assert (
+        lineage["data"][0]["sha256"]
+        == subprocess.run(["sha256sum", str(train)], capture_output=True, text=True).stdout.split()[
+            0
+        ]
+    )

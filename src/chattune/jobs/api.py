@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chattune.catalog.registered import use_workspace
 from chattune.compute.targets import LOCAL, start_local, submit_ray, unknown
 from chattune.errors import ConflictError, NotFoundError, ValidationError
 from chattune.jobs.pipeline import STAGE_NAMES
@@ -36,6 +37,7 @@ class JobsAPI:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
         self.store = workspace_store(workspace).jobs
+        use_workspace(workspace)  # specs may name its registered models (model: my-sft:1)
 
     def create(
         self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None

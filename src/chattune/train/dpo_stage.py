@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from chattune.train import finetune as sft
 from chattune.train import report
@@ -59,7 +59,7 @@ def finetune(
         best_checkpoint=best,
         global_step=result.global_step,
         train_loss=train_loss,
-        train_rows=len(trainer.train_dataset),
+        train_rows=len(cast(list[Any], trainer.train_dataset)),
         resumed_from=str(start.path) if start else None,
     )
 

@@ -61,14 +61,16 @@ def _split(
     tokenizer: Any, split: str, path: str, lengths: tuple[int, int], out_dir: Path, hooks: Hooks
 ) -> SplitStats:
     from chattune.data.readers import iter_pairs
+    from chattune.train.template import max_token_chars
 
+    chars = lengths[0] * max_token_chars(tokenizer)  # a 16 MiB answer is never tokenized whole
     file = out_dir / f"{split}.jsonl"
     tmp = file.with_name(f".{file.name}.tmp")
     totals = {"examples": 0, "tokens": 0, "target": 0, "truncated": 0, "dropped": 0}
     try:
         with open(tmp, "w") as f:
             for pair in iter_pairs(path):
-                tokenized, truncated = tokenize_pair(tokenizer, pair, *lengths)
+                tokenized, truncated = tokenize_pair(tokenizer, pair, *lengths, chars)
                 totals["truncated"] += truncated
                 if tokenized is None:
                     totals["dropped"] += 1
@@ -105,11 +107,13 @@ def _split(
 
 
 def tokenize_pair(
-    tokenizer: Any, pair: PreferencePair, max_len: int, max_prompt: int
+    tokenizer: Any, pair: PreferencePair, max_len: int, max_prompt: int, chars: int
 ) -> tuple[Pair | None, bool]:
-    """``(pair's token ids, truncated)``; None when no answer token fits."""
+    """``(pair's token ids, truncated)``; None when no answer token fits. Only the last
+    ``chars`` characters of the prompt and the first of each answer are tokenized (at least
+    ``max_len`` tokens' worth: ``max_len`` times the longest vocabulary entry)."""
     from chattune.data.chat import prepare_messages
-    from chattune.train.template import max_token_chars, renderer
+    from chattune.train.template import renderer
 
     render = renderer(tokenizer)
     prompt_text = render(prepare_messages(tokenizer, pair.prompt), True)
@@ -123,7 +127,6 @@ def tokenize_pair(
                 "use a model whose template renders each turn after the previous ones",
             )
         answers.append(full[len(prompt_text) :])
-    chars = max_len * max_token_chars(tokenizer)  # a 16 MiB answer is never tokenized whole
     prompt_ids = _encode(tokenizer, prompt_text[-chars:])
     truncated = len(prompt_ids) > max_prompt or len(prompt_text) > chars
     prompt_ids = prompt_ids[-max_prompt:]
