@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chattune.data.preference import detect as detect_preference
 from chattune.data.schema import Message, Problem
 
 FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion")
@@ -50,9 +49,6 @@ def detect(row: Any) -> str | None:
         return "messages"
     if not isinstance(row, dict):
         return None
-    preference = detect_preference(row)  # before sharegpt: LLaMA-Factory's DPO rows
-    if preference is not None:
-        return preference
     for fmt in FORMATS:
         if _KEYS[fmt] in row:
             return fmt

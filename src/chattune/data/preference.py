@@ -23,6 +23,8 @@ from typing import Any
 
 from chattune.data.schema import Message, Problem, clean, conversation_problems
 
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+"""LLaMA-Factory's ShareGPT speakers (``role_map`` extends them); role names pass as they are."""
 PREFERENCE_FORMATS = ("ultrafeedback_binarized", "prompt_chosen_rejected", "sharegpt_dpo")
 
 
@@ -117,8 +119,6 @@ def _from_strings(row: dict[str, Any]) -> Parts:
 
 
 def _from_sharegpt(row: dict[str, Any], role_map: Mapping[str, str] | None) -> Parts:
-    from chattune.data.formats import SHAREGPT_ROLES
-
     roles = {**SHAREGPT_ROLES, **(role_map or {})}
     problems: list[Problem] = []
     turns = row["conversations"]

@@ -26,6 +26,7 @@ from chattune.data.digest import check_data_path
 from chattune.data.formats import FORMATS, detect, to_messages
 from chattune.data.hub_layout import DATA_SUFFIXES, split_files
 from chattune.data.preference import PREFERENCE_FORMATS, PreferencePair, to_pair
+from chattune.data.preference import detect as detect_preference
 from chattune.data.schema import (
     Conversation,
     DataValidationError,
@@ -121,7 +122,8 @@ class DataReader:
             record.problems = [Problem("invalid_text", where, text)]
             return
         if self.format is None:
-            self.format = detect(raw) or "messages"
+            # preference first: LLaMA-Factory's DPO rows hold ShareGPT conversations too
+            self.format = detect_preference(raw) or detect(raw) or "messages"
         if self.format in PREFERENCE_FORMATS:
             self._convert_pair(record)
             return

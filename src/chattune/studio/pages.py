@@ -82,6 +82,7 @@ def job_page(request: Request, name: str) -> str:
         + table(["stage", "status", "time", "reused or run", "note"], stages, id="stages")
         + '</section><section><h2>Loss</h2><div id="curve" class="curve">'
         '<p class="muted">no points yet</p></div><p id="progress" class="muted"></p>'
+        '<div id="rewards" class="curve"></div>'  # method: dpo (drawn when logged)
         "</section></div>"
         '<h2>Log</h2><pre id="log" class="log"></pre>'
         '<h2>Evaluation report</h2><div id="report"><p class="muted">after the evaluate '
@@ -103,6 +104,9 @@ def new_job_page(request: Request) -> str:
         '<form id="job-form" class="form" autocomplete="off"><div class="fields">'
         '<label>name <input name="name" placeholder="job-…"></label><div class="err" '
         'id="err-name"></div>'
+        '<label>method <select name="method"><option value="sft">sft (supervised)</option>'
+        '<option value="dpo">dpo (preference pairs)</option></select></label>'
+        '<div class="err" id="err-method"></div>'
         f'<label>model <select name="model">{options}</select></label>'
         '<div class="err" id="err-model"></div>'
         '<label>train data <input name="data.train" list="data-files"></label>'

@@ -14,11 +14,9 @@ Metrics per logged step, TRL's names: ``loss``, ``rewards/chosen``, ``rewards/re
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -192,19 +190,3 @@ def with_reference(model: Any, pairs: list[Pair], batch: int = 4) -> list[Pair]:
             for pair, c, r in zip(chunk, sums[:n].tolist(), sums[n:].tolist(), strict=True):
                 out.append(Pair(pair.prompt, pair.chosen, pair.rejected, c, r))
     return out
-
-
-def store_reference_logps(model_dir: str, files: list[Path], hooks: Any) -> None:
-    """Add the base model's answer log-probs (``ref_chosen``, ``ref_rejected``) to each
-    preprocessed pair file, rewritten through a temporary file."""
-    from chattune.train.preference import read_pairs
-    from chattune.train.scoring import load_model
-
-    model = load_model(model_dir)
-    for file in files:
-        pairs = with_reference(model, read_pairs(file))
-        tmp = file.with_name(f".{file.name}.ref.tmp")
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(p.__dict__) + "\n" for p in pairs)
-        tmp.replace(file)
-        hooks.log.info("reference log-probs of %d pairs stored in %s", len(pairs), file.name)

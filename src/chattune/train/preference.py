@@ -51,8 +51,6 @@ def run(
     for split, path in data.items():
         splits[split] = _split(tokenizer, split, path, (max_len, max_prompt), out_dir, hooks)
     if precompute_reference:
-        from chattune.train.dpo import store_reference_logps
-
         store_reference_logps(model.model_dir, [Path(s.file) for s in splits.values()], hooks)
     return Preprocessed(max_seq_length=max_len, splits=splits)
 
@@ -149,3 +147,19 @@ def read_pairs(path: str | Path) -> list[Pair]:
     """The pairs a preprocess split wrote."""
     with open(path) as f:
         return [Pair(**json.loads(line)) for line in f]
+
+
+def store_reference_logps(model_dir: str, files: list[Path], hooks: Hooks) -> None:
+    """Add the base model's answer log-probs (``ref_chosen``, ``ref_rejected``) to each
+    preprocessed pair file, rewritten through a temporary file."""
+    from chattune.train.dpo import with_reference
+    from chattune.train.scoring import load_model
+
+    model = load_model(model_dir)
+    for file in files:
+        pairs = with_reference(model, read_pairs(file))
+        tmp = file.with_name(f".{file.name}.ref.tmp")
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(p.__dict__) + "\n" for p in pairs)
+        tmp.replace(file)
+        hooks.log.info("reference log-probs of %d pairs stored in %s", len(pairs), file.name)
