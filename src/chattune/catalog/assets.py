@@ -65,7 +65,7 @@ LLAMAFACTORY = Archive(
 )
 
 MODELS = ("SmolLM2-135M-Instruct", "tiny-random-phi3")
-DATASETS = ("ultrachat-sample",)
+DATASETS = ("ultrachat-sample", "preference-sample")
 MANIFEST = ".chattune-asset.json"
 
 
@@ -139,6 +139,7 @@ def fetch(
         "SmolLM2-135M-Instruct": (SMOLLM2, convert.smollm2),
         "tiny-random-phi3": (LLAMA_CPP, convert.tiny_random_phi3),
         "ultrachat-sample": (LLAMAFACTORY, convert.ultrachat_sample),
+        "preference-sample": (LLAMAFACTORY, convert.preference_sample),
     }
     wanted = names or list(builders)
     for name in wanted:

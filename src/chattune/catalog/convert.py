@@ -77,6 +77,15 @@ def save(model: Any, tokenizer: Any, out: Path, eos: list[int]) -> None:
     tokenizer.save_pretrained(out)
 
 
+def preference_sample(archive: Path, out: Path) -> None:
+    """llamafactory's DPO demo pairs → ultrafeedback_binarized schema, two splits, hub layout."""
+    from chattune.data.preference_sample import build_preference_sample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = extract(archive, LLAMAFACTORY_DATA, Path(tmp))
+        build_preference_sample(data, out)
+
+
 def ultrachat_sample(archive: Path, out: Path) -> None:
     """llamafactory demo conversations → ultrachat_200k schema, four parquet splits, hub layout."""
     from chattune.data.sample import build_ultrachat_sample

@@ -1,6 +1,7 @@
 """Resolve a model reference to a local transformers folder.
 
-A reference is a catalog name (``NAME``, ``NAME@label``, ``NAME:version``), ``hf://org/id``
+A reference is a catalog name (``NAME``, ``NAME@label``, ``NAME:version``), a model this
+workspace registered (the same forms, :mod:`chattune.catalog.registered`), ``hf://org/id``
 (downloaded through the hub cache, the real path users with the hub take), or a local folder.
 """
 
@@ -45,7 +46,15 @@ def parse(ref: str) -> ModelRef:
         name, label = ref.split("@", 1)
     elif ":" in ref:
         name, version = ref.split(":", 1)
-    card = get_card(name, label=label, version=version)
+    try:
+        card = get_card(name, label=label, version=version)
+    except NotFoundError:
+        from chattune.catalog.registered import registered_folder
+
+        folder = registered_folder(ref)  # a version this workspace registered (an SFT model)
+        if folder is None:
+            raise
+        return ModelRef(ref, None, None, folder)
     hub_id = card.source.removeprefix("hf://") if card.source.startswith("hf://") else None
     return ModelRef(ref, card, hub_id, None)
 

@@ -206,6 +206,18 @@ def _split(ref: str) -> tuple[str, str]:
     return name, version
 
 
+def print_parents(parent: dict[str, Any] | None, depth: int = 2) -> None:
+    """A registered base model's own lineage (an SFT model a DPO job started from)."""
+    while parent:
+        pad = "  " * depth
+        console.print(f"{pad}[bold]parent[/] {parent['model']['ref']}  job {parent['job']['name']}")
+        base = parent["base_model"]
+        console.print(f"{pad}  [bold]base model[/] {base['name']} ({base['source']})")
+        for item in parent["data"]:
+            console.print(f"{pad}  [bold]data.{item['split']}[/] sha256 {item['sha256']}")
+        parent, depth = parent.get("parent"), depth + 1
+
+
 def print_lineage(found: dict[str, Any]) -> None:
     """Lineage as indented lines: deployment → model → job → base → data → params → metrics."""
     if "endpoint" in found:
@@ -220,6 +232,7 @@ def print_lineage(found: dict[str, Any]) -> None:
         console.print(f"  [bold]job[/] {d['job']['name']}  run: {d['job']['mlflow_run_id']}")
         base = d["base_model"]
         console.print(f"  [bold]base model[/] {base['name']} v{base['version']} ({base['source']})")
+        print_parents(d.get("parent"))
         for item in d["data"]:
             console.print(
                 f"  [bold]data.{item['split']}[/] {item['path']}  sha256 {item['sha256']}"

@@ -7,7 +7,9 @@ SOURCE is one of, tried in this order:
 3. a hub id ``org/name`` (``datasets.load_dataset(source)``, the real hub code path).
 
 Output: ``train_sft.jsonl``, ``test_sft.jsonl``, ``train_gen.jsonl``, ``test_gen.jsonl`` in
-OUT, rows unchanged. A source with other split names is mapped per output split, first
+OUT, rows unchanged (preference data with a ``train_prefs`` split, like
+ultrafeedback_binarized and ``preference-sample``: ``train_prefs.jsonl`` and
+``test_prefs.jsonl``). A source with other split names is mapped per output split, first
 present wins: ``train_sft`` ← train_sft, train_gen, train; ``train_gen`` ← train_gen,
 train_sft, train; ``test_*`` likewise from test_*, test, validation, valid, dev. A source with
 no test split gets one carved from train (10%, seeded), so test rows never repeat train rows.
@@ -142,7 +144,20 @@ def plan_splits(available: list[str]) -> dict[str, str]:
 
     >>> plan_splits(["train", "test"])
     {'train_sft': 'train', 'test_sft': 'test', 'train_gen': 'train', 'test_gen': 'test'}
+
+    Preference data (ultrafeedback_binarized's ``train_prefs``) keeps its own names:
+
+    >>> plan_splits(["train_prefs", "test_prefs", "train_gen"])
+    {'train_prefs': 'train_prefs', 'test_prefs': 'test_prefs'}
     """
+    if "train_prefs" in available:
+        test = next((c for c in ("test_prefs", *TEST_ALIASES) if c in available), None)
+        if test is None:
+            raise ValidationError(
+                "preference data with train_prefs needs a test_prefs split",
+                "add a test_prefs split to the source",
+            )
+        return {"train_prefs": "train_prefs", "test_prefs": test}
     plan: dict[str, str] = {}
     for split in OUT_SPLITS:
         kind, part = split.split("_")

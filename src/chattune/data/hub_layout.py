@@ -24,6 +24,10 @@ from chattune.errors import ConflictError, ValidationError
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
 
 
+MESSAGE_COLUMNS = ("chosen", "rejected", "messages")
+"""Columns of ``{content, role}`` lists written when the rows have them (in this order)."""
+
+
 def write_hub_folder(
     splits: Mapping[str, list[dict[str, Any]]], out_dir: Path, readme_body: str = ""
 ) -> None:
@@ -40,12 +44,11 @@ def write_hub_folder(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    turns = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
+    first = next((rows[0] for rows in splits.values() if rows), {})
+    lists = [c for c in MESSAGE_COLUMNS if c in first]  # preference rows: chosen, rejected
     schema = pa.schema(
-        [
-            ("prompt", pa.string()),
-            ("prompt_id", pa.string()),
-            ("messages", pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))),
-        ]
+        [("prompt", pa.string()), ("prompt_id", pa.string()), *((c, turns) for c in lists)]
     )
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +62,10 @@ def write_hub_folder(
                     {
                         "prompt": r["prompt"],
                         "prompt_id": r["prompt_id"],
-                        "messages": [
-                            {"content": m["content"], "role": m["role"]} for m in r["messages"]
-                        ],
+                        **{
+                            c: [{"content": m["content"], "role": m["role"]} for m in r[c]]
+                            for c in lists
+                        },
                     }
                     for r in rows
                 ],

@@ -25,6 +25,8 @@ from typing import Any, BinaryIO
 from chattune.data.digest import check_data_path
 from chattune.data.formats import FORMATS, detect, to_messages
 from chattune.data.hub_layout import DATA_SUFFIXES, split_files
+from chattune.data.preference import PREFERENCE_FORMATS, PreferencePair, to_pair
+from chattune.data.preference import detect as detect_preference
 from chattune.data.schema import (
     Conversation,
     DataValidationError,
@@ -57,6 +59,8 @@ class Record:
     problems: list[Problem] = field(default_factory=list)
     text: str | None = None
     """The row's text when it could not be parsed (for a rejects file)."""
+    pair: PreferencePair | None = None
+    """A preference row's pair (its ``conversation`` is the prompt and the chosen answer)."""
 
     @property
     def where(self) -> str:
@@ -90,9 +94,10 @@ class DataReader:
         role_map: Mapping[str, str] | None = None,
         require_assistant: bool = True,
     ) -> None:
-        if fmt is not None and fmt not in FORMATS:
+        if fmt is not None and fmt not in FORMATS + PREFERENCE_FORMATS:
             raise ValidationError(
-                f"unknown data format {fmt!r}", f"use one of {', '.join(FORMATS)}"
+                f"unknown data format {fmt!r}",
+                f"use one of {', '.join(FORMATS + PREFERENCE_FORMATS)}",
             )
         self.path = Path(path)
         self.split = split
@@ -117,7 +122,11 @@ class DataReader:
             record.problems = [Problem("invalid_text", where, text)]
             return
         if self.format is None:
-            self.format = detect(raw) or "messages"
+            # preference first: LLaMA-Factory's DPO rows hold ShareGPT conversations too
+            self.format = detect_preference(raw) or detect(raw) or "messages"
+        if self.format in PREFERENCE_FORMATS:
+            self._convert_pair(record)
+            return
         messages, problems = to_messages(raw, self.format, self.role_map)
         if not problems or messages is not None:
             problems += _renamed(
@@ -129,6 +138,14 @@ class DataReader:
         if record.ok:
             prompt, pid = _ids(raw)
             record.conversation = Conversation(clean(messages), prompt, pid, record.where)
+
+    def _convert_pair(self, record: Record) -> None:
+        assert self.format is not None
+        pair, record.problems = to_pair(record.raw, self.format, self.role_map)
+        if pair is not None and record.ok:
+            record.pair = PreferencePair(pair.prompt, pair.chosen, pair.rejected, record.where)
+            chosen = pair.conversation("chosen")
+            record.conversation = Conversation(chosen, None, None, record.where)
 
 
 def _renamed(problems: list[Problem], fmt: str, raw: Any) -> list[Problem]:
@@ -199,6 +216,30 @@ def iter_conversations(
         problems += [f"{record.where}: {p.text}" for p in record.problems if p.severity == "error"]
         if record.conversation is not None and not problems:
             yield record.conversation
+    if not problems and not rows:
+        problems.append(f"{path.name}: no rows")
+    if problems:
+        raise DataValidationError(problems)
+
+
+def iter_pairs(path: str | Path, split: str | None = None) -> Iterator[PreferencePair]:
+    """Stream the preference pairs of a file (DPO data); at the end, raise once with every
+    bad row. A file of chat rows (no chosen/rejected) is refused on its first row."""
+    path = Path(path)
+    problems: list[str] = []
+    rows = 0
+    reader = DataReader(path, split)
+    for record in reader:
+        rows += 1
+        if reader.format is not None and reader.format not in PREFERENCE_FORMATS:
+            raise ValidationError(
+                f"{record.where}: a {reader.format} row; preference tuning needs preference "
+                "rows (prompt, chosen, rejected)",
+                f"use one of the formats {', '.join(PREFERENCE_FORMATS)}, or method: sft",
+            )
+        problems += [f"{record.where}: {p.text}" for p in record.problems if p.severity == "error"]
+        if record.pair is not None and not problems:
+            yield record.pair
     if not problems and not rows:
         problems.append(f"{path.name}: no rows")
     if problems:

@@ -58,7 +58,7 @@ def convert_rows(data_dir: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for filename, converter in SOURCES:
-        for raw in _read_json_list(data_dir / filename):
+        for raw in read_json_list(data_dir / filename):
             messages = converter(raw) if isinstance(raw, dict) else None
             if messages is None or validate_conversation(messages):
                 continue
@@ -102,7 +102,7 @@ def build_ultrachat_sample(llamafactory_data_dir: Path, out_dir: Path) -> dict[s
     return counts
 
 
-def _read_json_list(path: Path) -> list[Any]:
+def read_json_list(path: Path) -> list[Any]:
     if not path.is_file():
         raise AssetError(
             f"{path} is missing from the llamafactory data folder",

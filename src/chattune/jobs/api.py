@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chattune.catalog.registered import use_workspace
 from chattune.compute.targets import LOCAL, check_visible, start_local, submit_ray, unknown
 from chattune.errors import ConflictError, NotFoundError, ValidationError
 from chattune.jobs.pipeline import STAGE_NAMES
@@ -40,6 +41,7 @@ class JobsAPI:
         self.ws = workspace
         self.store = workspace_store(workspace).jobs
         self.resources_store = ResourceStore(workspace_store(workspace).db)
+        use_workspace(workspace)  # specs may name its registered models (model: my-sft:1)
 
     def create(
         self, spec: str | Path | dict[str, Any] | JobSpec, overrides: dict[str, Any] | None = None

@@ -77,7 +77,7 @@ class Stage:
 def _validate(i: Inputs) -> Validated:
     from chattune.train import validate
 
-    return validate.run(i.spec.model, i.data, i.params, i.hooks)
+    return validate.run(i.spec.model, i.data, i.params, i.hooks, method=i.spec.method)
 
 
 def _model_import(i: Inputs) -> ImportedModel:
@@ -91,11 +91,23 @@ def _preprocess(i: Inputs) -> Preprocessed:
 
     model = i.get(ImportedModel)
     splits = {k: v for k, v in i.data.items() if k != "test_gen"}  # prompts, not trained on
+    if i.spec.method == "dpo":
+        from chattune.train import preference
+
+        p = i.params
+        return preference.run(
+            model, splits, p.max_seq_length, p.max_prompt_length, i.dir("preprocess"), i.hooks,
+            precompute_reference=p.precompute_reference and not p.apply_lora,
+        )  # fmt: skip
     return preprocess.run(model, splits, i.params.max_seq_length, i.dir("preprocess"), i.hooks)
 
 
 def _finetune(i: Inputs) -> FineTuned:
     prep, model = i.get(Preprocessed), i.get(ImportedModel)
+    if i.spec.method == "dpo":  # one process (validate refuses the others)
+        from chattune.train import dpo_stage
+
+        return dpo_stage.finetune(model, prep, i.params, i.dir("finetune"), i.hooks, i.resuming)
     nproc, nnodes = i.params.world
     if nproc * nnodes > 1 or i.params.apply_deepspeed or i.params.fsdp:  # a process group
         from chattune.train import distributed
@@ -114,6 +126,10 @@ def _evaluate(i: Inputs) -> Evaluation:
 
     gen_data = i.data.get("test_gen") or i.data.get("test")
     prep, tuned = i.get(Preprocessed), i.get(FineTuned)
+    if i.spec.method == "dpo":
+        from chattune.train import dpo_stage
+
+        return dpo_stage.evaluate(prep, tuned, i.params, i.hooks, i.dir("evaluate"))
     return evaluate.run(prep, tuned, i.params, i.hooks, gen_data, i.dir("evaluate"))
 
 
@@ -124,7 +140,22 @@ def _package(i: Inputs) -> Packaged:
 
 
 def _training(i: Inputs) -> dict[str, Any]:
-    return i.params.model_dump(mode="json", exclude={"per_device_eval_batch_size"})
+    params = i.params.model_dump(mode="json", exclude={"per_device_eval_batch_size"})
+    return params if i.spec.method == "sft" else {**params, "method": i.spec.method}
+
+
+def _preprocessing(i: Inputs) -> dict[str, Any]:
+    inputs: dict[str, Any] = {
+        "data": i.data_sha256,
+        "max_seq_length": i.params.max_seq_length,
+        "format": TOKENS_FORMAT,  # a cache in another layout (JSON lines) is never reused
+    }
+    if i.spec.method == "dpo":  # keys of SFT jobs stay as they were
+        p = i.params
+        reference = p.precompute_reference and not p.apply_lora
+        inputs |= {"method": "dpo", "max_prompt_length": p.max_prompt_length}
+        inputs |= {"precompute_reference": p.precision} if reference else {}
+    return inputs
 
 
 PIPELINE: tuple[Stage, ...] = (
@@ -154,11 +185,7 @@ PIPELINE: tuple[Stage, ...] = (
         _preprocess,
         Preprocessed,
         needs=("model_import",),
-        key_inputs=lambda i: {
-            "data": i.data_sha256,
-            "max_seq_length": i.params.max_seq_length,
-            "format": TOKENS_FORMAT,  # a cache in another layout (JSON lines) is never reused
-        },
+        key_inputs=_preprocessing,
         shared=True,
     ),
     Stage("finetune", _finetune, FineTuned, ("model_import", "preprocess"), _training),
@@ -168,6 +195,7 @@ PIPELINE: tuple[Stage, ...] = (
         Evaluation,
         needs=("preprocess", "finetune"),
         key_inputs=lambda i: {
+            **({"method": "dpo", "beta": i.params.beta} if i.spec.method == "dpo" else {}),
             "per_device_eval_batch_size": i.params.per_device_eval_batch_size,
             "precision": i.params.precision,
             "generation": [i.params.generation_eval_rows, i.params.generation_max_new_tokens],

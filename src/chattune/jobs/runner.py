@@ -31,6 +31,9 @@ from chattune.workspace import Workspace, write_atomic
 
 def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
     """Run (or resume) job ``name`` to a final status and return it."""
+    from chattune.catalog.registered import use_workspace
+
+    use_workspace(ws)  # the spec may start from one of its registered models
     jobs = workspace_store(ws).jobs
     job = jobs.get(name)
     spec = JobSpec.model_validate(job.spec)

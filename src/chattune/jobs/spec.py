@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -52,6 +52,9 @@ class JobSpec(BaseModel):
     """MLflow experiment of the job's run (default ``chat_completion_<model name>``)."""
     description: str = ""
     """Free text kept with the job."""
+    method: Literal["sft", "dpo"] = "sft"
+    """``sft``: supervised fine-tuning on conversations; ``dpo``: preference tuning (DPO) on
+    pairs of a chosen and a rejected answer (``beta``, ``loss_type``, ``max_prompt_length``)."""
     model: str
     """Base model: ``catalog-name[@label|:version]``, a local folder or ``hf://org/id``."""
     compute: str = "local"

@@ -290,7 +290,26 @@ class ModelsAPI:
         """Model version → job → base model → data files (sha256) → parameters → metrics."""
         from chattune.registry.lifecycle import model_lineage
 
-        return model_lineage(self.show(name, version))
+        found = model_lineage(self.show(name, version))
+        entry, seen = found, {f"{name}:{version}"}
+        while entry.get("base_model", {}).get("name") not in seen:  # SFT parent → DPO → ...
+            parent = self._registered(entry["base_model"]["name"])
+            if parent is None:
+                break
+            seen.add(parent.ref)
+            entry["base_model"] |= {"source": "registered model", "version": parent.version}
+            entry["parent"] = model_lineage(parent)
+            entry = entry["parent"]
+        return found
+
+    def _registered(self, ref: str | None) -> RegisteredModel | None:
+        """The registered version a base-model reference names, if it names one."""
+        if not ref or self.is_catalog(ref.split(":")[0].split("@")[0]):
+            return None
+        try:
+            return self.resolve(ref)
+        except NotFoundError:
+            return None
 
     def endpoint_lineage(self, endpoint: str) -> dict[str, Any]:
         """Each deployment of ``endpoint`` with its model version's lineage."""

@@ -33,6 +33,9 @@ FORM_PARAMETERS = (
     "lora_alpha",
     "generation_eval_rows",
     "generation_max_new_tokens",
+    "beta",  # method: dpo
+    "loss_type",
+    "max_prompt_length",
 )
 
 

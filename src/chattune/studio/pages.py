@@ -95,6 +95,7 @@ def job_page(request: Request, name: str) -> str:
         + table(["stage", "status", "time", "reused or run", "note"], stages, id="stages")
         + '</section><section><h2>Loss</h2><div id="curve" class="curve">'
         '<p class="muted">no points yet</p></div>'
+        '<div id="rewards" class="curve"></div>'  # method: dpo (drawn when logged)
         '<p><span id="progress" class="muted" role="status" '
         'aria-live="polite"></span> <span id="progress-meter" class="meter" role="progressbar" '
         'aria-label="stage progress" aria-valuemin="0" aria-valuemax="100" hidden><span>'
@@ -132,6 +133,9 @@ def new_job_page(request: Request) -> str:
         '<form id="job-form" class="form" autocomplete="off"><div class="fields">'
         '<label>name <input name="name" placeholder="job-…"></label><div class="err" '
         'id="err-name"></div>'
+        '<label>method <select name="method"><option value="sft">sft (supervised)</option>'
+        '<option value="dpo">dpo (preference pairs)</option></select></label>'
+        '<div class="err" id="err-method"></div>'
         f'<label>model <select name="model" aria-describedby="compute">{options}</select></label>'
         '<p id="compute" class="muted" aria-live="polite"></p>'
         '<div class="err" id="err-model"></div>'

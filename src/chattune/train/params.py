@@ -213,6 +213,19 @@ class TrainParams(BaseModel):
     (``number_of_gpu_to_use_finetuning``), else 1. On CPU they use the gloo backend."""
     rendezvous_endpoint: str | None = None
     """``host:port`` of node 0, needed when ``num_nodes_finetune`` > 1."""
+    beta: Positive = 0.1
+    """``method: dpo``: how far the tuned model may move from the reference (higher: closer
+    to it); for ``loss_type: ipo`` the regularization τ."""
+    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
+    """``method: dpo``: ``sigmoid`` (DPO's loss) or ``ipo`` (squared, per-token log-ratios)."""
+    max_prompt_length: Annotated[
+        int, IntRange(1, MAX_SEQ_LENGTH, unset=-1, means="half of max_seq_length")
+    ] = -1
+    """``method: dpo``: keep the last this many prompt tokens; the answers get the rest of
+    ``max_seq_length`` (-1: half of it)."""
+    precompute_reference: bool = False
+    """``method: dpo`` with full fine-tuning: compute the reference log-probs once in
+    preprocess instead of keeping a frozen copy of the model (LoRA disables its adapter)."""
     generation_eval_rows: int = Field(16, ge=0, le=1024)
     """Prompts of ``data.test_gen`` (else ``data.test``) answered and scored with ROUGE-L and
     BLEU by the evaluate stage (0: none)."""

@@ -16,6 +16,12 @@ METRICS = {
     "token_accuracy": "next assistant token predicted exactly (higher is better)",
     "rouge_l": "ROUGE-L F-measure of generated answers vs references, 0-1 (higher is better)",
     "bleu": "corpus BLEU of generated answers vs references, 0-100 (higher is better)",
+    # method: dpo (the base is the reference, so its rewards are 0 and its loss log 2)
+    "rewards/accuracies": "DPO: pairs whose chosen reward beats the rejected (higher is better)",
+    "rewards/margins": "DPO: chosen minus rejected reward, beta * log-ratio (higher is better)",
+    "rewards/chosen": "DPO: beta * log(policy / reference) of the chosen answers",
+    "rewards/rejected": "DPO: beta * log(policy / reference) of the rejected answers",
+    "logps_accuracy": "DPO: pairs whose chosen answer is likelier than the rejected one",
 }
 SAMPLES_SHOWN = 3
 

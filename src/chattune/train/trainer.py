@@ -132,11 +132,11 @@ class ChattuneTrainer(Trainer):
     ) -> Any:
         """The stock loss, computed in chunks when :attr:`chunked_loss` (same value, same
         normalisation by ``num_items_in_batch``, same scaling across processes)."""
-        with self._adapters_in_bf16(model):
+        with self.adapters_in_bf16(model):
             return self._compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     @contextlib.contextmanager
-    def _adapters_in_bf16(self, model: Any) -> Iterator[None]:
+    def adapters_in_bf16(self, model: Any) -> Iterator[None]:
         if not self.adapter_autocast:
             yield
             return

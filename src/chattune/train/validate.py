@@ -18,12 +18,16 @@ if TYPE_CHECKING:
     from chattune.compute.estimate import TrainingShape
 
 
-def run(model: str, data: dict[str, str], params: TrainParams, hooks: Hooks) -> Validated:
+def run(
+    model: str, data: dict[str, str], params: TrainParams, hooks: Hooks, method: str = "sft"
+) -> Validated:
     """Parse the model reference, read and check every data file and the compute settings."""
     ref = sources.parse(model)
     counts, hashes = {}, {}
+    if method == "dpo":
+        check_preference_job(params, data)
     for split, path in data.items():
-        counts[split] = check_data(split, path, hooks)
+        counts[split] = check_data(split, path, hooks, preference=method == "dpo")
         hashes[split] = file_digest(Path(path))
     check_compute(params)
     check_memory(model, params, hooks)
@@ -31,13 +35,21 @@ def run(model: str, data: dict[str, str], params: TrainParams, hooks: Hooks) -> 
     return Validated(model=ref.display, rows=counts, data_sha256=hashes)
 
 
-def check_data(split: str, path: str, hooks: Hooks) -> int:
+def check_data(split: str, path: str, hooks: Hooks, preference: bool = False) -> int:
     """Stream one data file through the validator: its row count; warnings go to the log,
-    errors (each naming its line) raise once."""
+    errors (each naming its line) raise once. A preference job's splits (``test_gen``
+    aside) must hold preference rows."""
+    from chattune.data.preference import PREFERENCE_FORMATS
     from chattune.data.report import validate_file
     from chattune.data.schema import DataValidationError
 
     report = validate_file(path)
+    if preference and split != "test_gen" and report["format"] not in PREFERENCE_FORMATS:
+        raise ValidationError(
+            f"data.{split} {path}: {report['format']} rows; method dpo needs preference rows "
+            "(prompt, chosen, rejected)",
+            f"use one of the formats {', '.join(PREFERENCE_FORMATS)}, or method: sft",
+        )
     errors = [p["text"] for p in report["problems"] if p["severity"] == "error"]
     if errors:
         raise DataValidationError([f"data.{split}: {e}" for e in errors])
@@ -47,6 +59,16 @@ def check_data(split: str, path: str, hooks: Hooks) -> int:
         "data.%s: %d conversations, %s format (%s)", split, report["rows"], report["format"], path
     )
     return int(report["rows"])
+
+
+def check_preference_job(p: TrainParams, data: dict[str, str]) -> None:
+    """What ``method: dpo`` does not do (yet): several processes, packing of other pairs."""
+    if p.world != (1, 1) or p.apply_deepspeed or p.fsdp:
+        raise ValidationError(
+            "method dpo trains in one process: processes, GPUs > 1, nodes, apply_deepspeed "
+            "and fsdp are for method sft",
+            "remove those parameters (one process, one device)",
+        )
 
 
 def file_digest(path: Path) -> str:

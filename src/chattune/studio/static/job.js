@@ -43,8 +43,20 @@
       series.push({ label: `base model test loss ${baseLoss.toFixed(4)}`, color: "#888", dashed: true,
         points: [[Math.min(...steps), baseLoss], [Math.max(...steps), baseLoss]] });
     }
+    showRewards(pts);
     if (!series[0].points.length && !series[1].points.length) return;
     $("curve").replaceChildren(studio.chart(series, { xLabel: "step", integerX: true }));
+  }
+
+  function showRewards(pts) {  // method: dpo logs TRL's reward metrics
+    const rewards = [
+      { label: "rewards/chosen", color: "#2a9d4b", points: pts("rewards/chosen") },
+      { label: "rewards/rejected", color: "#c8403a", points: pts("rewards/rejected") },
+      { label: "rewards/margins", color: "#2f6fde", points: pts("rewards/margins") },
+      { label: "rewards/accuracies", color: "#888", points: pts("rewards/accuracies") },
+    ];
+    if (!rewards[2].points.length) return;
+    $("rewards").replaceChildren(studio.chart(rewards, { xLabel: "step", integerX: true }));
   }
 
   function showReport(report) {
