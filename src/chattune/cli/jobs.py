@@ -55,8 +55,7 @@ def create(
     LoRA: apply_lora, lora_r, lora_alpha, lora_dropout, lora_target_modules,
     merge_lora_weights;
     processes: apply_deepspeed, deepspeed_stage, fsdp, fsdp_sharding,
-    number_of_gpu_to_use_finetuning,
-    num_nodes_finetune, processes, rendezvous_endpoint;
+    number_of_gpu_to_use_finetuning, num_nodes_finetune, processes, rendezvous_endpoint;
     preference tuning, for method dpo: beta, loss_type, max_prompt_length,
     precompute_reference.
     The validate stage refuses a job whose memory estimate (`chattune compute check`) does

@@ -3,7 +3,7 @@
 >>> client.endpoints.keep_mirror_pairs("my-ep", keep=500, days=7)   # opt in (0: off)
 >>> client.endpoints.compare("my-ep")["agreement"]["exact"]
 
-The gateway keeps the pairs (serving/gateway/pairs.py) only while the endpoint opts in.
+The gateway keeps the pairs (serving/pairs.py) only while the endpoint opts in.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chattune.errors import ValidationError
-from chattune.serving.gateway.pairs import SETTINGS_FILE, read_settings
+from chattune.serving.pairs import SETTINGS_FILE, read_settings
 from chattune.workspace import write_atomic
 
 MAX_KEEP = 100_000

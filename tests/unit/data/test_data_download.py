@@ -95,8 +95,8 @@ def test_train_only_source_gets_a_held_out_test_split(tmp_path: Path) -> None:
 
 def test_plan_splits_rejects_unknown_names() -> None:
     assert dl.plan_splits(["train_sft", "test_sft"])["train_gen"] == "train_sft"
-    with pytest.raises(ValidationError, match="cannot map source splits train_prefs to train_sft"):
-        dl.plan_splits(["train_prefs"])
+    with pytest.raises(ValidationError, match="cannot map source splits dev to train_sft"):
+        dl.plan_splits(["dev"])
 
 
 def test_unknown_names_and_bad_percent(tmp_path: Path) -> None:

@@ -97,6 +97,6 @@ def test_a_50_mb_row_is_a_problem_of_its_line_not_a_memory_spike(tmp_path: Path)
     report = validate_file(path)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert [p["text"] for p in report["problems"]] == [
-        "line 2 of big.jsonl: row longer than 16 MiB (a row is one conversation)"
+        "line 2 of big.jsonl: row longer than 32 MiB (a row is one conversation)"
     ]
     assert grown_mb < 40, f"peak memory grew {grown_mb:.0f} MB reading a 50 MB row"

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from serving_helpers import ByHost, FakeEngine
 
 from chattune.serving.gateway.app import create_gateway_app
-from chattune.serving.gateway.pairs import PairRecorder, answer_text, store_writer
 from chattune.serving.gateway.routing import RoutingTable
 from chattune.serving.keys import KeyStore, write_keys
 from chattune.serving.mirror_compare import set_pairs, summarize
+from chattune.serving.pairs import PairRecorder, answer_text, store_writer
 from chattune.serving.worker.app import create_worker_app
 from chattune.store import open_store
 from chattune.store.resources import MirrorPairStore

@@ -21,8 +21,9 @@ SHARED = {
     "keys",
     "procs",
     "vllm_env",
+    "pairs",
 }
-SDK = {"endpoints", "deployments", "info", "invoke", "engines"}
+SDK = {"endpoints", "deployments", "info", "invoke", "engines", "mirror_compare"}
 UPWARD = (
     "chattune.jobs",
     "chattune.registry",

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.types import Scope
 
-from chattune.serving.gateway.pairs import PairRecorder
 from chattune.serving.gateway.proxy import Proxy
 from chattune.serving.gateway.routing import RoutingTable, model_target
 from chattune.serving.http import (
@@ -31,6 +30,7 @@ from chattune.serving.http import (
     install_error_handlers,
 )
 from chattune.serving.keys import KeyStore
+from chattune.serving.pairs import PairRecorder
 from chattune.serving.responses import ErrorBody, ModelCard, ModelList, Reply
 from chattune.serving.routes import openapi_kwargs
 

@@ -20,10 +20,10 @@ from fastapi import FastAPI
 
 from chattune.serving import procs
 from chattune.serving.gateway.app import create_gateway_app
-from chattune.serving.gateway.pairs import PairRecorder, store_writer
 from chattune.serving.gateway.supervisor import Supervisor
 from chattune.serving.http import WORKER_SECRET_ENV
 from chattune.serving.keys import KeyStore
+from chattune.serving.pairs import PairRecorder, store_writer
 from chattune.store import workspace_store
 from chattune.workspace import Workspace
 

@@ -19,7 +19,6 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from chattune.serving.gateway.pairs import Pair, PairRecorder
 from chattune.serving.gateway.routing import RoutingTable, model_target, route
 from chattune.serving.http import (
     DEPLOYMENT_HEADER,
@@ -28,6 +27,7 @@ from chattune.serving.http import (
     ApiError,
     error_body,
 )
+from chattune.serving.pairs import Pair, PairRecorder
 from chattune.serving.responses import sse
 
 log = logging.getLogger("chattune.serving.gateway")

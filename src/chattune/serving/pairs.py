@@ -123,9 +123,9 @@ class PairRecorder:
         found = self.settings()
         if found is None:
             return None
-        return Pair(live, mirror, lambda pair: self._save(pair, found))
+        return Pair(live, mirror, lambda pair: self._keep(pair, found))
 
-    def _save(self, pair: dict[str, Any], settings: PairSettings) -> None:
+    def _keep(self, pair: dict[str, Any], settings: PairSettings) -> None:
         task = asyncio.get_running_loop().run_in_executor(None, self._write, pair, settings)
         task.add_done_callback(lambda _: None)
 
