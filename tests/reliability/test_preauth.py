@@ -112,7 +112,12 @@ def storm(port: int, clients: int, chunk: int, pause: float) -> list[tuple[float
 
 @pytest.mark.parametrize(
     ("clients", "chunk", "pause"),
-    [(100, 1 << 20, 0.001), (1000, 1, 1.0)],
+    [
+        # 400 MB pushed through loopback: its RSS bound is for a machine not running another
+        # test beside it (66 MB seen at load 16), so it runs in `make test-all`.
+        pytest.param(100, 1 << 20, 0.001, marks=pytest.mark.slow),
+        (1000, 1, 1.0),
+    ],
     ids=["100 x 4 MiB", "1000 x 1 byte per s"],
 )
 def test_keyless_uploads_are_refused_from_their_headers_and_closed(

@@ -67,6 +67,7 @@ def test_a_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_never_prints_the_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="PostgreSQL driver: the postgres extra (make test-all)")
     # Nothing listens on the port: init fails connecting, and says so without the password.
     proc = chattune("init", str(tmp_path / "ws"), "--database", uri(closed_port()), check=False)
     assert proc.returncode != 0
