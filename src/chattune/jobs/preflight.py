@@ -77,6 +77,9 @@ class Estimate:
     """The calibration's figures before the history correction."""
     history: int = 0
     """Earlier jobs of the same model and shape whose actual figures corrected this."""
+    cpu_stages: dict[str, float] = field(default_factory=dict)
+    """Predicted CPU seconds per stage (the job process's own): what the wall time would be
+    per core with the machine to itself; unlike wall time, not inflated by other work."""
     calibration_seconds: float = 0.0
     calibration: dict[str, float] = field(default_factory=dict)
     """Seconds each measured part of the calibration run took."""
@@ -101,6 +104,8 @@ class Estimate:
             "raw_stages": self.raw_stages,
             "raw_total_seconds": round(sum(self.raw_stages.values()), 1),
             "raw_peak_rss_gb": self.raw_peak_rss_gb,
+            "cpu_stages": self.cpu_stages,
+            "cpu_seconds": round(sum(self.cpu_stages.values()), 1),
         }
 
 
@@ -130,6 +135,12 @@ def estimate(
     started = time.time()
     measured = run_calibration(spec, steps, mlflow_uri)
     est = predict(spec, params, measured, reused)
+    if "cpu_seconds" in measured:
+        cpu = measured | {
+            "seconds": measured["cpu_seconds"],
+            "seconds_per_token": measured["cpu_seconds_per_token"],
+        }
+        est.cpu_stages = predict(spec, params, cpu, reused).stages
     est.calibration_seconds = round(time.time() - started, 1)
     est.raw_stages = dict(est.stages)
     est.raw_peak_rss_gb = est.peak_rss_gb

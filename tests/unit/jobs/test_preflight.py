@@ -144,9 +144,12 @@ def test_estimate_is_kept_for_the_job_of_the_same_spec(tmp_path: Path) -> None:
 
 def test_step_timer_skips_the_warm_up_step() -> None:
     timer = StepTimer()
-    for t, tokens in ((10.0, 100), (12.0, 200), (13.0, 300)):
-        timer.marks.append((t, tokens))
+    for t, tokens, cpu in ((10.0, 100, 1.0), (12.0, 200, 2.0), (13.0, 300, 4.0)):
+        timer.marks.append((t, tokens, cpu))
     assert timer.seconds_per_token() == pytest.approx(3.0 / 200)
+    assert timer.seconds_per_token(cpu=True) == pytest.approx(3.0 / 200)
+    timer.marks[-1] = (13.0, 300, 5.0)
+    assert timer.seconds_per_token(cpu=True) == pytest.approx(4.0 / 200)
     assert timer.steps == 2
 
 
@@ -154,3 +157,13 @@ def test_count_rows_counts_conversations(tmp_path: Path) -> None:
     f = tmp_path / "d.jsonl"
     f.write_text('{"messages": []}\n\n{"messages": []}\n')
     assert count_rows(str(f)) == 2
+
+
+def test_stage_cpu_is_the_difference_of_running_totals() -> None:
+    from chattune.jobs.runner import stage_cpu
+
+    found = stage_cpu(
+        {"validate": 1.0, "model_import": 1.5, "finetune": 9.0}, {"model_import": 0.0}
+    )
+    assert (found["validate"], found["model_import"], found["finetune"]) == (1.0, 0.0, 7.5)
+    assert found["setup"] >= 0
