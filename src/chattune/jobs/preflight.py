@@ -175,15 +175,17 @@ def run_calibration(
             cwd=work,
         )
         if done.returncode != 0 or not (work / "result.json").exists():
-            raise _calibration_error(done.stderr)
+            raise _calibration_error(done.stderr, done.returncode)
         return json.loads((work / "result.json").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _calibration_error(stderr: str) -> ChattuneError:
+def _calibration_error(stderr: str, returncode: int = 1) -> ChattuneError:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else "no output"
+    last = lines[-1] if lines else f"exit status {returncode}, no output"
+    if returncode < 0:  # a signal: the kernel's OOM killer sends SIGKILL
+        last = f"killed by signal {-returncode} (out of memory?); {last}"
     for line in reversed(lines):  # a chattune error's own line (message; hint)
         if "Error:" in line:
             last = line

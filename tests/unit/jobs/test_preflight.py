@@ -167,3 +167,12 @@ def test_stage_cpu_is_the_difference_of_running_totals() -> None:
     )
     assert (found["validate"], found["model_import"], found["finetune"]) == (1.0, 0.0, 7.5)
     assert found["setup"] >= 0
+
+
+def test_a_killed_calibration_says_so_in_one_line() -> None:
+    from chattune.jobs.preflight import _calibration_error
+
+    err = _calibration_error("", -9)
+    assert "killed by signal 9" in str(err) and "\n" not in str(err)
+    err = _calibration_error("Traceback...\nValueError: bad thing\n", 1)
+    assert "ValueError: bad thing" in str(err)
