@@ -209,7 +209,12 @@ def _evaluate(
         if prompts:
             with clock.part("eval_generate"):
                 generation.generate(model, tokenizer, prompts, GEN_TOKENS)
-            found["generated_tokens"] = GEN_TOKENS
+            found["generated_tokens"] = GEN_TOKENS * len(prompts)  # token-rows
+        del model
+        gc.collect()
+        with clock.part("eval_reload"):  # the stage loads a second model (the fine-tuned):
+            model = load_model(imported.model_dir, dtype=dtype)  # its memory after the first
+            score(model, examples[:1], p.per_device_eval_batch_size)
         del model
         gc.collect()
     tuned = FineTuned(

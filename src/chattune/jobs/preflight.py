@@ -32,8 +32,6 @@ from chattune.store.resources import PREFLIGHT, ResourceStore
 from chattune.train.params import TrainParams
 
 CALIBRATION_TIMEOUT_S = 600
-GENERATION_BATCH = 16
-"""Prompts per ``generate`` call in the evaluate stage (train/generation.py's default)."""
 _SHAPE_KEYS = (
     "apply_lora",
     "lora_r",
@@ -300,14 +298,13 @@ def _evaluate_seconds(p: TrainParams, m: dict[str, Any]) -> float:
         return 0.0
     gen_source = "test_gen" if "test_gen" in m["rows"] else "test"
     gen_rows = min(p.generation_eval_rows, m["rows"][gen_source])
-    # One batch of up to 16 prompts per generate call (train/evaluate.py): its cost per
-    # new token is taken as the calibration batch's.
-    per_token = sec.get("eval_generate", 0.0) / max(m.get("generated_tokens", 0), 1)
-    batches = math.ceil(gen_rows / GENERATION_BATCH)
+    # Generation costs per new token and per prompt (measured: per token-row); on these
+    # CPUs a batch of prompts costs about its rows, not one row (SmolLM2: 2.3x at 4 vs 2).
+    per_token_row = sec.get("eval_generate", 0.0) / max(m.get("generated_tokens", 0), 1)
     one = (
         sec.get("eval_load", 0.0)
         + _per_example(m) * _examples(m, "test")
-        + per_token * batches * p.generation_max_new_tokens
+        + per_token_row * gen_rows * p.generation_max_new_tokens
     )
     return 2 * one
 

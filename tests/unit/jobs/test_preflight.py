@@ -77,9 +77,9 @@ def test_steps_and_stage_times_scale_with_the_data() -> None:
     assert est.stages["validate"] == pytest.approx(0.5 + 0.1 * (520 / 52 - 1))
     # load + 100 steps + one evaluation of the 40 test rows (0.5 s each) + the final save
     assert est.stages["finetune"] == pytest.approx(4.0 + 100 * 1.024 + 40 * 0.5 + 1.0)
-    # base and fine-tuned: load, 40 test rows, one batch of generation (64 new tokens)
-    p_gen = p.generation_max_new_tokens
-    assert est.stages["evaluate"] == pytest.approx(2 * (1.0 + 20.0 + 0.1 * p_gen))
+    # base and fine-tuned: load, 40 test rows, 16 prompts x 64 new tokens at 0.1 s/token-row
+    rows, new = p.generation_eval_rows, p.generation_max_new_tokens
+    assert est.stages["evaluate"] == pytest.approx(2 * (1.0 + 20.0 + 0.1 * rows * new))
     assert est.total_seconds == pytest.approx(sum(est.stages.values()))
 
 
