@@ -73,6 +73,8 @@ def test_compare_ranks_like_mlflow_and_promote_gates_the_label(
     for ref, loss in mlflow_loss.items():
         assert result.metrics[ref]["test_loss"] == pytest.approx(loss, rel=1e-3)
     assert Path(result.report_markdown or "").exists() and result.mlflow_run_id
+    assert not (Path.cwd() / "mlruns").exists()  # artifacts stay in the workspace
+    assert list((workspace / "mlartifacts").rglob("report.html"))
     better, worse = sorted(mlflow_loss, key=lambda k: mlflow_loss[k])
     gate = ["test_loss <= current.test_loss"]
     assert client.models.promote(better, "production", gate).promoted

@@ -40,6 +40,9 @@ def print_estimate(est: Estimate) -> None:
         table.add_row(stage, _duration(seconds))
     table.add_row("[bold]total[/]", f"[bold]{_duration(est.total_seconds)}[/]")
     console.print(table)
+    if est.cpu_stages:
+        cpu = sum(est.cpu_stages.values())
+        console.print(f"  CPU time: {_duration(cpu)} (wall time on a machine to itself, per core)")
     gpu = f", GPU {est.gpu_gb:.2f} GB" if est.gpu_gb else ""
     verdict = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
     console.print(
@@ -56,10 +59,15 @@ def print_resources(found: dict[str, Any]) -> None:
         return
     table = Table("", "predicted", "actual", "error", title="resources")
     p_stages, a_stages = predicted.get("stages", {}), actual.get("stages", {})
-    for stage in dict.fromkeys([*p_stages, *a_stages]):
+    order = ["setup", "validate", "model_import", "preprocess", "finetune", "evaluate", "package"]
+    for stage in sorted({*p_stages, *a_stages}, key=lambda k: order.index(k) if k in order else 99):
         table.add_row(stage, *_pair(p_stages.get(stage), a_stages.get(stage), _duration))
     table.add_row(
         "total", *_pair(predicted.get("total_seconds"), actual.get("total_seconds"), _duration)
+    )
+    table.add_row(
+        "CPU time",
+        *_pair(predicted.get("cpu_seconds"), actual.get("cpu_seconds"), _duration),
     )
     table.add_row(
         "peak RSS",

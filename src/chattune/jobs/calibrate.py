@@ -34,16 +34,19 @@ GEN_TOKENS = 8
 
 
 class Clock:
-    """Seconds per named part, measured in order."""
+    """Wall and CPU seconds (this process, all its threads) per named part, in order. CPU
+    time does not grow when other work shares the cores; wall time does."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     @contextmanager
     def part(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +100,7 @@ def calibrate(
     found |= _evaluate(imported, prep, params, sliced, work, clock)
     found["peak_rss_gb"] = peak_rss_gb()
     found["seconds"] = clock.seconds
+    found["cpu_seconds"] = clock.cpu_seconds
     return found
 
 
@@ -164,6 +168,7 @@ def _finetune(
         save_final(trainer.model, tokenizer, work / "finetune" / "final", calib)
     found: dict[str, Any] = {
         "seconds_per_token": timer.seconds_per_token(),
+        "cpu_seconds_per_token": timer.seconds_per_token(cpu=True),
         "steps_timed": timer.steps,
     }
     found["train_peak_rss_gb"] = peak_rss_gb()
@@ -204,7 +209,12 @@ def _evaluate(
         if prompts:
             with clock.part("eval_generate"):
                 generation.generate(model, tokenizer, prompts, GEN_TOKENS)
-            found["generated_tokens"] = GEN_TOKENS
+            found["generated_tokens"] = GEN_TOKENS * len(prompts)  # token-rows
+        del model
+        gc.collect()
+        with clock.part("eval_reload"):  # the stage loads a second model (the fine-tuned):
+            model = load_model(imported.model_dir, dtype=dtype)  # its memory after the first
+            score(model, examples[:1], p.per_device_eval_batch_size)
         del model
         gc.collect()
     tuned = FineTuned(
@@ -256,7 +266,7 @@ class StepTimer:
     """A Trainer callback: wall time and input tokens of each step after the first."""
 
     def __init__(self) -> None:
-        self.marks: list[tuple[float, int]] = []
+        self.marks: list[tuple[float, int, float]] = []
         self.steps = 0
 
     def __getattr__(self, name: str) -> Callable[..., None]:
@@ -265,15 +275,16 @@ class StepTimer:
         raise AttributeError(name)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        self.marks.append((time.perf_counter(), int(state.num_input_tokens_seen or 0)))
+        tokens = int(state.num_input_tokens_seen or 0)
+        self.marks.append((time.perf_counter(), tokens, time.process_time()))
 
-    def seconds_per_token(self) -> float:
-        """Over the steps after the first (which pays for warm-up)."""
-        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
+    def seconds_per_token(self, cpu: bool = False) -> float:
+        """Wall (or CPU) seconds over the steps after the first (which pays for warm-up)."""
+        (t0, n0, c0), (t1, n1, c1) = self.marks[0], self.marks[-1]
         self.steps = len(self.marks) - 1
         if len(self.marks) < 2 or n1 <= n0:
             raise RuntimeError("calibration: fewer than two timed training steps")
-        return (t1 - t0) / (n1 - n0)
+        return ((c1 - c0) if cpu else (t1 - t0)) / (n1 - n0)
 
 
 def count_rows(path: str) -> int:

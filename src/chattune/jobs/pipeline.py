@@ -46,6 +46,8 @@ class Inputs:
     results: dict[type[Result], Result] = field(default_factory=dict)
     peak_rss_gb: dict[str, float] = field(default_factory=dict)
     """The job process's peak resident memory at the end of each stage (GiB, so far)."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU seconds the job process had used at the end of each stage (running total)."""
 
     @property
     def data(self) -> dict[str, str]:

@@ -32,8 +32,6 @@ from chattune.store.resources import PREFLIGHT, ResourceStore
 from chattune.train.params import TrainParams
 
 CALIBRATION_TIMEOUT_S = 600
-GENERATION_BATCH = 16
-"""Prompts per ``generate`` call in the evaluate stage (train/generation.py's default)."""
 _SHAPE_KEYS = (
     "apply_lora",
     "lora_r",
@@ -77,6 +75,9 @@ class Estimate:
     """The calibration's figures before the history correction."""
     history: int = 0
     """Earlier jobs of the same model and shape whose actual figures corrected this."""
+    cpu_stages: dict[str, float] = field(default_factory=dict)
+    """Predicted CPU seconds per stage (the job process's own): what the wall time would be
+    per core with the machine to itself; unlike wall time, not inflated by other work."""
     calibration_seconds: float = 0.0
     calibration: dict[str, float] = field(default_factory=dict)
     """Seconds each measured part of the calibration run took."""
@@ -101,6 +102,8 @@ class Estimate:
             "raw_stages": self.raw_stages,
             "raw_total_seconds": round(sum(self.raw_stages.values()), 1),
             "raw_peak_rss_gb": self.raw_peak_rss_gb,
+            "cpu_stages": self.cpu_stages,
+            "cpu_seconds": round(sum(self.cpu_stages.values()), 1),
         }
 
 
@@ -130,6 +133,12 @@ def estimate(
     started = time.time()
     measured = run_calibration(spec, steps, mlflow_uri)
     est = predict(spec, params, measured, reused)
+    if "cpu_seconds" in measured:
+        cpu = measured | {
+            "seconds": measured["cpu_seconds"],
+            "seconds_per_token": measured["cpu_seconds_per_token"],
+        }
+        est.cpu_stages = predict(spec, params, cpu, reused).stages
     est.calibration_seconds = round(time.time() - started, 1)
     est.raw_stages = dict(est.stages)
     est.raw_peak_rss_gb = est.peak_rss_gb
@@ -164,15 +173,17 @@ def run_calibration(
             cwd=work,
         )
         if done.returncode != 0 or not (work / "result.json").exists():
-            raise _calibration_error(done.stderr)
+            raise _calibration_error(done.stderr, done.returncode)
         return json.loads((work / "result.json").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _calibration_error(stderr: str) -> ChattuneError:
+def _calibration_error(stderr: str, returncode: int = 1) -> ChattuneError:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else "no output"
+    last = lines[-1] if lines else f"exit status {returncode}, no output"
+    if returncode < 0:  # a signal: the kernel's OOM killer sends SIGKILL
+        last = f"killed by signal {-returncode} (out of memory?); {last}"
     for line in reversed(lines):  # a chattune error's own line (message; hint)
         if "Error:" in line:
             last = line
@@ -287,14 +298,13 @@ def _evaluate_seconds(p: TrainParams, m: dict[str, Any]) -> float:
         return 0.0
     gen_source = "test_gen" if "test_gen" in m["rows"] else "test"
     gen_rows = min(p.generation_eval_rows, m["rows"][gen_source])
-    # One batch of up to 16 prompts per generate call (train/evaluate.py): its cost per
-    # new token is taken as the calibration batch's.
-    per_token = sec.get("eval_generate", 0.0) / max(m.get("generated_tokens", 0), 1)
-    batches = math.ceil(gen_rows / GENERATION_BATCH)
+    # Generation costs per new token and per prompt (measured: per token-row); on these
+    # CPUs a batch of prompts costs about its rows, not one row (SmolLM2: 2.3x at 4 vs 2).
+    per_token_row = sec.get("eval_generate", 0.0) / max(m.get("generated_tokens", 0), 1)
     one = (
         sec.get("eval_load", 0.0)
         + _per_example(m) * _examples(m, "test")
-        + per_token * batches * p.generation_max_new_tokens
+        + per_token_row * gen_rows * p.generation_max_new_tokens
     )
     return 2 * one
 

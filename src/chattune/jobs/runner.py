@@ -76,6 +76,16 @@ def run_job(ws: Workspace, name: str, resuming: bool = False) -> str:
     return status
 
 
+def cpu_seconds() -> float:
+    """CPU seconds this process (every thread) and its finished children used so far."""
+    import resource
+
+    own, children = (
+        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def peak_rss_gb() -> float:
     """This process's peak resident memory so far, GiB (Linux reports KiB)."""
     import resource
@@ -104,6 +114,8 @@ def record_actual(ws: Workspace, name: str, inputs: Inputs) -> None:
             "total_seconds": round(total, 1),
             "peak_rss_gb": round(peak_rss_gb(), 3),
             "stage_peak_rss_gb": {k: round(v, 3) for k, v in inputs.peak_rss_gb.items()},
+            "cpu_stages": stage_cpu(inputs.cpu_seconds, stages),
+            "cpu_seconds": round(cpu_seconds(), 1),
         }
         shape = shape_key(inputs.spec, inputs.params)
         ResourceStore(store.db).set_actual(name, inputs.spec.model, shape, actual)
@@ -125,6 +137,7 @@ def run_pipeline(jobs: JobStore, name: str, inputs: Inputs) -> str:
         try:
             inputs.results[stage.result] = run_stage(jobs, name, stage, keys[stage.name], inputs)
             inputs.peak_rss_gb[stage.name] = peak_rss_gb()
+            inputs.cpu_seconds[stage.name] = cpu_seconds()
         except Canceled:
             status, stop = "canceled", True
             jobs.update_stage(name, stage.name, status="canceled", finished_at=time.time())
@@ -236,6 +249,16 @@ def progress_writer(job_dir: Path) -> Callable[..., None]:
         write_atomic(job_dir / "progress.json", json.dumps(fields))
 
     return write
+
+
+def stage_cpu(marks: dict[str, float], stages: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per stage from the running totals at each stage's end (``setup``: what
+    came before the first stage and after the last)."""
+    out, before = {}, 0.0
+    for name, total in marks.items():
+        out[name] = round(0.0 if stages.get(name) == 0.0 else total - before, 2)
+        before = total
+    return {"setup": round(max(cpu_seconds() - sum(out.values()), 0.0), 2), **out}
 
 
 def job_logger(name: str, path: Path) -> logging.Logger:

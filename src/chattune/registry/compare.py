@@ -197,15 +197,18 @@ def write_report(result: Comparison, folder: Path) -> None:
     (folder / "comparison.json").write_text(json.dumps(result.to_dict(), indent=1))
 
 
-def log_to_mlflow(result: Comparison, folder: Path, tracking_uri: str) -> str:
+def log_to_mlflow(result: Comparison, folder: Path, tracking_uri: str, artifact_root: str) -> str:
     """An MLflow run in experiment ``model-comparisons``: each model's metrics (prefixed
-    ``a_``, ``b_``, ...), the report and the figure as artifacts."""
+    ``a_``, ``b_``, ...), the report and the figure as artifacts (under ``artifact_root``,
+    the workspace's: never MLflow's default ``./mlruns`` in the current folder)."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("model-comparisons")
     exp_id = (
-        experiment.experiment_id if experiment else client.create_experiment("model-comparisons")
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment("model-comparisons", artifact_location=artifact_root)
     )
     run = client.create_run(exp_id, run_name=" vs ".join(result.models)).info.run_id
     for i, ref in enumerate(result.models):

@@ -69,7 +69,8 @@ def compare(
     folder = api.ws.root / "comparisons" / f"{_safe(first.ref)}-vs-{_safe(second.ref)}-{stamp}"
     write_report(result, folder)
     if mlflow:
-        result.mlflow_run_id = log_to_mlflow(result, folder, api.ws.mlflow_uri)
+        uri, root = api.ws.mlflow_uri, api.ws.artifact_root
+        result.mlflow_run_id = log_to_mlflow(result, folder, uri, root)
     return result
 
 

@@ -77,9 +77,9 @@ def test_steps_and_stage_times_scale_with_the_data() -> None:
     assert est.stages["validate"] == pytest.approx(0.5 + 0.1 * (520 / 52 - 1))
     # load + 100 steps + one evaluation of the 40 test rows (0.5 s each) + the final save
     assert est.stages["finetune"] == pytest.approx(4.0 + 100 * 1.024 + 40 * 0.5 + 1.0)
-    # base and fine-tuned: load, 40 test rows, one batch of generation (64 new tokens)
-    p_gen = p.generation_max_new_tokens
-    assert est.stages["evaluate"] == pytest.approx(2 * (1.0 + 20.0 + 0.1 * p_gen))
+    # base and fine-tuned: load, 40 test rows, 16 prompts x 64 new tokens at 0.1 s/token-row
+    rows, new = p.generation_eval_rows, p.generation_max_new_tokens
+    assert est.stages["evaluate"] == pytest.approx(2 * (1.0 + 20.0 + 0.1 * rows * new))
     assert est.total_seconds == pytest.approx(sum(est.stages.values()))
 
 
@@ -144,9 +144,12 @@ def test_estimate_is_kept_for_the_job_of_the_same_spec(tmp_path: Path) -> None:
 
 def test_step_timer_skips_the_warm_up_step() -> None:
     timer = StepTimer()
-    for t, tokens in ((10.0, 100), (12.0, 200), (13.0, 300)):
-        timer.marks.append((t, tokens))
+    for t, tokens, cpu in ((10.0, 100, 1.0), (12.0, 200, 2.0), (13.0, 300, 4.0)):
+        timer.marks.append((t, tokens, cpu))
     assert timer.seconds_per_token() == pytest.approx(3.0 / 200)
+    assert timer.seconds_per_token(cpu=True) == pytest.approx(3.0 / 200)
+    timer.marks[-1] = (13.0, 300, 5.0)
+    assert timer.seconds_per_token(cpu=True) == pytest.approx(4.0 / 200)
     assert timer.steps == 2
 
 
@@ -154,3 +157,22 @@ def test_count_rows_counts_conversations(tmp_path: Path) -> None:
     f = tmp_path / "d.jsonl"
     f.write_text('{"messages": []}\n\n{"messages": []}\n')
     assert count_rows(str(f)) == 2
+
+
+def test_stage_cpu_is_the_difference_of_running_totals() -> None:
+    from chattune.jobs.runner import stage_cpu
+
+    found = stage_cpu(
+        {"validate": 1.0, "model_import": 1.5, "finetune": 9.0}, {"model_import": 0.0}
+    )
+    assert (found["validate"], found["model_import"], found["finetune"]) == (1.0, 0.0, 7.5)
+    assert found["setup"] >= 0
+
+
+def test_a_killed_calibration_says_so_in_one_line() -> None:
+    from chattune.jobs.preflight import _calibration_error
+
+    err = _calibration_error("", -9)
+    assert "killed by signal 9" in str(err) and "\n" not in str(err)
+    err = _calibration_error("Traceback...\nValueError: bad thing\n", 1)
+    assert "ValueError: bad thing" in str(err)
